@@ -1,0 +1,195 @@
+// Package config owns media-repo.yaml: the structs it decodes into, their
+// defaults, loading with precise error positions, and validation. It imports
+// nothing from this module; every other package receives the section it needs.
+//
+// Key names follow matrix-media-repo's config.sample.yaml so an operator moving
+// from it can keep their file.
+package config
+
+// Config is the whole of media-repo.yaml. It is immutable after Load.
+type Config struct {
+	// Repo holds listener, logging and proxy settings.
+	Repo Repo `yaml:"repo"`
+	// Database selects the metadata store: PostgreSQL or the embedded SQLite file.
+	Database Database `yaml:"database"`
+	// Homeservers are the servers this repo serves media for, selected by Host.
+	Homeservers []Homeserver `yaml:"homeservers"`
+	// AccessTokens controls how token checks against the homeserver are cached.
+	AccessTokens AccessTokens `yaml:"accessTokens"`
+	// Admins are user IDs with full access to the repo's admin functions on every homeserver.
+	Admins []string `yaml:"admins"`
+	// SharedSecretAuth lets a tool authenticate as a repo admin with a fixed token.
+	SharedSecretAuth SharedSecretAuth `yaml:"sharedSecretAuth"`
+	// Datastores are where blobs are written; forKinds picks one per kind of media.
+	Datastores []Datastore `yaml:"datastores"`
+	// Uploads limits what users may upload.
+	Uploads Uploads `yaml:"uploads"`
+	// Downloads limits what is fetched from other servers.
+	Downloads Downloads `yaml:"downloads"`
+
+	// hosts maps a normalised homeserver name to its entry; built by Load.
+	hosts map[string]*Homeserver
+	// warnings name accepted keys that are not implemented; filled by Load.
+	warnings []string
+}
+
+// Repo holds listener, logging and proxy settings.
+type Repo struct {
+	// BindAddress is the IP address to listen on.
+	BindAddress string `yaml:"bindAddress"`
+	// Port is the TCP port to listen on.
+	Port int `yaml:"port"`
+	// UseForwardedHost makes the first X-Forwarded-Host value select the homeserver
+	// instead of Host. Only safe when the reverse proxy overwrites that header.
+	UseForwardedHost bool `yaml:"useForwardedHost"`
+	// TrustAnyForwardedAddress trusts X-Forwarded-For from any peer, not only from
+	// loopback and private addresses.
+	TrustAnyForwardedAddress bool `yaml:"trustAnyForwardedAddress"`
+	// LogLevel is one of panic, fatal, error, warn, info, debug, trace.
+	LogLevel string `yaml:"logLevel"`
+	// JSONLogs writes one JSON object per log line instead of text.
+	JSONLogs bool `yaml:"jsonLogs"`
+	// FreezeUnauthenticatedMedia makes media created while it is true answer 404 on the
+	// unauthenticated /_matrix/media download routes (the spec's media freeze).
+	FreezeUnauthenticatedMedia bool `yaml:"freezeUnauthenticatedMedia"`
+}
+
+// Database selects the metadata store.
+type Database struct {
+	// Postgres is a libpq connection string or URL. Takes precedence over nothing: set
+	// either postgres or sqlite, not both.
+	Postgres string `yaml:"postgres"`
+	// SQLite is the path of the embedded database file, used when postgres is empty.
+	SQLite string `yaml:"sqlite"`
+	// Pool sizes the connection pool.
+	Pool Pool `yaml:"pool"`
+}
+
+// Pool sizes the database connection pool.
+type Pool struct {
+	// MaxConnections is the most connections held open at once.
+	MaxConnections int `yaml:"maxConnections"`
+	// MaxIdleConnections is the most idle connections kept for reuse.
+	MaxIdleConnections int `yaml:"maxIdleConnections"`
+}
+
+// Homeserver is one server this repo serves media for.
+type Homeserver struct {
+	// Name is the homeserver's server_name: the origin in mxc:// URIs and the Host
+	// (or X-Forwarded-Host) that selects it.
+	Name string `yaml:"name"`
+	// CSAPI is the base URL where the homeserver's client-server API is reached;
+	// access tokens are checked against its /account/whoami.
+	CSAPI string `yaml:"csApi"`
+}
+
+// AccessTokens controls access-token caching.
+type AccessTokens struct {
+	// MaxCacheTimeSeconds is how long a valid token is trusted without asking the
+	// homeserver again. 0 disables the cache.
+	MaxCacheTimeSeconds int `yaml:"maxCacheTimeSeconds"`
+	// AllowQueryParameter accepts ?access_token= as well as the Authorization header.
+	// Deprecated by the spec (removed in v1.20) and leaks tokens into proxy logs.
+	AllowQueryParameter bool `yaml:"allowQueryParameter"`
+}
+
+// SharedSecretAuth lets a tool act as a repo admin on every homeserver.
+type SharedSecretAuth struct {
+	// Enabled turns shared-secret auth on.
+	Enabled bool `yaml:"enabled"`
+	// Token is the secret, sent as a Bearer access token.
+	Token string `yaml:"token"`
+}
+
+// Datastore kinds, as in matrix-media-repo.
+const (
+	KindLocalMedia  = "local_media"
+	KindRemoteMedia = "remote_media"
+	KindThumbnails  = "thumbnails"
+	KindArchives    = "archives"
+	kindAll         = "all"
+)
+
+// Datastore is one place blobs are written to.
+type Datastore struct {
+	// Type is the backend; "file" is a directory on local disk.
+	Type string `yaml:"type"`
+	// ID names the datastore in the database; it must never change once used.
+	ID string `yaml:"id"`
+	// ForKinds lists what new blobs go here: local_media, remote_media, thumbnails,
+	// archives, or all. An empty list makes the datastore read-only.
+	ForKinds []string `yaml:"forKinds"`
+	// Opts are the backend's options.
+	Opts DatastoreOpts `yaml:"opts"`
+}
+
+// DatastoreOpts are a datastore backend's options.
+type DatastoreOpts struct {
+	// Path is the directory of a file datastore.
+	Path string `yaml:"path"`
+}
+
+// For reports whether new blobs of kind go to this datastore.
+func (d *Datastore) For(kind string) bool {
+	for _, k := range d.ForKinds {
+		if k == kind || k == kindAll {
+			return true
+		}
+	}
+	return false
+}
+
+// Uploads limits uploads.
+type Uploads struct {
+	// MaxBytes is the largest upload accepted; 0 means no limit.
+	MaxBytes int64 `yaml:"maxBytes"`
+	// MinBytes is the smallest upload accepted.
+	MinBytes int64 `yaml:"minBytes"`
+	// ReportedMaxBytes is the m.upload.size announced to clients: 0 means maxBytes,
+	// -1 means announce no limit.
+	ReportedMaxBytes int64 `yaml:"reportedMaxBytes"`
+}
+
+// Downloads limits remote downloads.
+type Downloads struct {
+	// MaxBytes is the largest remote file fetched; 0 means no limit.
+	MaxBytes int64 `yaml:"maxBytes"`
+}
+
+// Homeserver returns the configured homeserver that host names, after
+// normalisation (see NormalizeHost).
+func (c *Config) Homeserver(host string) (*Homeserver, bool) {
+	hs, ok := c.hosts[NormalizeHost(host)]
+	return hs, ok
+}
+
+// IsAdmin reports whether userID is listed in admins.
+func (c *Config) IsAdmin(userID string) bool {
+	for _, a := range c.Admins {
+		if a == userID {
+			return true
+		}
+	}
+	return false
+}
+
+// ReportedUploadSize is the m.upload.size value to announce, or -1 for none.
+func (u *Uploads) ReportedUploadSize() int64 {
+	switch {
+	case u.ReportedMaxBytes < 0:
+		return -1
+	case u.ReportedMaxBytes > 0:
+		return u.ReportedMaxBytes
+	case u.MaxBytes > 0:
+		return u.MaxBytes
+	default:
+		return -1
+	}
+}
+
+func (c *Config) buildHosts() {
+	c.hosts = make(map[string]*Homeserver, len(c.Homeservers))
+	for i := range c.Homeservers {
+		c.hosts[NormalizeHost(c.Homeservers[i].Name)] = &c.Homeservers[i]
+	}
+}

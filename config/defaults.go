@@ -1,0 +1,77 @@
+package config
+
+// DefaultSQLitePath is used when neither database.postgres nor database.sqlite is set.
+const DefaultSQLitePath = "./data/media-repo.db"
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() *Config {
+	return &Config{
+		Repo: Repo{
+			BindAddress:                "127.0.0.1",
+			Port:                       8000,
+			LogLevel:                   "info",
+			FreezeUnauthenticatedMedia: true,
+		},
+		Database: Database{
+			Pool: Pool{MaxConnections: 25, MaxIdleConnections: 5},
+		},
+		AccessTokens: AccessTokens{MaxCacheTimeSeconds: 60},
+		Uploads:      Uploads{MaxBytes: 104857600},
+		Downloads:    Downloads{MaxBytes: 104857600},
+	}
+}
+
+// mmrOnly lists keys that matrix-media-repo understands and mediarepo does not
+// implement yet. They are accepted with one warning each so an operator's
+// existing file keeps loading. "[]" stands for any list index; a key listed
+// here covers everything below it.
+var mmrOnly = map[string]bool{
+	"repo.logDirectory":                     true,
+	"repo.logColors":                        true,
+	"federation":                            true,
+	"homeservers[].backoffAt":               true,
+	"homeservers[].adminApiKind":            true,
+	"homeservers[].signingKeyPath":          true,
+	"accessTokens.useLocalAppserviceConfig": true,
+	"accessTokens.appservices":              true,
+	"datastores[].enabled":                  true,
+	"datastores[].opts.tempPath":            true,
+	"datastores[].opts.endpoint":            true,
+	"datastores[].opts.accessKeyId":         true,
+	"datastores[].opts.accessSecret":        true,
+	"datastores[].opts.ssl":                 true,
+	"datastores[].opts.bucketName":          true,
+	"datastores[].opts.region":              true,
+	"datastores[].opts.storageClass":        true,
+	"datastores[].opts.publicBaseUrl":       true,
+	"datastores[].opts.redirectWhenCached":  true,
+	"datastores[].opts.prefixLength":        true,
+	"datastores[].opts.multipartUploads":    true,
+	"archiving":                             true,
+	"uploads.maxPending":                    true,
+	"uploads.maxAgeSeconds":                 true,
+	"uploads.quotas":                        true,
+	"uploads.allowedTypes":                  true,
+	"uploads.exclusions":                    true,
+	"uploads.storagePaths":                  true,
+	"downloads.numWorkers":                  true,
+	"downloads.failureCacheMinutes":         true,
+	"downloads.cache":                       true,
+	"downloads.expireAfterDays":             true,
+	"downloads.defaultRangeChunkSizeBytes":  true,
+	"urlPreviews":                           true,
+	"thumbnails":                            true,
+	"rateLimit":                             true,
+	"identicons":                            true,
+	"quarantine":                            true,
+	"timeouts":                              true,
+	"metrics":                               true,
+	"plugins":                               true,
+	"featureSupport":                        true,
+	"redis":                                 true,
+	"sentry":                                true,
+	"tasks":                                 true,
+	"pgo":                                   true,
+	"tracing":                               true,
+	"signingKeys":                           true,
+}

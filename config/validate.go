@@ -1,0 +1,159 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Validate reports every problem in c at once, each prefixed with its key path.
+func (c *Config) Validate() error {
+	var errs []error
+	errs = append(errs, c.Repo.validate("repo")...)
+	errs = append(errs, c.Database.validate("database")...)
+	errs = append(errs, c.validateHomeservers()...)
+	if c.AccessTokens.MaxCacheTimeSeconds < 0 {
+		errs = append(errs, errors.New("accessTokens.maxCacheTimeSeconds: must not be negative"))
+	}
+	for i, a := range c.Admins {
+		if !looksLikeUserID(a) {
+			errs = append(errs, fmt.Errorf("admins[%d]: %q is not a user ID like @alice:example.org", i, a))
+		}
+	}
+	if c.SharedSecretAuth.Enabled && len(c.SharedSecretAuth.Token) < 16 {
+		errs = append(errs, errors.New("sharedSecretAuth.token: must be at least 16 characters when sharedSecretAuth.enabled is true"))
+	}
+	errs = append(errs, c.validateDatastores()...)
+	errs = append(errs, c.Uploads.validate("uploads")...)
+	if c.Downloads.MaxBytes < 0 {
+		errs = append(errs, errors.New("downloads.maxBytes: must not be negative (0 means no limit)"))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Repo) validate(path string) []error {
+	var errs []error
+	if strings.TrimSpace(r.BindAddress) == "" {
+		errs = append(errs, fmt.Errorf("%s.bindAddress: must not be empty", path))
+	}
+	if r.Port < 0 || r.Port > 65535 {
+		errs = append(errs, fmt.Errorf("%s.port: %d is not a TCP port (0-65535)", path, r.Port))
+	}
+	switch strings.ToLower(r.LogLevel) {
+	case "panic", "fatal", "error", "warn", "warning", "info", "debug", "trace":
+	default:
+		errs = append(errs, fmt.Errorf("%s.logLevel: %q is not one of panic, fatal, error, warn, info, debug, trace", path, r.LogLevel))
+	}
+	return errs
+}
+
+func (d *Database) validate(path string) []error {
+	var errs []error
+	if d.Postgres != "" && d.SQLite != "" {
+		errs = append(errs, fmt.Errorf("%s: set postgres or sqlite, not both", path))
+	}
+	if d.Pool.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("%s.pool.maxConnections: must be at least 1", path))
+	}
+	if d.Pool.MaxIdleConnections < 0 {
+		errs = append(errs, fmt.Errorf("%s.pool.maxIdleConnections: must not be negative", path))
+	}
+	return errs
+}
+
+func (c *Config) validateHomeservers() []error {
+	if len(c.Homeservers) == 0 {
+		return []error{errors.New("homeservers: at least one homeserver is required")}
+	}
+	var errs []error
+	seen := map[string]int{}
+	for i, hs := range c.Homeservers {
+		path := fmt.Sprintf("homeservers[%d]", i)
+		if !looksLikeServerName(hs.Name) {
+			errs = append(errs, fmt.Errorf("%s.name: %q is not a server name like example.org or example.org:8448", path, hs.Name))
+		} else if j, dup := seen[NormalizeHost(hs.Name)]; dup {
+			errs = append(errs, fmt.Errorf("%s.name: %q is already used by homeservers[%d]", path, hs.Name, j))
+		} else {
+			seen[NormalizeHost(hs.Name)] = i
+		}
+		u, err := url.Parse(hs.CSAPI)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s.csApi: must be an absolute http(s) URL, got %q", path, hs.CSAPI))
+		}
+	}
+	return errs
+}
+
+func (c *Config) validateDatastores() []error {
+	if len(c.Datastores) == 0 {
+		return []error{errors.New("datastores: at least one datastore is required")}
+	}
+	var errs []error
+	ids := map[string]int{}
+	local := false
+	for i, ds := range c.Datastores {
+		path := fmt.Sprintf("datastores[%d]", i)
+		switch ds.Type {
+		case "file":
+			if ds.Opts.Path == "" {
+				errs = append(errs, fmt.Errorf("%s.opts.path: required for a file datastore", path))
+			}
+		case "s3":
+			errs = append(errs, fmt.Errorf("%s.type: s3 datastores are not supported yet", path))
+		default:
+			errs = append(errs, fmt.Errorf("%s.type: %q is not a datastore type (file)", path, ds.Type))
+		}
+		if ds.ID == "" {
+			errs = append(errs, fmt.Errorf("%s.id: required; it names the datastore in the database and must never change", path))
+		} else if j, dup := ids[ds.ID]; dup {
+			errs = append(errs, fmt.Errorf("%s.id: %q is already used by datastores[%d]", path, ds.ID, j))
+		} else {
+			ids[ds.ID] = i
+		}
+		for j, k := range ds.ForKinds {
+			switch k {
+			case KindLocalMedia, KindRemoteMedia, KindThumbnails, KindArchives, kindAll:
+			default:
+				errs = append(errs, fmt.Errorf("%s.forKinds[%d]: %q is not one of local_media, remote_media, thumbnails, archives, all", path, j, k))
+			}
+		}
+		local = local || ds.For(KindLocalMedia)
+	}
+	if !local {
+		errs = append(errs, errors.New("datastores: no datastore has local_media (or all) in forKinds, so uploads have nowhere to go"))
+	}
+	return errs
+}
+
+func (u *Uploads) validate(path string) []error {
+	var errs []error
+	if u.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("%s.maxBytes: must not be negative (0 means no limit)", path))
+	}
+	if u.MinBytes < 0 {
+		errs = append(errs, fmt.Errorf("%s.minBytes: must not be negative", path))
+	}
+	if u.MaxBytes > 0 && u.MinBytes > u.MaxBytes {
+		errs = append(errs, fmt.Errorf("%s.minBytes: %d is larger than maxBytes %d", path, u.MinBytes, u.MaxBytes))
+	}
+	if u.ReportedMaxBytes < -1 {
+		errs = append(errs, fmt.Errorf("%s.reportedMaxBytes: must be -1, 0 or positive", path))
+	}
+	return errs
+}
+
+// looksLikeServerName checks the spec's server-name grammar loosely: a host
+// (DNS name, IPv4 or bracketed IPv6) and an optional port, nothing else.
+func looksLikeServerName(s string) bool {
+	if s == "" || len(s) > 255 || strings.ContainsAny(s, "/@?#% \t") {
+		return false
+	}
+	u, err := url.Parse("https://" + s)
+	return err == nil && u.Host == s && u.Hostname() != ""
+}
+
+func looksLikeUserID(s string) bool {
+	local, server, ok := strings.Cut(strings.TrimPrefix(s, "@"), ":")
+	return ok && strings.HasPrefix(s, "@") && local != "" && looksLikeServerName(server)
+}
