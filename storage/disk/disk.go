@@ -1,0 +1,187 @@
+// Package disk is the file datastore: blobs in a directory tree named by
+// SHA-256 (ab/cd/<hash>), written temp -> fsync -> rename so that a blob is
+// either whole or absent. It imports only storage.
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+var _ storage.BlobStore = (*Store)(nil)
+
+// copyBufferSize is large enough that a fast disk, not syscalls, bounds uploads.
+const copyBufferSize = 256 << 10
+
+// Store is a file datastore rooted at one directory.
+type Store struct {
+	root string
+	tmp  string
+	bufs sync.Pool
+}
+
+// Open prepares root (creating it if needed) and returns its store. Temporary
+// files left by a crash are removed once they are an hour old; younger ones may
+// belong to another process sharing the directory.
+func Open(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("resolve datastore path: %w", err)
+	}
+	tmp := filepath.Join(abs, "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return nil, fmt.Errorf("create datastore dir: %w", err)
+	}
+	if err := removeStale(tmp, time.Now().Add(-time.Hour)); err != nil {
+		return nil, err
+	}
+	s := &Store{root: abs, tmp: tmp}
+	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	return s, nil
+}
+
+// Root is the directory the store lives in.
+func (s *Store) Root() string { return s.root }
+
+// Put implements storage.BlobStore. Bytes are hashed while they are written, so
+// each byte is read once and written once.
+func (s *Store) Put(ctx context.Context, r io.Reader) (sum string, size int64, err error) {
+	f, err := os.CreateTemp(s.tmp, "put-*")
+	if err != nil {
+		return "", 0, fmt.Errorf("create temp blob: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+
+	h := sha256.New()
+	bp := s.bufs.Get().(*[]byte)
+	size, err = io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, *bp)
+	s.bufs.Put(bp)
+	if err != nil {
+		return "", 0, fmt.Errorf("write blob: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", 0, fmt.Errorf("sync blob: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", 0, fmt.Errorf("close blob: %w", err)
+	}
+	sum = hex.EncodeToString(h.Sum(nil))
+	final := s.path(sum)
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", 0, fmt.Errorf("create blob dir: %w", err)
+	}
+	// Renaming over an identical blob is atomic and harmless, so concurrent Puts
+	// of the same bytes need no lock.
+	if err := os.Rename(f.Name(), final); err != nil {
+		return "", 0, fmt.Errorf("rename blob: %w", err)
+	}
+	done = true
+	if err := syncDir(dir); err != nil {
+		return "", 0, err
+	}
+	return sum, size, nil
+}
+
+// Open implements storage.BlobStore. The returned *os.File lets net/http use
+// sendfile.
+func (s *Store) Open(_ context.Context, sum string) (io.ReadSeekCloser, error) {
+	if !validHash(sum) {
+		return nil, fmt.Errorf("open blob %q: malformed digest: %w", sum, storage.ErrNotFound)
+	}
+	f, err := os.Open(s.path(sum))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open blob %s: %w", sum, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", sum, err)
+	}
+	return f, nil
+}
+
+// Delete implements storage.BlobStore.
+func (s *Store) Delete(_ context.Context, sum string) error {
+	if !validHash(sum) {
+		return fmt.Errorf("delete blob %q: malformed digest", sum)
+	}
+	if err := os.Remove(s.path(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete blob %s: %w", sum, err)
+	}
+	return nil
+}
+
+// path maps a validated digest to ab/cd/<digest>.
+func (s *Store) path(sum string) string {
+	return filepath.Join(s.root, sum[0:2], sum[2:4], sum)
+}
+
+// validHash accepts exactly 64 lowercase hex digits, so no caller input reaches
+// filepath.Join unchecked.
+func validHash(sum string) bool {
+	if len(sum) != 64 {
+		return false
+	}
+	for i := 0; i < len(sum); i++ {
+		c := sum[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func removeStale(dir string, before time.Time) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("list datastore temp dir: %w", err)
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(before) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open blob dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync blob dir: %w", err)
+	}
+	return nil
+}
+
+// ctxReader stops a long copy once the request is gone.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,24 @@
+// Package storage holds the boundary types and interfaces between the HTTP edge
+// and the backends: media metadata (postgres, sqlite) and blobs (disk). It
+// imports only the standard library; implementations live in subpackages and
+// never import each other.
+package storage
+
+import "time"
+
+// Media is the metadata of one piece of media, identified by (Origin, MediaID).
+// A row is immutable once created.
+type Media struct {
+	Origin      string // server name of the homeserver the media belongs to
+	MediaID     string // [A-Za-z0-9_-]+, see ValidMediaID
+	UploadName  string // filename given at upload; "" if none
+	ContentType string // as the uploader sent it, verbatim
+	UserID      string // uploader; "" for shared-secret uploads
+	SHA256      string // lowercase hex digest of the blob
+	SizeBytes   int64
+	DatastoreID string // the datastore holding the blob
+	CreatedAt   time.Time
+	// Authenticated media was created while the media freeze was on and is only
+	// served on authenticated routes.
+	Authenticated bool
+}

@@ -1,0 +1,145 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+// RunMetadataStore checks the MetadataStore contract against a fresh store
+// from open for each case.
+func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStore) {
+	ctx := context.Background()
+	sample := func() *storage.Media {
+		return &storage.Media{
+			Origin: "example.org", MediaID: "abcDEF123_-", UploadName: "cat 🐱; \"x\".png",
+			ContentType: "img/png", UserID: "@alice:example.org",
+			SHA256:    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+			SizeBytes: 4, DatastoreID: "local",
+			CreatedAt: time.UnixMilli(time.Now().UnixMilli()), Authenticated: true,
+		}
+	}
+
+	t.Run("round trip", func(t *testing.T) {
+		s := open(t)
+		want := sample()
+		if err := s.CreateMedia(ctx, want); err != nil {
+			t.Fatalf("CreateMedia: %v", err)
+		}
+		got, err := s.Media(ctx, want.Origin, want.MediaID)
+		if err != nil {
+			t.Fatalf("Media: %v", err)
+		}
+		if !got.CreatedAt.Equal(want.CreatedAt) {
+			t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want.CreatedAt)
+		}
+		got.CreatedAt = want.CreatedAt
+		if *got != *want {
+			t.Errorf("Media = %+v, want %+v", *got, *want)
+		}
+	})
+
+	t.Run("empty optional fields", func(t *testing.T) {
+		s := open(t)
+		want := sample()
+		want.UploadName, want.UserID, want.Authenticated = "", "", false
+		if err := s.CreateMedia(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Media(ctx, want.Origin, want.MediaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.UploadName != "" || got.UserID != "" || got.Authenticated {
+			t.Errorf("Media = %+v, want empty name and user, not authenticated", *got)
+		}
+	})
+
+	t.Run("not found", func(t *testing.T) {
+		s := open(t)
+		m, err := s.Media(ctx, "example.org", "missing")
+		if !errors.Is(err, storage.ErrNotFound) || m != nil {
+			t.Errorf("Media = %v, %v; want nil, ErrNotFound", m, err)
+		}
+	})
+
+	t.Run("origin is part of the key", func(t *testing.T) {
+		s := open(t)
+		a := sample()
+		b := sample()
+		b.Origin, b.ContentType = "other.org", "text/plain"
+		for _, m := range []*storage.Media{a, b} {
+			if err := s.CreateMedia(ctx, m); err != nil {
+				t.Fatalf("CreateMedia(%s): %v", m.Origin, err)
+			}
+		}
+		got, err := s.Media(ctx, "other.org", b.MediaID)
+		if err != nil || got.ContentType != "text/plain" {
+			t.Errorf("Media(other.org) = %+v, %v; want text/plain", got, err)
+		}
+	})
+
+	t.Run("duplicate is ErrExists and changes nothing", func(t *testing.T) {
+		s := open(t)
+		first := sample()
+		if err := s.CreateMedia(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		second := sample()
+		second.ContentType = "text/html"
+		if err := s.CreateMedia(ctx, second); !errors.Is(err, storage.ErrExists) {
+			t.Fatalf("second CreateMedia = %v, want ErrExists", err)
+		}
+		got, _ := s.Media(ctx, first.Origin, first.MediaID)
+		if got == nil || got.ContentType != first.ContentType {
+			t.Errorf("after duplicate, Media = %+v; want the first row", got)
+		}
+	})
+
+	t.Run("concurrent creates of one key: exactly one wins", func(t *testing.T) {
+		s := open(t)
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := sample()
+				m.UploadName = fmt.Sprint(i)
+				errs[i] = s.CreateMedia(ctx, m)
+			}()
+		}
+		wg.Wait()
+		wins := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, storage.ErrExists):
+				t.Errorf("CreateMedia = %v, want nil or ErrExists", err)
+			}
+		}
+		if wins != 1 {
+			t.Errorf("%d creates succeeded, want 1", wins)
+		}
+	})
+
+	t.Run("large size survives", func(t *testing.T) {
+		s := open(t)
+		m := sample()
+		m.SizeBytes = 5 << 40
+		if err := s.CreateMedia(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Media(ctx, m.Origin, m.MediaID)
+		if err != nil || got.SizeBytes != 5<<40 {
+			t.Errorf("SizeBytes = %v, %v; want %d", got, err, int64(5<<40))
+		}
+	})
+}
