@@ -1,0 +1,87 @@
+package homeserver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mediarepo/mediarepo/config"
+)
+
+// Identity is who an access token belongs to.
+type Identity struct {
+	UserID   string
+	DeviceID string
+	IsGuest  bool
+}
+
+// Authenticator resolves access tokens. Errors: a *TokenError for a token the
+// homeserver refused (ErrUnknownToken when it said 401), ErrUnreachable when
+// the homeserver could not answer, or the context's error.
+type Authenticator interface {
+	WhoAmI(ctx context.Context, hs *config.Homeserver, token string) (Identity, error)
+}
+
+// Cache sizes: tokens are small, and a miss only costs one whoami.
+const (
+	cacheEntries     = 100_000
+	rejectedEntries  = 10_000
+	maxRejectedCache = 5 * time.Second
+)
+
+// CachedAuthenticator remembers answers of another Authenticator: accepted
+// tokens for ttl, refused ones for at most five seconds, and "unreachable"
+// not at all. Concurrent checks of one token make one call.
+type CachedAuthenticator struct {
+	next     Authenticator
+	ttl      time.Duration
+	ok       *lru.Cache[string, cached]
+	rejected *lru.Cache[string, cached]
+	flight   singleflight.Group
+	now      func() time.Time
+}
+
+type cached struct {
+	id      Identity
+	err     error
+	expires time.Time
+}
+
+// NewCachedAuthenticator wraps next. A ttl of zero or less disables caching
+// (concurrent checks of one token are still merged).
+func NewCachedAuthenticator(next Authenticator, ttl time.Duration) *CachedAuthenticator {
+	ok, _ := lru.New[string, cached](cacheEntries)
+	rejected, _ := lru.New[string, cached](rejectedEntries)
+	return &CachedAuthenticator{next: next, ttl: ttl, ok: ok, rejected: rejected, now: time.Now}
+}
+
+// WhoAmI implements Authenticator.
+func (c *CachedAuthenticator) WhoAmI(ctx context.Context, hs *config.Homeserver, token string) (Identity, error) {
+	key := hs.Name + "\x00" + token
+	now := c.now()
+	if e, hit := c.ok.Get(key); hit && now.Before(e.expires) {
+		return e.id, nil
+	}
+	if e, hit := c.rejected.Get(key); hit && now.Before(e.expires) {
+		return Identity{}, e.err
+	}
+	// The shared call must not die with the first caller's request.
+	v, err, _ := c.flight.Do(key, func() (any, error) {
+		return c.next.WhoAmI(context.WithoutCancel(ctx), hs, token)
+	})
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) && c.ttl > 0 {
+			c.rejected.Add(key, cached{err: err, expires: now.Add(min(c.ttl, maxRejectedCache))})
+		}
+		return Identity{}, err
+	}
+	id := v.(Identity)
+	if c.ttl > 0 {
+		c.ok.Add(key, cached{id: id, expires: now.Add(c.ttl)})
+	}
+	return id, nil
+}
