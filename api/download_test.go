@@ -1,0 +1,232 @@
+package api_test
+
+import (
+	"bytes"
+	"mime"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediarepo/mediarepo/config"
+)
+
+func TestDownloadConditionalAndRanges(t *testing.T) {
+	backends(t, func(t *testing.T, backend string) {
+		ts := newTestServer(t, backend, nil)
+		content := []byte("0123456789abcdefghijklmnopqrstuvwxyz")
+		id := ts.mustUpload(t, content, "text/plain", "digits.txt")
+		path := "/_matrix/client/v1/media/download/example.org/" + id
+		resp, _ := ts.do(t, "GET", path, nil, withToken(aliceToken))
+		etag := resp.Header.Get("ETag")
+		lastMod := resp.Header.Get("Last-Modified")
+		if len(etag) != 66 || !strings.HasPrefix(etag, `"`) {
+			t.Fatalf("ETag = %q, want a strong quoted sha256", etag)
+		}
+		if _, err := http.ParseTime(lastMod); err != nil {
+			t.Fatalf("Last-Modified = %q: %v", lastMod, err)
+		}
+
+		tests := map[string]struct {
+			method           string
+			reqHeader        map[string]string
+			wantStatus       int
+			wantBody         string
+			wantContentRange string
+		}{
+			"full":               {"GET", nil, 200, string(content), ""},
+			"head":               {"HEAD", nil, 200, "", ""},
+			"first bytes":        {"GET", map[string]string{"Range": "bytes=0-4"}, 206, "01234", "bytes 0-4/36"},
+			"suffix":             {"GET", map[string]string{"Range": "bytes=-3"}, 206, "xyz", "bytes 33-35/36"},
+			"open ended":         {"GET", map[string]string{"Range": "bytes=30-"}, 206, "uvwxyz", "bytes 30-35/36"},
+			"unsatisfiable":      {"GET", map[string]string{"Range": "bytes=100-200"}, 416, "", "bytes */36"},
+			"if-none-match":      {"GET", map[string]string{"If-None-Match": etag}, 304, "", ""},
+			"if-none-match miss": {"GET", map[string]string{"If-None-Match": `"other"`}, 200, string(content), ""},
+			"if-modified-since":  {"GET", map[string]string{"If-Modified-Since": time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}, 304, "", ""},
+			"if-range match":     {"GET", map[string]string{"Range": "bytes=0-1", "If-Range": etag}, 206, "01", "bytes 0-1/36"},
+			"if-range stale":     {"GET", map[string]string{"Range": "bytes=0-1", "If-Range": `"stale"`}, 200, string(content), ""},
+		}
+		for name, tt := range tests {
+			t.Run(name, func(t *testing.T) {
+				opts := []reqOpt{withToken(aliceToken)}
+				for k, v := range tt.reqHeader {
+					opts = append(opts, withHeader(k, v))
+				}
+				resp, body := ts.do(t, tt.method, path, nil, opts...)
+				if resp.StatusCode != tt.wantStatus {
+					t.Fatalf("status = %d, want %d", resp.StatusCode, tt.wantStatus)
+				}
+				if tt.wantStatus != 416 && string(body) != tt.wantBody {
+					t.Errorf("body = %q, want %q", body, tt.wantBody)
+				}
+				if got := resp.Header.Get("Content-Range"); got != tt.wantContentRange {
+					t.Errorf("Content-Range = %q, want %q", got, tt.wantContentRange)
+				}
+				if tt.method == "HEAD" && resp.ContentLength != int64(len(content)) {
+					t.Errorf("HEAD Content-Length = %d, want %d", resp.ContentLength, len(content))
+				}
+			})
+		}
+	})
+}
+
+func TestDownloadHeaders(t *testing.T) {
+	ts := newTestServer(t, "sqlite", nil)
+	tests := map[string]struct {
+		contentType, filename string
+		pathName              string
+		wantDisposition       string
+	}{
+		"safe image inline":   {"image/png", "a.png", "", "inline; filename=a.png"},
+		"safe with params":    {"text/plain; charset=utf-8", "a.txt", "", "inline; filename=a.txt"},
+		"case-insensitive":    {"IMAGE/JPEG", "a.jpg", "", "inline; filename=a.jpg"},
+		"svg attachment":      {"image/svg+xml", "x.svg", "", "attachment; filename=x.svg"},
+		"html attachment":     {"text/html", "x.html", "", "attachment; filename=x.html"},
+		"no filename":         {"image/gif", "", "", "inline"},
+		"path override":       {"image/png", "a.png", "/b.png", "inline; filename=b.png"},
+		"override with slash": {"image/png", "a.png", "/a%2Fb.png", "inline; filename*=utf-8''a%2Fb.png"},
+		"spaces and emoji":    {"image/png", "my cat 🐱.png", "", "inline; filename*=utf-8''my%20cat%20%F0%9F%90%B1.png"},
+		"header injection":    {"image/png", "a\r\nSet-Cookie: x=1;.png", "", "inline; filename*=utf-8''a%0D%0ASet-Cookie%3A%20x%3D1%3B.png"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			id := ts.mustUpload(t, []byte("bytes of "+name), tt.contentType, tt.filename)
+			resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id+tt.pathName, nil, withToken(aliceToken))
+			if resp.StatusCode != 200 {
+				t.Fatalf("status = %d", resp.StatusCode)
+			}
+			h := resp.Header
+			if got := h.Get("Content-Disposition"); got != tt.wantDisposition {
+				t.Errorf("Content-Disposition = %q, want %q", got, tt.wantDisposition)
+			}
+			if h.Get("Set-Cookie") != "" {
+				t.Error("a filename injected a header")
+			}
+			if got := h.Get("Content-Type"); got != tt.contentType {
+				t.Errorf("Content-Type = %q, want %q verbatim", got, tt.contentType)
+			}
+			want := map[string]string{
+				"Access-Control-Allow-Origin":  "*",
+				"Cross-Origin-Resource-Policy": "cross-origin",
+				"X-Content-Type-Options":       "nosniff",
+				"Cache-Control":                "private, max-age=86400",
+			}
+			for k, v := range want {
+				if got := h.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if csp := h.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "sandbox; default-src 'none'; script-src 'none';") {
+				t.Errorf("Content-Security-Policy = %q, want the spec's sandbox policy", csp)
+			}
+		})
+	}
+}
+
+func TestDispositionRoundTrips(t *testing.T) {
+	ts := newTestServer(t, "sqlite", nil)
+	for _, name := range []string{
+		"plain.png", "with space.png", "semi;colon.png", `quote".png`, "back\\slash.png",
+		"new\nline.png", "tab\t.png", "🐱🐶.png", "ünïcödé.png", "percent%41.png", "star*.png", "a'b.png",
+	} {
+		id := ts.mustUpload(t, []byte("x"), "image/png", name)
+		resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id, nil, withToken(aliceToken))
+		_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition"))
+		if err != nil || params["filename"] != name {
+			t.Errorf("filename %q came back as %q (header %q, err %v)", name, params["filename"], resp.Header.Get("Content-Disposition"), err)
+		}
+	}
+}
+
+func TestFreeze(t *testing.T) {
+	tests := map[string]struct {
+		freeze           bool
+		wantLegacyStatus int
+	}{
+		"frozen media only on authenticated route": {true, 404},
+		"unfrozen media on both":                   {false, 200},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			ts := newTestServer(t, "sqlite", func(c *config.Config) { c.Repo.FreezeUnauthenticatedMedia = tt.freeze })
+			id := ts.mustUpload(t, []byte("freeze me"), "text/plain", "")
+			for _, v := range []string{"r0", "v1", "v3"} {
+				resp, body := ts.do(t, "GET", "/_matrix/media/"+v+"/download/example.org/"+id, nil)
+				if resp.StatusCode != tt.wantLegacyStatus {
+					t.Errorf("legacy %s download = %d, want %d", v, resp.StatusCode, tt.wantLegacyStatus)
+				}
+				if tt.wantLegacyStatus == 404 {
+					wantError(t, resp, body, 404, "M_NOT_FOUND")
+				} else if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=86400" {
+					t.Errorf("legacy Cache-Control = %q", cc)
+				}
+			}
+			resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id, nil, withToken(aliceToken))
+			if resp.StatusCode != 200 || string(body) != "freeze me" {
+				t.Errorf("authenticated download = %d %q", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+func TestDownloadNotFound(t *testing.T) {
+	ts := newTestServer(t, "sqlite", nil)
+	tests := map[string]string{
+		"unknown media":       "/example.org/doesnotexist",
+		"remote server":       "/matrix.org/abcdef",
+		"remote with port":    "/example.org:8448/abcdef",
+		"invalid media id":    "/example.org/abc%2F..%2F..",
+		"invalid server":      "/exa%20mple.org/abcdef",
+		"traversal in server": "/..%2F..%2Fetc/passwd",
+	}
+	for name, path := range tests {
+		t.Run(name, func(t *testing.T) {
+			before := ts.meta.Lookups()
+			resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download"+path, nil, withToken(aliceToken))
+			wantError(t, resp, body, 404, "M_NOT_FOUND")
+			if name != "unknown media" && ts.meta.Lookups() != before {
+				t.Error("an invalid or remote ID reached the database")
+			}
+		})
+	}
+}
+
+func TestDownloadParams(t *testing.T) {
+	ts := newTestServer(t, "sqlite", nil)
+	id := ts.mustUpload(t, []byte("params"), "text/plain", "")
+	for q, want := range map[string]int{
+		"allow_remote=false": 200,
+		"allow_remote=maybe": 400,
+		"allow_redirect=1":   400,
+		"timeout_ms=5000":    200,
+		"timeout_ms=-1":      400,
+		"timeout_ms=soon":    400,
+		"unrelated=whatever": 200,
+	} {
+		resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id+"?"+q, nil, withToken(aliceToken))
+		if resp.StatusCode != want {
+			t.Errorf("?%s = %d, want %d", q, resp.StatusCode, want)
+		}
+		if want == 400 {
+			wantError(t, resp, body, 400, "M_INVALID_PARAM")
+		}
+	}
+}
+
+func TestDownloadHotPathIsCached(t *testing.T) {
+	ts := newTestServer(t, "sqlite", nil)
+	id := ts.mustUpload(t, []byte("hot"), "text/plain", "")
+	whoami := ts.fake.Calls()
+	for range 20 {
+		resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id, nil, withToken(aliceToken))
+		if resp.StatusCode != 200 || !bytes.Equal(body, []byte("hot")) {
+			t.Fatalf("download = %d %q", resp.StatusCode, body)
+		}
+	}
+	if n := ts.meta.Lookups(); n != 1 {
+		t.Errorf("20 downloads made %d metadata lookups, want 1", n)
+	}
+	if n := ts.fake.Calls() - whoami; n != 0 {
+		t.Errorf("20 downloads made %d whoami calls, want 0 (token cached at upload)", n)
+	}
+}

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+// Error is a Matrix error response. Only Status, Code and Message reach the
+// client; Err is the cause, for logs and errors.Is.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	SoftLogout bool // sent as soft_logout with M_UNKNOWN_TOKEN
+	Err        error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// body is the JSON the client sees.
+func (e *Error) body() any {
+	type body struct {
+		Code       string `json:"errcode"`
+		Message    string `json:"error"`
+		SoftLogout *bool  `json:"soft_logout,omitempty"`
+	}
+	b := body{Code: e.Code, Message: e.Message}
+	if e.Code == "M_UNKNOWN_TOKEN" {
+		b.SoftLogout = &e.SoftLogout
+	}
+	return b
+}
+
+func errNotFound(msg string) *Error { return &Error{Status: 404, Code: "M_NOT_FOUND", Message: msg} }
+func errUnrecognized(status int) *Error {
+	return &Error{Status: status, Code: "M_UNRECOGNIZED", Message: "Unrecognized request"}
+}
+func errInvalidParam(msg string) *Error {
+	return &Error{Status: 400, Code: "M_INVALID_PARAM", Message: msg}
+}
+func errTooLarge(msg string) *Error { return &Error{Status: 413, Code: "M_TOO_LARGE", Message: msg} }
+func errMissingToken() *Error {
+	return &Error{Status: 401, Code: "M_MISSING_TOKEN", Message: "Missing access token"}
+}
+func errUnknownToken() *Error {
+	return &Error{Status: 401, Code: "M_UNKNOWN_TOKEN", Message: "Unrecognised access token"}
+}
+func errGuestForbidden() *Error {
+	return &Error{Status: 403, Code: "M_GUEST_ACCESS_FORBIDDEN", Message: "Guest access is not allowed here"}
+}
+func errUnknownHost() *Error {
+	return &Error{Status: 404, Code: "M_NOT_FOUND", Message: "This media repository does not serve this host"}
+}
+
+// matrixError turns any error into the Matrix error the client gets. Causes it
+// does not know become a generic 500: their text could leak internals.
+func matrixError(err error) *Error {
+	var me *Error
+	if errors.As(err, &me) {
+		return me
+	}
+	var te *homeserver.TokenError
+	if errors.As(err, &te) {
+		return &Error{Status: te.Status, Code: te.Code, Message: te.Message, SoftLogout: te.SoftLogout, Err: err}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		e := errTooLarge("Upload is larger than the limit of this server")
+		e.Err = err
+		return e
+	}
+	for _, m := range sentinels {
+		if errors.Is(err, m.err) {
+			return &Error{Status: m.status, Code: m.code, Message: m.msg, Err: err}
+		}
+	}
+	return &Error{Status: 500, Code: "M_UNKNOWN", Message: "Internal server error", Err: err}
+}
+
+// sentinels maps lower packages' sentinel errors to Matrix errors.
+var sentinels = []struct {
+	err    error
+	status int
+	code   string
+	msg    string
+}{
+	{storage.ErrNotFound, 404, "M_NOT_FOUND", "Media not found"},
+	{homeserver.ErrUnknownToken, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token"},
+	{homeserver.ErrUnreachable, 502, "M_UNKNOWN", "The homeserver could not be reached to check the access token; try again later"},
+	{context.DeadlineExceeded, 504, "M_UNKNOWN", "Timed out"},
+}

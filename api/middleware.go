@@ -1,0 +1,220 @@
+package api
+
+import (
+	"encoding/hex"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// withRequestLog gives each request an ID and a logger, and writes one access
+// line when it finishes, at a level that follows the status.
+func (s *Server) withRequestLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		st := &requestState{log: s.log.WithField("request_id", id)}
+		rec := &recorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r.WithContext(withState(r.Context(), st)))
+
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		fields := logrus.Fields{
+			"method":      r.Method,
+			"path":        r.URL.EscapedPath(), // never the query: it may hold a token
+			"status":      status,
+			"duration_ms": float64(time.Since(start).Microseconds()) / 1000,
+			"bytes":       rec.bytes,
+			"server_name": r.Host,
+			"client_ip":   s.clientIP(r),
+		}
+		if hs := st.host; hs != "" {
+			fields["server_name"] = hs
+		}
+		if st.userID != "" {
+			fields["user_id"] = st.userID
+		}
+		entry := st.log.WithFields(fields)
+		if e := st.err; e != nil {
+			entry = entry.WithField("errcode", e.Code)
+			if e.Err != nil {
+				entry = entry.WithError(e.Err)
+			}
+		}
+		switch {
+		case st.aborted:
+			entry.Debug("request aborted by client")
+		case status >= 500:
+			entry.Error("request")
+		case status >= 400:
+			entry.Warn("request")
+		default:
+			entry.Info("request")
+		}
+	})
+}
+
+// withRecover turns a panic into 500 M_UNKNOWN and logs the stack.
+func (s *Server) withRecover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v) // net/http's own way to abort a response
+			}
+			logFrom(r.Context()).WithField("stack", string(debug.Stack())).Errorf("panic: %v", v)
+			if rec, ok := w.(*recorder); !ok || rec.status == 0 {
+				writeError(w, r, &Error{Status: 500, Code: "M_UNKNOWN", Message: "Internal server error"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withCORS sets the spec's CORS and protective headers on every response and
+// answers every preflight.
+func withCORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date")
+		h.Set("Access-Control-Expose-Headers", "Content-Disposition, Content-Length, Content-Range, ETag")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireHost selects the homeserver from Host, or from X-Forwarded-Host when
+// repo.useForwardedHost is on, and refuses unknown hosts.
+func (s *Server) requireHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, header := r.Host, "Host"
+		if s.cfg.Repo.UseForwardedHost {
+			if xf := r.Header.Get("X-Forwarded-Host"); xf != "" {
+				host, header = xf, "X-Forwarded-Host"
+			}
+		}
+		hs, ok := s.cfg.Homeserver(host)
+		if !ok {
+			st := stateFrom(r.Context())
+			st.log = st.log.WithFields(logrus.Fields{"host": host, "host_header": header})
+			s.fail(w, r, errUnknownHost())
+			return
+		}
+		stateFrom(r.Context()).host = hs.Name
+		next.ServeHTTP(w, r.WithContext(withHomeserver(r.Context(), hs)))
+	})
+}
+
+// clientIP is the peer address, or the nearest X-Forwarded-For hop that is not
+// one of our proxies when the peer is trusted (loopback or private, or anyone
+// with repo.trustAnyForwardedAddress). Walking from the right means a client
+// cannot pick its own IP by sending the header itself.
+func (s *Server) clientIP(r *http.Request) string {
+	peer := remoteAddr(r.RemoteAddr)
+	if !peer.IsValid() || !(s.cfg.Repo.TrustAnyForwardedAddress || trustedProxy(peer)) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	ip := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		ip = hop.Unmap()
+		if !s.cfg.Repo.TrustAnyForwardedAddress && !trustedProxy(ip) {
+			break
+		}
+	}
+	return ip.String()
+}
+
+func remoteAddr(addr string) netip.Addr {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip, _ := netip.ParseAddr(host)
+	return ip.Unmap()
+}
+
+func trustedProxy(ip netip.Addr) bool {
+	return ip.IsLoopback() || ip.IsPrivate()
+}
+
+func newRequestID() string {
+	var b [8]byte
+	v := rand.Uint64() // request IDs need uniqueness, not secrecy
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// recorder remembers the status and byte count for the access log. It passes
+// ReadFrom through so that http.ServeContent can still use sendfile.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	rf, ok := r.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		n, err := io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
+		r.bytes += n
+		return n, err
+	}
+	n, err := rf.ReadFrom(src)
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

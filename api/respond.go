@@ -1,0 +1,116 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+// mediaCSP is the spec's sandbox policy plus Synapse's media-src, so that
+// active content served from here can never run as our origin.
+const mediaCSP = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; " +
+	"style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, e *Error) {
+	h := w.Header()
+	// A failed media request must not keep the media headers it had set.
+	for _, k := range []string{"Content-Disposition", "ETag", "Last-Modified", "Content-Security-Policy"} {
+		h.Del(k)
+	}
+	if r.Method == http.MethodHead {
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(e.Status)
+		return
+	}
+	writeJSON(w, e.Status, e.body())
+}
+
+// serveMedia is the only way media bytes leave the server. http.ServeContent
+// brings Range, If-Range, If-None-Match, If-Modified-Since and HEAD.
+func serveMedia(w http.ResponseWriter, r *http.Request, m *storage.Media, blob io.ReadSeeker, fileName, cacheControl string) {
+	h := w.Header()
+	h.Set("Content-Type", m.ContentType)
+	h.Set("Content-Disposition", contentDisposition(m.ContentType, fileName))
+	h.Set("ETag", `"`+m.SHA256+`"`)
+	h.Set("Cache-Control", cacheControl)
+	h.Set("Content-Security-Policy", mediaCSP)
+	h.Set("X-Content-Security-Policy", "sandbox;")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Robots-Tag", "noindex, nofollow, noarchive, noimageindex")
+	http.ServeContent(w, r, "", m.CreatedAt, blob)
+}
+
+// inlineTypes are the spec's types safe to show inline; everything else, SVG
+// and HTML included, is an attachment.
+var inlineTypes = map[string]bool{
+	"text/css": true, "text/plain": true, "text/csv": true,
+	"application/json": true, "application/ld+json": true,
+	"image/jpeg": true, "image/gif": true, "image/png": true, "image/apng": true,
+	"image/webp": true, "image/avif": true,
+	"video/mp4": true, "video/webm": true, "video/ogg": true, "video/quicktime": true,
+	"audio/mp4": true, "audio/webm": true, "audio/aac": true, "audio/mpeg": true,
+	"audio/ogg": true, "audio/wave": true, "audio/wav": true, "audio/x-wav": true,
+	"audio/x-pn-wav": true, "audio/flac": true, "audio/x-flac": true,
+}
+
+// contentDisposition builds the header for a response of contentType named
+// fileName (none if empty), per RFC 6266: a plain token as filename=, anything
+// else as filename*=utf-8” with percent-encoding, so no name can break out of
+// the header or be misparsed.
+func contentDisposition(contentType, fileName string) string {
+	base, _, _ := strings.Cut(contentType, ";")
+	disposition := "attachment"
+	if inlineTypes[strings.ToLower(strings.TrimSpace(base))] {
+		disposition = "inline"
+	}
+	if fileName == "" {
+		return disposition
+	}
+	if isToken(fileName) {
+		return disposition + "; filename=" + fileName
+	}
+	return disposition + "; filename*=utf-8''" + percentEncode(fileName)
+}
+
+// isToken reports whether s is made of RFC 8187 attr-chars only: an RFC 9110
+// token without % ' and *, which some browsers would decode or misread.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isAttrChar(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isAttrChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		strings.IndexByte("!#$&+-.^_`|~", c) >= 0
+}
+
+// percentEncode keeps attr-chars and encodes every other byte.
+func percentEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isAttrChar(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}

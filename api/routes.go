@@ -1,0 +1,76 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/gorilla/mux"
+)
+
+// access says who may call a route.
+type access int
+
+const (
+	public         access = iota // anyone; the legacy unauthenticated routes
+	users                        // a valid access token, not a guest
+	usersAndGuests               // a valid access token, guests too
+)
+
+// legacyVersions are the /_matrix/media versions Synapse accepts.
+var legacyVersions = []string{"r0", "v1", "v3"}
+
+// routes is the one table of paths. Every GET route answers HEAD too.
+func (s *Server) routes(r *mux.Router) {
+	type route struct {
+		method  string
+		path    string
+		access  access
+		handler handlerFunc
+	}
+	var table []route
+	for _, v := range legacyVersions {
+		p := "/_matrix/media/" + v
+		table = append(table,
+			route{"POST", p + "/upload", users, s.handleUpload},
+			route{"GET", p + "/download/{serverName}/{mediaId}", public, s.handleDownloadLegacy},
+			route{"GET", p + "/download/{serverName}/{mediaId}/{fileName}", public, s.handleDownloadLegacy},
+			route{"GET", p + "/config", users, s.handleConfig},
+		)
+	}
+	const c = "/_matrix/client/v1/media"
+	table = append(table,
+		route{"GET", c + "/download/{serverName}/{mediaId}", usersAndGuests, s.handleDownload},
+		route{"GET", c + "/download/{serverName}/{mediaId}/{fileName}", usersAndGuests, s.handleDownload},
+		route{"GET", c + "/config", users, s.handleConfig},
+	)
+
+	for _, rt := range table {
+		h := rt.handler
+		switch rt.access {
+		case users:
+			h = s.requireUser(h, false)
+		case usersAndGuests:
+			h = s.requireUser(h, true)
+		}
+		methods := []string{rt.method}
+		if rt.method == http.MethodGet {
+			methods = append(methods, http.MethodHead)
+		}
+		r.Handle(rt.path, s.handle(h)).Methods(methods...)
+	}
+}
+
+// pathVars returns the route's variables unescaped: the router matches the
+// escaped path so that %2F in a file name stays inside its segment.
+func pathVars(r *http.Request) (map[string]string, error) {
+	raw := mux.Vars(r)
+	vars := make(map[string]string, len(raw))
+	for k, v := range raw {
+		u, err := url.PathUnescape(v)
+		if err != nil {
+			return nil, errInvalidParam("Malformed percent-encoding in the path")
+		}
+		vars[k] = u
+	}
+	return vars, nil
+}

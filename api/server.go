@@ -1,0 +1,122 @@
+// Package api is the HTTP edge: routing, host selection, authentication, the
+// Matrix error format and serving media bytes. It depends on the storage and
+// homeserver interfaces, never on an implementation.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gorilla/mux"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+// mediaCacheEntries bounds the in-process cache of media rows. Rows are
+// immutable, so the cache needs no invalidation until deletion arrives.
+const mediaCacheEntries = 50_000
+
+// Options are the Server's dependencies.
+type Options struct {
+	Config *config.Config
+	Meta   storage.MetadataStore
+	// Blobs maps each configured datastore ID to its store.
+	Blobs map[string]storage.BlobStore
+	Auth  homeserver.Authenticator
+	Log   *logrus.Logger
+}
+
+// Server serves every media route. It is an http.Handler.
+type Server struct {
+	cfg        *config.Config
+	meta       storage.MetadataStore
+	blobs      map[string]storage.BlobStore
+	auth       homeserver.Authenticator
+	log        *logrus.Logger
+	localStore string // datastore ID new uploads go to
+	mediaCache *lru.Cache[string, *storage.Media]
+	handler    http.Handler
+}
+
+// New checks opts and builds the Server.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil || opts.Meta == nil || opts.Auth == nil || opts.Log == nil || len(opts.Blobs) == 0 {
+		return nil, errors.New("api.New: Config, Meta, Blobs, Auth and Log are required")
+	}
+	s := &Server{cfg: opts.Config, meta: opts.Meta, blobs: opts.Blobs, auth: opts.Auth, log: opts.Log}
+	for _, ds := range s.cfg.Datastores {
+		if _, ok := s.blobs[ds.ID]; !ok {
+			return nil, fmt.Errorf("api.New: no blob store for datastore %q", ds.ID)
+		}
+		if s.localStore == "" && ds.For(config.KindLocalMedia) {
+			s.localStore = ds.ID
+		}
+	}
+	if s.localStore == "" {
+		return nil, errors.New("api.New: no datastore takes local_media")
+	}
+	s.mediaCache, _ = lru.New[string, *storage.Media](mediaCacheEntries)
+
+	router := mux.NewRouter().UseEncodedPath().SkipClean(true)
+	router.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errUnrecognized(http.StatusNotFound)
+	})
+	router.MethodNotAllowedHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errUnrecognized(http.StatusMethodNotAllowed)
+	})
+	s.routes(router)
+
+	// Not an http.ServeMux: it would redirect unclean paths instead of refusing them.
+	hosted := s.requireHost(router)
+	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			handleHealth(w, r)
+			return
+		}
+		hosted.ServeHTTP(w, r)
+	})
+	s.handler = s.withRequestLog(s.withRecover(withCORS(top)))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// handlerFunc is the shape of every endpoint: it writes a success itself and
+// returns any failure for handle to turn into a Matrix error.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts fn to http.Handler; the returned error is written once, here,
+// and logged once, in the access line.
+func (s *Server) handle(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// fail writes err as a Matrix error and records it for the access line. A
+// client that hung up gets nothing.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateFrom(r.Context())
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		st.aborted = true
+		return
+	}
+	me := matrixError(err)
+	st.err = me
+	writeError(w, r, me)
+}
+
+func handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

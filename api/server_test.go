@@ -1,0 +1,230 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediarepo/mediarepo/api"
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/homeserver/homeservertest"
+	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/storage/disk"
+	"github.com/mediarepo/mediarepo/storage/storagetest"
+)
+
+const (
+	aliceToken  = "alice-token-secret"
+	guestToken  = "guest-token-secret"
+	sharedToken = "shared-secret-0123456789"
+)
+
+// testServer is the real api.Server on real stores behind loopback HTTP, with
+// a fake whoami homeserver.
+type testServer struct {
+	*httptest.Server
+	fake  *homeservertest.Server
+	meta  *countingMeta
+	blobs *disk.Store
+	logs  *syncBuffer
+}
+
+// backends runs fn once per metadata store.
+func backends(t *testing.T, fn func(t *testing.T, backend string)) {
+	for _, b := range []string{"sqlite", "postgres"} {
+		t.Run(b, func(t *testing.T) { fn(t, b) })
+	}
+}
+
+// newTestServer starts a server on backend ("sqlite" or "postgres"); edit may
+// change config values before the server is built.
+func newTestServer(t *testing.T, backend string, edit func(*config.Config)) *testServer {
+	t.Helper()
+	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{
+		aliceToken: {UserID: "@alice:example.org", DeviceID: "ALICE"},
+		guestToken: {UserID: "@guest:example.org", IsGuest: true},
+	})
+	blobDir := filepath.Join(t.TempDir(), "blobs")
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+homeservers:
+  - {name: example.org, csApi: %q}
+  - {name: other.example, csApi: %q}
+sharedSecretAuth: {enabled: true, token: %q}
+admins: ["@alice:example.org"]
+datastores:
+  - {type: file, id: local, forKinds: [all], opts: {path: %q}}
+`, fake.URL, fake.URL, sharedToken, blobDir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	var meta storage.MetadataStore
+	switch backend {
+	case "postgres":
+		meta = storagetest.OpenPostgres(t)
+	default:
+		meta = storagetest.OpenSQLite(t)
+	}
+	blobs, err := disk.Open(blobDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := logrus.New()
+	log.SetOutput(logs)
+	log.SetLevel(logrus.DebugLevel)
+	counting := &countingMeta{MetadataStore: meta}
+	srv, err := api.New(api.Options{
+		Config: cfg, Meta: counting, Blobs: map[string]storage.BlobStore{"local": blobs}, Log: log,
+		Auth: homeserver.NewCachedAuthenticator(homeserver.NewClient(nil), 60e9),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{Server: httptest.NewServer(srv), fake: fake, meta: counting, blobs: blobs, logs: logs}
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// reqOpt changes a request before it is sent.
+type reqOpt func(*http.Request)
+
+func withToken(tok string) reqOpt {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
+func withHost(h string) reqOpt { return func(r *http.Request) { r.Host = h } }
+func withHeader(k, v string) reqOpt {
+	return func(r *http.Request) { r.Header.Set(k, v) }
+}
+
+// do sends a request (Host example.org unless changed) and reads the answer.
+func (ts *testServer) do(t *testing.T, method, path string, body io.Reader, opts ...reqOpt) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "example.org"
+	for _, o := range opts {
+		o(req)
+	}
+	client := *ts.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// mustUpload uploads body and returns the media ID.
+func (ts *testServer) mustUpload(t *testing.T, body []byte, contentType, filename string, opts ...reqOpt) string {
+	t.Helper()
+	path := "/_matrix/media/v3/upload"
+	if filename != "" {
+		path += "?filename=" + urlQueryEscape(filename)
+	}
+	opts = append([]reqOpt{withToken(aliceToken)}, opts...)
+	if contentType != "" {
+		opts = append(opts, withHeader("Content-Type", contentType))
+	}
+	resp, b := ts.do(t, "POST", path, bytes.NewReader(body), opts...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, b)
+	}
+	var out struct {
+		ContentURI string `json:"content_uri"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	_, id, ok := strings.Cut(strings.TrimPrefix(out.ContentURI, "mxc://"), "/")
+	if !ok {
+		t.Fatalf("content_uri = %q", out.ContentURI)
+	}
+	return id
+}
+
+// wantError checks a Matrix error response.
+func wantError(t *testing.T, resp *http.Response, body []byte, status int, errcode string) {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Errorf("status = %d, want %d (body %s)", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("error Content-Type = %q, want application/json", ct)
+	}
+	var e struct {
+		Code    string `json:"errcode"`
+		Message string `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("error body %q is not JSON: %v", body, err)
+	}
+	if e.Code != errcode || e.Message == "" {
+		t.Errorf("errcode = %q (error %q), want %s with a message", e.Code, e.Message, errcode)
+	}
+}
+
+// countingMeta is the real store, counting lookups so tests can see the cache.
+type countingMeta struct {
+	storage.MetadataStore
+	mu      sync.Mutex
+	lookups int
+}
+
+func (c *countingMeta) Media(ctx context.Context, origin, id string) (*storage.Media, error) {
+	c.mu.Lock()
+	c.lookups++
+	c.mu.Unlock()
+	return c.MetadataStore.Media(ctx, origin, id)
+}
+
+func (c *countingMeta) Lookups() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lookups
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func urlQueryEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "%%%02X", s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediarepo/mediarepo/api"
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/storage/disk"
+	"github.com/mediarepo/mediarepo/storage/postgres"
+	"github.com/mediarepo/mediarepo/storage/sqlite"
+)
+
+// shutdownGrace is how long in-flight requests get to finish on SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+// Main is the running program: stores, HTTP server and listener. It is the
+// only place that names concrete implementations.
+type Main struct {
+	Config *config.Config
+	Log    *logrus.Logger
+
+	meta   storage.MetadataStore
+	srv    *http.Server
+	ln     net.Listener
+	served chan error
+}
+
+// NewMain returns a Main for cfg that logs to log.
+func NewMain(cfg *config.Config, log *logrus.Logger) *Main {
+	return &Main{Config: cfg, Log: log, served: make(chan error, 1)}
+}
+
+// Run opens the stores, applies migrations, starts listening and serves in the
+// background. It returns once requests can be accepted.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.closeStores()
+		}
+	}()
+	for _, w := range m.Config.Warnings() {
+		m.Log.Warn(w)
+	}
+	if err := m.openMeta(ctx); err != nil {
+		return err
+	}
+	blobs := make(map[string]storage.BlobStore, len(m.Config.Datastores))
+	for _, ds := range m.Config.Datastores {
+		s, err := disk.Open(ds.Opts.Path)
+		if err != nil {
+			return fmt.Errorf("datastore %s: %w", ds.ID, err)
+		}
+		m.Log.WithFields(logrus.Fields{"datastore": ds.ID, "path": s.Root(), "for_kinds": ds.ForKinds}).Info("datastore ready")
+		blobs[ds.ID] = s
+	}
+	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(nil),
+		time.Duration(m.Config.AccessTokens.MaxCacheTimeSeconds)*time.Second)
+	handler, err := api.New(api.Options{Config: m.Config, Meta: m.meta, Blobs: blobs, Auth: auth, Log: m.Log})
+	if err != nil {
+		return err
+	}
+
+	addr := net.JoinHostPort(m.Config.Repo.BindAddress, strconv.Itoa(m.Config.Repo.Port))
+	m.ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	m.srv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		// No read or write timeout: uploads and downloads may be large and slow.
+	}
+	go func() { m.served <- m.srv.Serve(m.ln) }()
+	m.Log.WithField("addr", m.ln.Addr().String()).Info("listening")
+	return nil
+}
+
+func (m *Main) openMeta(ctx context.Context) error {
+	db := m.Config.Database
+	var applied []string
+	var err error
+	if db.Postgres != "" {
+		m.meta, applied, err = postgres.Open(ctx, db.Postgres, db.Pool)
+		if err != nil {
+			return fmt.Errorf("database.postgres: %w", err)
+		}
+		m.Log.Info("metadata in postgres")
+	} else {
+		path := db.SQLite
+		if path == "" {
+			path = config.DefaultSQLitePath
+			m.Log.WithField("path", path).Info("database.postgres and database.sqlite are unset: using the embedded SQLite default")
+		}
+		m.meta, applied, err = sqlite.Open(ctx, path, db.Pool)
+		if err != nil {
+			return fmt.Errorf("database.sqlite: %w", err)
+		}
+		m.Log.WithField("path", path).Info("metadata in sqlite")
+	}
+	for _, name := range applied {
+		m.Log.WithField("migration", name).Info("migration applied")
+	}
+	return nil
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Done yields the server's error if it stops serving on its own.
+func (m *Main) Done() <-chan error { return m.served }
+
+// Close stops accepting requests, lets in-flight ones finish (up to
+// shutdownGrace), then closes the stores.
+func (m *Main) Close() error {
+	var errs []error
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if err := m.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down http: %w", err))
+		}
+	}
+	errs = append(errs, m.closeStores())
+	return errors.Join(errs...)
+}
+
+func (m *Main) closeStores() error {
+	if m.meta == nil {
+		return nil
+	}
+	err := m.meta.Close()
+	m.meta = nil
+	return err
+}
