@@ -1,0 +1,19 @@
+# Multi-stage build: a static binary on a minimal, non-root base.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/media-repo ./cmd/media-repo \
+ && mkdir -p /out/data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+# WORKDIR / makes the default ./data/media-repo.db land in the /data volume.
+WORKDIR /
+COPY --from=build /out/media-repo /usr/local/bin/media-repo
+COPY --from=build --chown=65532:65532 /out/data /data
+ENV REPO_CONFIG=/data/media-repo.yaml
+VOLUME /data
+EXPOSE 8000
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/media-repo"]

@@ -1,0 +1,42 @@
+# mediarepo. `make run` starts a server that needs nothing else; `make test` runs every test.
+GO ?= go
+BIN := bin/media-repo
+
+.PHONY: build run test test-short fuzz bench bench-load docker clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/media-repo
+
+# Runs with data/media-repo.yaml, created from config.sample.yaml on first use:
+# SQLite and blobs under ./data, listening on 127.0.0.1:8000.
+run: build
+	@mkdir -p data
+	@[ -f data/media-repo.yaml ] || cp config.sample.yaml data/media-repo.yaml
+	./$(BIN) -config data/media-repo.yaml
+
+# Every test, with the race detector. Needs PostgreSQL (MEDIAREPO_TEST_POSTGRES,
+# default postgres://postgres@127.0.0.1:5432/test); MEDIAREPO_TEST_SKIP_POSTGRES=1 skips those tests.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# A short run of every fuzz target.
+fuzz:
+	$(GO) test -run=^$$ -fuzz=FuzzNormalizeHost -fuzztime=15s ./config/
+	$(GO) test -run=^$$ -fuzz=FuzzValidIDs -fuzztime=15s ./storage/
+	$(GO) test -run=^$$ -fuzz=FuzzContentDisposition -fuzztime=15s ./api/
+
+# Go benchmarks of the hot paths.
+bench:
+	$(GO) test -run=^$$ -bench=. -benchmem ./api/ ./storage/disk/
+
+# wrk load against the real server and a bare http.ServeContent reference, in one run.
+bench-load:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(GO) run ./cmd/media-repo-bench
+
+docker:
+	docker build -t mediarepo .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/homeserver/homeservertest"
+	"github.com/mediarepo/mediarepo/storage/storagetest"
+)
+
+const token = "e2e-token"
+
+// startMain runs the real program on 127.0.0.1:0 with a temp config whose
+// database section is db, and returns its base URL.
+func startMain(t *testing.T, db string) (*Main, string, *bytes.Buffer) {
+	t.Helper()
+	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{token: {UserID: "@e2e:example.org"}})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "media-repo.yaml")
+	yaml := fmt.Sprintf(`
+repo: {bindAddress: 127.0.0.1, port: 0, logLevel: debug}
+database: %s
+homeservers:
+  - name: example.org
+    csApi: %q
+datastores:
+  - {type: file, id: disk1, forKinds: [local_media], opts: {path: %q}}
+  - {type: file, id: disk2, forKinds: [thumbnails, remote_media], opts: {path: %q}}
+`, db, fake.URL, filepath.Join(dir, "media"), filepath.Join(dir, "other"))
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	log := logrus.New()
+	log.SetOutput(logs)
+	m := NewMain(cfg, log)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, "http://" + m.Addr(), logs
+}
+
+func TestEndToEnd(t *testing.T) {
+	dbs := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return fmt.Sprintf("{sqlite: %q}", filepath.Join(t.TempDir(), "m.db")) },
+		"postgres": func(t *testing.T) string { return fmt.Sprintf("{postgres: %q}", storagetest.PostgresDSN(t)) },
+	}
+	for name, db := range dbs {
+		t.Run(name, func(t *testing.T) {
+			_, base, _ := startMain(t, db(t))
+			content := bytes.Repeat([]byte("e2e media bytes "), 4096)
+
+			req := mustRequest(t, "POST", base+"/_matrix/media/v3/upload?filename=report%20final.txt", bytes.NewReader(content))
+			req.Header.Set("Content-Type", "text/plain")
+			resp, body := send(t, req)
+			if resp.StatusCode != 200 {
+				t.Fatalf("upload = %d %s", resp.StatusCode, body)
+			}
+			var up struct {
+				ContentURI string `json:"content_uri"`
+			}
+			json.Unmarshal(body, &up)
+			id := strings.TrimPrefix(up.ContentURI, "mxc://example.org/")
+			dl := base + "/_matrix/client/v1/media/download/example.org/" + id
+
+			resp, body = send(t, mustRequest(t, "GET", dl, nil))
+			if resp.StatusCode != 200 || !bytes.Equal(body, content) {
+				t.Fatalf("download = %d, %d bytes", resp.StatusCode, len(body))
+			}
+			h := resp.Header
+			for k, want := range map[string]string{
+				"Content-Type":                "text/plain",
+				"Content-Disposition":         "inline; filename*=utf-8''report%20final.txt",
+				"Access-Control-Allow-Origin": "*",
+				"X-Content-Type-Options":      "nosniff",
+				"Accept-Ranges":               "bytes",
+			} {
+				if got := h.Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+
+			req = mustRequest(t, "GET", dl, nil)
+			req.Header.Set("Range", "bytes=16-31")
+			resp, body = send(t, req)
+			if resp.StatusCode != 206 || string(body) != "e2e media bytes " {
+				t.Errorf("ranged = %d %q", resp.StatusCode, body)
+			}
+
+			req = mustRequest(t, "GET", dl, nil)
+			req.Header.Set("If-None-Match", h.Get("ETag"))
+			resp, body = send(t, req)
+			if resp.StatusCode != 304 || len(body) != 0 {
+				t.Errorf("conditional = %d with %d bytes, want 304 empty", resp.StatusCode, len(body))
+			}
+
+			// Frozen by default: the legacy route does not serve it.
+			resp, _ = send(t, mustRequest(t, "GET", base+"/_matrix/media/v3/download/example.org/"+id, nil))
+			if resp.StatusCode != 404 {
+				t.Errorf("legacy download of frozen media = %d, want 404", resp.StatusCode)
+			}
+		})
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	m, base, _ := startMain(t, fmt.Sprintf("{sqlite: %q}", filepath.Join(t.TempDir(), "m.db")))
+	pr, pw := io.Pipe()
+	req := mustRequest(t, "POST", base+"/_matrix/media/v3/upload", pr)
+	req.ContentLength = -1
+	type result struct {
+		status int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		done <- result{status: resp.StatusCode}
+	}()
+	// More than socket buffers hold: once written, the handler is reading.
+	first := bytes.Repeat([]byte("x"), 4<<20)
+	pw.Write(first)
+
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	// New connections are refused while the upload in flight continues.
+	refused := false
+	for range 500 {
+		if resp, err := http.Get(base + "/healthz"); err != nil {
+			refused = true
+			break
+		} else {
+			resp.Body.Close()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !refused {
+		t.Error("new connections still accepted after Close began")
+	}
+	pw.Write([]byte("second half"))
+	pw.Close()
+	r := <-done
+	if r.err != nil || r.status != 200 {
+		t.Errorf("in-flight upload = %d, %v; want 200", r.status, r.err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}
+
+func TestDefaultSQLite(t *testing.T) {
+	t.Chdir(t.TempDir())
+	_, base, logs := startMain(t, "{}")
+	resp, _ := send(t, mustRequest(t, "GET", base+"/_matrix/client/v1/media/config", nil))
+	if resp.StatusCode != 200 {
+		t.Fatalf("config = %d", resp.StatusCode)
+	}
+	if _, err := os.Stat("data/media-repo.db"); err != nil {
+		t.Errorf("default database not created: %v", err)
+	}
+	if !strings.Contains(logs.String(), "using the embedded SQLite default") {
+		t.Errorf("start-up log does not say SQLite is the default:\n%s", logs)
+	}
+}
+
+func TestRunReportsConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(path, []byte("repo:\n  useForwaredHost: true\nhomeservers:\n  - {name: example.org, csApi: nope}\n"), 0o600)
+	tests := map[string]struct {
+		args []string
+		env  map[string]string
+	}{
+		"flag":    {[]string{"-config", path}, nil},
+		"env var": {nil, map[string]string{"REPO_CONFIG": path}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &stderr)
+			if code != 1 {
+				t.Errorf("exit code = %d, want 1", code)
+			}
+			out := stderr.String()
+			for _, want := range []string{
+				path + ":2: repo.useForwaredHost: unknown key, did you mean useForwardedHost?",
+				"homeservers[0].csApi: must be an absolute http(s) URL",
+				"datastores: at least one datastore is required",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func mustRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "example.org"
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req
+}
+
+func send(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
