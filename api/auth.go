@@ -15,7 +15,7 @@ func (s *Server) requireUser(next handlerFunc, allowGuests bool) handlerFunc {
 			return err
 		}
 		ctx := r.Context()
-		var u user
+		u := &user{}
 		if s.isSharedSecret(token) {
 			u.RepoAdmin = true
 		} else {
@@ -25,12 +25,12 @@ func (s *Server) requireUser(next handlerFunc, allowGuests bool) handlerFunc {
 			}
 			u.Identity = id
 			u.RepoAdmin = s.cfg.IsAdmin(id.UserID)
-			stateFrom(ctx).userID = id.UserID
 		}
+		stateFrom(ctx).user = u
 		if u.IsGuest && !allowGuests {
 			return errGuestForbidden()
 		}
-		return next(w, r.WithContext(withUser(ctx, &u)))
+		return next(w, r)
 	}
 }
 

@@ -28,7 +28,15 @@ func (s *Server) handleDownloadLegacy(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated bool) error {
-	vars, err := pathVars(r)
+	serverName, _, err := pathVar(r, "serverName")
+	if err != nil {
+		return err
+	}
+	mediaID, _, err := pathVar(r, "mediaId")
+	if err != nil {
+		return err
+	}
+	name, hasName, err := pathVar(r, "fileName")
 	if err != nil {
 		return err
 	}
@@ -36,7 +44,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 		return err
 	}
 	ctx := r.Context()
-	m, err := s.localMedia(r, vars["serverName"], vars["mediaId"])
+	m, err := s.localMedia(r, serverName, mediaID)
 	if err != nil {
 		return err
 	}
@@ -58,7 +66,6 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 	}
 	defer blob.Close()
 
-	name, hasName := vars["fileName"]
 	if !hasName {
 		name = m.UploadName
 	}

@@ -21,7 +21,7 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		start := time.Now()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
-		st := &requestState{log: s.log.WithField("request_id", id)}
+		st := &requestState{id: id, base: s.log}
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(withState(r.Context(), st)))
 
@@ -29,28 +29,32 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		fields := logrus.Fields{
-			"method":      r.Method,
-			"path":        r.URL.EscapedPath(), // never the query: it may hold a token
-			"status":      status,
-			"duration_ms": float64(time.Since(start).Microseconds()) / 1000,
-			"bytes":       rec.bytes,
-			"server_name": r.Host,
-			"client_ip":   s.clientIP(r),
+		fields := make(logrus.Fields, 14)
+		fields["request_id"] = id
+		fields["method"] = r.Method
+		fields["path"] = r.URL.EscapedPath() // never the query: it may hold a token
+		fields["status"] = status
+		fields["duration_ms"] = float64(time.Since(start).Microseconds()) / 1000
+		fields["bytes"] = rec.bytes
+		fields["server_name"] = r.Host
+		fields["client_ip"] = s.clientIP(r)
+		if st.hs != nil {
+			fields["server_name"] = st.hs.Name
 		}
-		if hs := st.host; hs != "" {
-			fields["server_name"] = hs
+		if st.user != nil && st.user.UserID != "" {
+			fields["user_id"] = st.user.UserID
 		}
-		if st.userID != "" {
-			fields["user_id"] = st.userID
+		for k, v := range st.extra {
+			fields[k] = v
 		}
-		entry := st.log.WithFields(fields)
 		if e := st.err; e != nil {
-			entry = entry.WithField("errcode", e.Code)
+			fields["errcode"] = e.Code
 			if e.Err != nil {
-				entry = entry.WithError(e.Err)
+				fields[logrus.ErrorKey] = e.Err
 			}
 		}
+		// Built directly rather than with WithFields, which would copy the map.
+		entry := &logrus.Entry{Logger: s.log, Data: fields}
 		switch {
 		case st.aborted:
 			entry.Debug("request aborted by client")
@@ -84,17 +88,25 @@ func (s *Server) withRecover(next http.Handler) http.Handler {
 	})
 }
 
+// corsHeaders are set on every response. The keys are canonical and the
+// slices are never modified, so they can be shared by all responses.
+var corsHeaders = map[string][]string{
+	"Access-Control-Allow-Origin":   {"*"},
+	"Access-Control-Allow-Methods":  {"GET, HEAD, POST, PUT, DELETE, OPTIONS"},
+	"Access-Control-Allow-Headers":  {"X-Requested-With, Content-Type, Authorization, Date"},
+	"Access-Control-Expose-Headers": {"Content-Disposition, Content-Length, Content-Range, ETag"},
+	"X-Content-Type-Options":        {"nosniff"},
+	"Cross-Origin-Resource-Policy":  {"cross-origin"},
+}
+
 // withCORS sets the spec's CORS and protective headers on every response and
 // answers every preflight.
 func withCORS(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date")
-		h.Set("Access-Control-Expose-Headers", "Content-Disposition, Content-Length, Content-Range, ETag")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		for k, v := range corsHeaders {
+			h[k] = v
+		}
 		if r.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -114,14 +126,14 @@ func (s *Server) requireHost(next http.Handler) http.Handler {
 			}
 		}
 		hs, ok := s.cfg.Homeserver(host)
+		st := stateFrom(r.Context())
 		if !ok {
-			st := stateFrom(r.Context())
-			st.log = st.log.WithFields(logrus.Fields{"host": host, "host_header": header})
+			st.extra = logrus.Fields{"host": host, "host_header": header}
 			s.fail(w, r, errUnknownHost())
 			return
 		}
-		stateFrom(r.Context()).host = hs.Name
-		next.ServeHTTP(w, r.WithContext(withHomeserver(r.Context(), hs)))
+		st.hs = hs
+		next.ServeHTTP(w, r)
 	})
 }
 

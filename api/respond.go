@@ -14,6 +14,14 @@ import (
 const mediaCSP = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; " +
 	"style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"
 
+// mediaHeaders go on every media response; shared, never modified.
+var mediaHeaders = map[string][]string{
+	"Content-Security-Policy":   {mediaCSP},
+	"X-Content-Security-Policy": {"sandbox;"},
+	"Referrer-Policy":           {"no-referrer"},
+	"X-Robots-Tag":              {"noindex, nofollow, noarchive, noimageindex"},
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -43,10 +51,9 @@ func serveMedia(w http.ResponseWriter, r *http.Request, m *storage.Media, blob i
 	h.Set("Content-Disposition", contentDisposition(m.ContentType, fileName))
 	h.Set("ETag", `"`+m.SHA256+`"`)
 	h.Set("Cache-Control", cacheControl)
-	h.Set("Content-Security-Policy", mediaCSP)
-	h.Set("X-Content-Security-Policy", "sandbox;")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Robots-Tag", "noindex, nofollow, noarchive, noimageindex")
+	for k, v := range mediaHeaders {
+		h[k] = v
+	}
 	http.ServeContent(w, r, "", m.CreatedAt, blob)
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gorilla/mux"
 )
@@ -27,7 +28,14 @@ func (s *Server) routes(r *mux.Router) {
 		access  access
 		handler handlerFunc
 	}
-	var table []route
+	// The router tries routes in order: the authenticated download, by far the
+	// most requested, goes first.
+	const c = "/_matrix/client/v1/media"
+	table := []route{
+		{"GET", c + "/download/{serverName}/{mediaId}", usersAndGuests, s.handleDownload},
+		{"GET", c + "/download/{serverName}/{mediaId}/{fileName}", usersAndGuests, s.handleDownload},
+		{"GET", c + "/config", users, s.handleConfig},
+	}
 	for _, v := range legacyVersions {
 		p := "/_matrix/media/" + v
 		table = append(table,
@@ -37,12 +45,6 @@ func (s *Server) routes(r *mux.Router) {
 			route{"GET", p + "/config", users, s.handleConfig},
 		)
 	}
-	const c = "/_matrix/client/v1/media"
-	table = append(table,
-		route{"GET", c + "/download/{serverName}/{mediaId}", usersAndGuests, s.handleDownload},
-		route{"GET", c + "/download/{serverName}/{mediaId}/{fileName}", usersAndGuests, s.handleDownload},
-		route{"GET", c + "/config", users, s.handleConfig},
-	)
 
 	for _, rt := range table {
 		h := rt.handler
@@ -60,17 +62,17 @@ func (s *Server) routes(r *mux.Router) {
 	}
 }
 
-// pathVars returns the route's variables unescaped: the router matches the
-// escaped path so that %2F in a file name stays inside its segment.
-func pathVars(r *http.Request) (map[string]string, error) {
-	raw := mux.Vars(r)
-	vars := make(map[string]string, len(raw))
-	for k, v := range raw {
-		u, err := url.PathUnescape(v)
-		if err != nil {
-			return nil, errInvalidParam("Malformed percent-encoding in the path")
-		}
-		vars[k] = u
+// pathVar returns the route variable name unescaped, and whether the route has
+// it. The router matches the escaped path so that %2F in a file name stays
+// inside its segment.
+func pathVar(r *http.Request, name string) (string, bool, error) {
+	v, ok := mux.Vars(r)[name]
+	if !ok || !strings.Contains(v, "%") {
+		return v, ok, nil
 	}
-	return vars, nil
+	u, err := url.PathUnescape(v)
+	if err != nil {
+		return "", true, errInvalidParam("Malformed percent-encoding in the path")
+	}
+	return u, true, nil
 }

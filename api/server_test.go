@@ -38,6 +38,7 @@ type testServer struct {
 	meta  *countingMeta
 	blobs *disk.Store
 	logs  *syncBuffer
+	log   *logrus.Logger
 }
 
 // backends runs fn once per metadata store.
@@ -49,7 +50,7 @@ func backends(t *testing.T, fn func(t *testing.T, backend string)) {
 
 // newTestServer starts a server on backend ("sqlite" or "postgres"); edit may
 // change config values before the server is built.
-func newTestServer(t *testing.T, backend string, edit func(*config.Config)) *testServer {
+func newTestServer(t testing.TB, backend string, edit func(*config.Config)) *testServer {
 	t.Helper()
 	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{
 		aliceToken: {UserID: "@alice:example.org", DeviceID: "ALICE"},
@@ -94,7 +95,7 @@ datastores:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Server: httptest.NewServer(srv), fake: fake, meta: counting, blobs: blobs, logs: logs}
+	ts := &testServer{Server: httptest.NewServer(srv), fake: fake, meta: counting, blobs: blobs, logs: logs, log: log}
 	t.Cleanup(ts.Close)
 	return ts
 }
@@ -111,7 +112,7 @@ func withHeader(k, v string) reqOpt {
 }
 
 // do sends a request (Host example.org unless changed) and reads the answer.
-func (ts *testServer) do(t *testing.T, method, path string, body io.Reader, opts ...reqOpt) (*http.Response, []byte) {
+func (ts *testServer) do(t testing.TB, method, path string, body io.Reader, opts ...reqOpt) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, ts.URL+path, body)
 	if err != nil {
@@ -136,7 +137,7 @@ func (ts *testServer) do(t *testing.T, method, path string, body io.Reader, opts
 }
 
 // mustUpload uploads body and returns the media ID.
-func (ts *testServer) mustUpload(t *testing.T, body []byte, contentType, filename string, opts ...reqOpt) string {
+func (ts *testServer) mustUpload(t testing.TB, body []byte, contentType, filename string, opts ...reqOpt) string {
 	t.Helper()
 	path := "/_matrix/media/v3/upload"
 	if filename != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -30,6 +31,7 @@ type Main struct {
 	Log    *logrus.Logger
 
 	meta   storage.MetadataStore
+	blobs  map[string]storage.BlobStore
 	srv    *http.Server
 	ln     net.Listener
 	served chan error
@@ -54,18 +56,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.openMeta(ctx); err != nil {
 		return err
 	}
-	blobs := make(map[string]storage.BlobStore, len(m.Config.Datastores))
+	m.blobs = make(map[string]storage.BlobStore, len(m.Config.Datastores))
 	for _, ds := range m.Config.Datastores {
 		s, err := disk.Open(ds.Opts.Path)
 		if err != nil {
 			return fmt.Errorf("datastore %s: %w", ds.ID, err)
 		}
 		m.Log.WithFields(logrus.Fields{"datastore": ds.ID, "path": s.Root(), "for_kinds": ds.ForKinds}).Info("datastore ready")
-		blobs[ds.ID] = s
+		m.blobs[ds.ID] = s
 	}
 	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(nil),
 		time.Duration(m.Config.AccessTokens.MaxCacheTimeSeconds)*time.Second)
-	handler, err := api.New(api.Options{Config: m.Config, Meta: m.meta, Blobs: blobs, Auth: auth, Log: m.Log})
+	handler, err := api.New(api.Options{Config: m.Config, Meta: m.meta, Blobs: m.blobs, Auth: auth, Log: m.Log})
 	if err != nil {
 		return err
 	}
@@ -136,10 +138,16 @@ func (m *Main) Close() error {
 }
 
 func (m *Main) closeStores() error {
-	if m.meta == nil {
-		return nil
+	var errs []error
+	for _, b := range m.blobs {
+		if c, ok := b.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
 	}
-	err := m.meta.Close()
-	m.meta = nil
-	return err
+	m.blobs = nil
+	if m.meta != nil {
+		errs = append(errs, m.meta.Close())
+		m.meta = nil
+	}
+	return errors.Join(errs...)
 }

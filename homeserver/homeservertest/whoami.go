@@ -32,9 +32,15 @@ type Server struct {
 // WhoAmI starts a fake homeserver that knows tokens; it stops at test cleanup.
 func WhoAmI(t testing.TB, tokens map[string]User) *Server {
 	t.Helper()
+	s := Start(tokens)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a fake homeserver outside a test (benchmarks); the caller closes it.
+func Start(tokens map[string]User) *Server {
 	s := &Server{tokens: tokens}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
 	return s
 }
 
@@ -50,13 +56,6 @@ func (s *Server) FailWith(status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.status = status
-}
-
-// Revoke forgets token, as a logout would.
-func (s *Server) Revoke(token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.tokens, token)
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {

@@ -24,11 +24,19 @@ var _ storage.BlobStore = (*Store)(nil)
 // copyBufferSize is large enough that a fast disk, not syscalls, bounds uploads.
 const copyBufferSize = 256 << 10
 
+// Open-file cache: blobs up to smallBlob bytes stay open (at most openFiles of
+// them). Larger ones are opened per request so net/http can sendfile them.
+const (
+	smallBlob = 64 << 10
+	openFiles = 512
+)
+
 // Store is a file datastore rooted at one directory.
 type Store struct {
-	root string
-	tmp  string
-	bufs sync.Pool
+	root  string
+	tmp   string
+	bufs  sync.Pool
+	files *fileCache
 }
 
 // Open prepares root (creating it if needed) and returns its store. Temporary
@@ -46,7 +54,7 @@ func Open(root string) (*Store, error) {
 	if err := removeStale(tmp, time.Now().Add(-time.Hour)); err != nil {
 		return nil, err
 	}
-	s := &Store{root: abs, tmp: tmp}
+	s := &Store{root: abs, tmp: tmp, files: newFileCache(openFiles)}
 	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return s, nil
 }
@@ -100,11 +108,14 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (sum string, size int64, e
 	return sum, size, nil
 }
 
-// Open implements storage.BlobStore. The returned *os.File lets net/http use
-// sendfile.
+// Open implements storage.BlobStore. Small blobs come from the open-file
+// cache; a large one is its *os.File, which lets net/http use sendfile.
 func (s *Store) Open(_ context.Context, sum string) (io.ReadSeekCloser, error) {
 	if !validHash(sum) {
 		return nil, fmt.Errorf("open blob %q: malformed digest: %w", sum, storage.ErrNotFound)
+	}
+	if r, ok := s.files.get(sum); ok {
+		return r, nil
 	}
 	f, err := os.Open(s.path(sum))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -113,7 +124,21 @@ func (s *Store) Open(_ context.Context, sum string) (io.ReadSeekCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open blob %s: %w", sum, err)
 	}
-	return f, nil
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat blob %s: %w", sum, err)
+	}
+	if info.Size() > smallBlob {
+		return f, nil
+	}
+	return s.files.add(sum, f, info.Size()), nil
+}
+
+// Close closes the files the store keeps open. Readers still in use stay valid.
+func (s *Store) Close() error {
+	s.files.closeAll()
+	return nil
 }
 
 // Delete implements storage.BlobStore.
@@ -121,6 +146,7 @@ func (s *Store) Delete(_ context.Context, sum string) error {
 	if !validHash(sum) {
 		return fmt.Errorf("delete blob %q: malformed digest", sum)
 	}
+	s.files.remove(sum)
 	if err := os.Remove(s.path(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete blob %s: %w", sum, err)
 	}

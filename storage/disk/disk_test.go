@@ -3,8 +3,12 @@ package disk_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,4 +73,80 @@ func mustTime(t *testing.T, s string) (tm time.Time) {
 		t.Fatal(err)
 	}
 	return tm
+}
+
+func TestOpenFileCache(t *testing.T) {
+	s := storagetest.OpenDisk(t)
+	ctx := context.Background()
+	put := func(content string) string {
+		sum, _, err := s.Put(ctx, bytes.NewReader([]byte(content)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	read := func(r io.ReadSeeker) string {
+		r.Seek(0, io.SeekStart)
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	first := put("blob 0")
+	held, err := s.Open(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Readers of one cached file keep their own offsets.
+	other, _ := s.Open(ctx, first)
+	other.Seek(3, io.SeekStart)
+	if got := read(held); got != "blob 0" {
+		t.Errorf("held reader = %q", got)
+	}
+	rest, _ := io.ReadAll(other)
+	if string(rest) != "b 0" {
+		t.Errorf("second reader = %q, want its own offset", rest)
+	}
+	other.Close()
+	other.Close() // a second Close must not release twice
+
+	// Push the first blob out of the cache while a reader still holds it.
+	for i := 1; i <= 600; i++ {
+		sum := put(fmt.Sprintf("blob %d", i))
+		r, err := s.Open(ctx, sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := read(r); got != fmt.Sprintf("blob %d", i) {
+			t.Fatalf("blob %d read %q", i, got)
+		}
+		r.Close()
+	}
+	if got := read(held); got != "blob 0" {
+		t.Errorf("reader of an evicted file = %q, want it still readable", got)
+	}
+	held.Close()
+
+	// Deleting drops the cached file: the blob is gone at once.
+	again, _ := s.Open(ctx, first)
+	again.Close()
+	if err := s.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(ctx, first); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open after Delete = %v, want ErrNotFound", err)
+	}
+
+	// Large blobs are plain files, so net/http can sendfile them.
+	big := put(strings.Repeat("x", 100<<10))
+	r, err := s.Open(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, ok := r.(*os.File); !ok {
+		t.Errorf("large blob reader is %T, want *os.File", r)
+	}
 }
