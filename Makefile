@@ -28,7 +28,7 @@ fuzz:
 
 # Go benchmarks of the hot paths.
 bench:
-	$(GO) test -run=^$$ -bench=. -benchmem ./api/ ./storage/disk/
+	$(GO) test -run=^$$ -bench=. -benchmem ./api/
 
 # wrk load against the real server and a bare http.ServeContent reference, in one run.
 bench-load:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -237,4 +238,67 @@ func send(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b
+}
+
+func TestRunJSONLogsAndWarnings(t *testing.T) {
+	fake := homeservertest.WhoAmI(t, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "media-repo.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`
+repo: {port: 0, jsonLogs: true}
+database: {sqlite: %q}
+homeservers: [{name: example.org, csApi: %q}]
+datastores: [{type: file, id: d, forKinds: [all], opts: {path: %q}}]
+thumbnails: {maxPixels: 5}
+`, filepath.Join(dir, "m.db"), fake.URL, filepath.Join(dir, "media"))), 0o600)
+
+	stderr := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"-config", path}, func(string) string { return "" }, stderr) }()
+	for i := 0; !strings.Contains(stderr.String(), `"msg":"listening"`); i++ {
+		if i > 500 {
+			t.Fatalf("server did not start:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel() // as SIGTERM does
+	if c := <-code; c != 0 {
+		t.Errorf("exit code after shutdown = %d, want 0", c)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	warned := false
+	for _, l := range lines {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(l), &entry); err != nil {
+			t.Errorf("log line is not JSON: %q", l)
+		}
+		if entry["level"] == "warning" && strings.Contains(fmt.Sprint(entry["msg"]), "thumbnails: matrix-media-repo option not implemented") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no warning for the unimplemented thumbnails key:\n%s", stderr)
+	}
+	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
+		t.Error("shutdown not logged")
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
