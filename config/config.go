@@ -26,6 +26,8 @@ type Config struct {
 	Uploads Uploads `yaml:"uploads"`
 	// Downloads limits what is fetched from other servers.
 	Downloads Downloads `yaml:"downloads"`
+	// Thumbnails controls thumbnail generation.
+	Thumbnails Thumbnails `yaml:"thumbnails"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -154,6 +156,59 @@ type Uploads struct {
 type Downloads struct {
 	// MaxBytes is the largest remote file fetched; 0 means no limit.
 	MaxBytes int64 `yaml:"maxBytes"`
+}
+
+// Thumbnail methods.
+const (
+	MethodScale = "scale"
+	MethodCrop  = "crop"
+)
+
+// Thumbnails controls thumbnail generation.
+type Thumbnails struct {
+	// MaxSourceBytes is the largest original that is thumbnailed; 0 means no limit.
+	MaxSourceBytes int64 `yaml:"maxSourceBytes"`
+	// MaxPixels is the most pixels (width x height) an original may have;
+	// larger ones get 413 M_TOO_LARGE, checked before decoding.
+	MaxPixels int64 `yaml:"maxPixels"`
+	// MaxAnimationPixels bounds frames x width x height of an animated original.
+	MaxAnimationPixels int64 `yaml:"maxAnimationPixels"`
+	// MaxFrames bounds the frames of an animated original.
+	MaxFrames int `yaml:"maxFrames"`
+	// NumWorkers is how many thumbnails are generated in the background at once
+	// after uploads.
+	NumWorkers int `yaml:"numWorkers"`
+	// Sizes are generated right after an upload and, without dynamicSizing, are
+	// the only sizes served: the best match for a request is picked.
+	Sizes []ThumbnailSize `yaml:"sizes"`
+	// DynamicSizing generates any requested size, capped at the largest of sizes.
+	DynamicSizing bool `yaml:"dynamicSizing"`
+	// Types are the content types, sniffed from the bytes, that are thumbnailed.
+	Types []string `yaml:"types"`
+	// AllowAnimated permits animated thumbnails of animated originals.
+	AllowAnimated bool `yaml:"allowAnimated"`
+	// DefaultAnimated answers requests without the animated parameter with an
+	// animated thumbnail where possible.
+	DefaultAnimated bool `yaml:"defaultAnimated"`
+	// MaxAnimateSizeBytes: larger originals get a still thumbnail even when an
+	// animated one is asked for; 0 means no limit.
+	MaxAnimateSizeBytes int64 `yaml:"maxAnimateSizeBytes"`
+	// StillFrame picks the frame of an animation a still thumbnail shows, from 0
+	// (first) to 1 (last).
+	StillFrame float64 `yaml:"stillFrame"`
+	// JPEGQuality is the quality (1-100) of JPEG thumbnails.
+	JPEGQuality int `yaml:"jpegQuality"`
+}
+
+// ThumbnailSize is one size to generate.
+type ThumbnailSize struct {
+	// Width of the box, in pixels.
+	Width int `yaml:"width"`
+	// Height of the box, in pixels.
+	Height int `yaml:"height"`
+	// Method is scale (fit inside the box) or crop (fill the box). Empty means
+	// both, as in matrix-media-repo.
+	Method string `yaml:"method"`
 }
 
 // Homeserver returns the configured homeserver that host names, after

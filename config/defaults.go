@@ -18,6 +18,27 @@ func Default() *Config {
 		AccessTokens: AccessTokens{MaxCacheTimeSeconds: 60},
 		Uploads:      Uploads{MaxBytes: 104857600},
 		Downloads:    Downloads{MaxBytes: 104857600},
+		Thumbnails: Thumbnails{
+			MaxSourceBytes:      10485760,
+			MaxPixels:           32_000_000,
+			MaxAnimationPixels:  256_000_000,
+			MaxFrames:           1000,
+			NumWorkers:          4,
+			Sizes:               DefaultThumbnailSizes(),
+			Types:               []string{"image/jpeg", "image/png", "image/apng", "image/gif", "image/webp", "image/bmp", "image/tiff"},
+			AllowAnimated:       true,
+			MaxAnimateSizeBytes: 10485760,
+			StillFrame:          0,
+			JPEGQuality:         85,
+		},
+	}
+}
+
+// DefaultThumbnailSizes are the spec's recommended sizes.
+func DefaultThumbnailSizes() []ThumbnailSize {
+	return []ThumbnailSize{
+		{32, 32, MethodCrop}, {96, 96, MethodCrop},
+		{320, 240, MethodScale}, {640, 480, MethodScale}, {800, 600, MethodScale},
 	}
 }
 

@@ -26,6 +26,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateDatastores()...)
 	errs = append(errs, c.Uploads.validate("uploads")...)
+	errs = append(errs, c.Thumbnails.validate("thumbnails")...)
 	if c.Downloads.MaxBytes < 0 {
 		errs = append(errs, errors.New("downloads.maxBytes: must not be negative (0 means no limit)"))
 	}
@@ -139,6 +140,40 @@ func (u *Uploads) validate(path string) []error {
 	}
 	if u.ReportedMaxBytes < -1 {
 		errs = append(errs, fmt.Errorf("%s.reportedMaxBytes: must be -1, 0 or positive", path))
+	}
+	return errs
+}
+
+func (t *Thumbnails) validate(path string) []error {
+	var errs []error
+	positive := map[string]int64{
+		"maxPixels": t.MaxPixels, "maxAnimationPixels": t.MaxAnimationPixels,
+		"maxFrames": int64(t.MaxFrames), "numWorkers": int64(t.NumWorkers),
+	}
+	for _, k := range []string{"maxPixels", "maxAnimationPixels", "maxFrames", "numWorkers"} {
+		if positive[k] < 1 {
+			errs = append(errs, fmt.Errorf("%s.%s: must be at least 1", path, k))
+		}
+	}
+	if t.MaxSourceBytes < 0 || t.MaxAnimateSizeBytes < 0 {
+		errs = append(errs, fmt.Errorf("%s: maxSourceBytes and maxAnimateSizeBytes must not be negative (0 means no limit)", path))
+	}
+	if len(t.Sizes) == 0 {
+		errs = append(errs, fmt.Errorf("%s.sizes: at least one size is required", path))
+	}
+	for i, sz := range t.Sizes {
+		if sz.Width < 1 || sz.Height < 1 || sz.Width > 10000 || sz.Height > 10000 {
+			errs = append(errs, fmt.Errorf("%s.sizes[%d]: width and height must be 1-10000, got %dx%d", path, i, sz.Width, sz.Height))
+		}
+		if sz.Method != "" && sz.Method != MethodScale && sz.Method != MethodCrop {
+			errs = append(errs, fmt.Errorf("%s.sizes[%d].method: %q is not scale or crop", path, i, sz.Method))
+		}
+	}
+	if t.StillFrame < 0 || t.StillFrame > 1 {
+		errs = append(errs, fmt.Errorf("%s.stillFrame: must be between 0 and 1", path))
+	}
+	if t.JPEGQuality < 1 || t.JPEGQuality > 100 {
+		errs = append(errs, fmt.Errorf("%s.jpegQuality: must be 1-100", path))
 	}
 	return errs
 }

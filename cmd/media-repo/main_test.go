@@ -122,7 +122,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	m, base, _ := startMain(t, fmt.Sprintf("{sqlite: %q}", filepath.Join(t.TempDir(), "m.db")))
+	m, base, logs := startMain(t, fmt.Sprintf("{sqlite: %q}", filepath.Join(t.TempDir(), "m.db")))
 	pr, pw := io.Pipe()
 	req := mustRequest(t, "POST", base+"/_matrix/media/v3/upload", pr)
 	req.ContentLength = -1
@@ -140,9 +140,18 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		done <- result{status: resp.StatusCode}
 	}()
-	// More than socket buffers hold: once written, the handler is reading.
-	first := bytes.Repeat([]byte("x"), 4<<20)
-	pw.Write(first)
+	pw.Write(bytes.Repeat([]byte("x"), 1<<20))
+	// The upload is in flight once the handler streams it into a temp file.
+	tmp := filepath.Join(m.Config.Datastores[0].Opts.Path, "tmp")
+	for i := 0; ; i++ {
+		if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
+			break
+		}
+		if i > 500 {
+			t.Fatal("upload never reached the datastore")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	closed := make(chan error, 1)
 	go func() { closed <- m.Close() }()
@@ -164,7 +173,7 @@ func TestGracefulShutdown(t *testing.T) {
 	pw.Close()
 	r := <-done
 	if r.err != nil || r.status != 200 {
-		t.Errorf("in-flight upload = %d, %v; want 200", r.status, r.err)
+		t.Errorf("in-flight upload = %d, %v; want 200\n%s", r.status, r.err, logs)
 	}
 	if err := <-closed; err != nil {
 		t.Errorf("Close = %v", err)
@@ -249,7 +258,7 @@ repo: {port: 0, jsonLogs: true}
 database: {sqlite: %q}
 homeservers: [{name: example.org, csApi: %q}]
 datastores: [{type: file, id: d, forKinds: [all], opts: {path: %q}}]
-thumbnails: {maxPixels: 5}
+rateLimit: {enabled: true}
 `, filepath.Join(dir, "m.db"), fake.URL, filepath.Join(dir, "media"))), 0o600)
 
 	stderr := &lockedBuffer{}
@@ -274,12 +283,12 @@ thumbnails: {maxPixels: 5}
 		if err := json.Unmarshal([]byte(l), &entry); err != nil {
 			t.Errorf("log line is not JSON: %q", l)
 		}
-		if entry["level"] == "warning" && strings.Contains(fmt.Sprint(entry["msg"]), "thumbnails: matrix-media-repo option not implemented") {
+		if entry["level"] == "warning" && strings.Contains(fmt.Sprint(entry["msg"]), "rateLimit: matrix-media-repo option not implemented") {
 			warned = true
 		}
 	}
 	if !warned {
-		t.Errorf("no warning for the unimplemented thumbnails key:\n%s", stderr)
+		t.Errorf("no warning for the unimplemented rateLimit key:\n%s", stderr)
 	}
 	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
 		t.Error("shutdown not logged")
