@@ -22,3 +22,20 @@ type Media struct {
 	// served on authenticated routes.
 	Authenticated bool
 }
+
+// Thumbnail is one stored thumbnail of a piece of media, keyed by the media
+// and the size it was made for (Width x Height box, Method, Animated) and its
+// ContentType.
+type Thumbnail struct {
+	Origin      string
+	MediaID     string
+	Width       int    // the box it was made for, not the output's size
+	Height      int    //
+	Method      string // "scale" or "crop"
+	Animated    bool   // made for animated=true
+	ContentType string // of the thumbnail
+	SHA256      string
+	SizeBytes   int64
+	DatastoreID string
+	CreatedAt   time.Time
+}

@@ -11,6 +11,11 @@ type MetadataStore interface {
 	// Media returns the media (origin, mediaID), or an error wrapping
 	// ErrNotFound. It never returns nil, nil.
 	Media(ctx context.Context, origin, mediaID string) (*Media, error)
+	// CreateThumbnail inserts t. It returns an error wrapping ErrExists if a
+	// thumbnail with the same key is stored already, and changes nothing then.
+	CreateThumbnail(ctx context.Context, t *Thumbnail) error
+	// Thumbnails lists the thumbnails of (origin, mediaID); none is not an error.
+	Thumbnails(ctx context.Context, origin, mediaID string) ([]Thumbnail, error)
 	// Close releases the database. Calls after Close fail.
 	Close() error
 }

@@ -26,6 +26,14 @@ const (
 	selectMedia = `SELECT origin, media_id, upload_name, content_type, user_id, sha256,
 		size_bytes, datastore_id, created_ts, authenticated
 		FROM media WHERE origin = $1 AND media_id = $2`
+	insertThumbnail = `INSERT INTO thumbnails (origin, media_id, width, height, method, animated, content_type,
+		sha256, size_bytes, datastore_id, created_ts)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT DO NOTHING`
+	selectThumbnails = `SELECT origin, media_id, width, height, method, animated, content_type, sha256,
+		size_bytes, datastore_id, created_ts
+		FROM thumbnails WHERE origin = $1 AND media_id = $2
+		ORDER BY width, height, method, animated, content_type`
 )
 
 // Store is a MetadataStore on PostgreSQL.
@@ -78,6 +86,43 @@ func (s *Store) Media(ctx context.Context, origin, mediaID string) (*storage.Med
 		return nil, fmt.Errorf("select media %s/%s: %w", origin, mediaID, err)
 	}
 	return m, nil
+}
+
+// CreateThumbnail implements storage.MetadataStore.
+func (s *Store) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error {
+	res, err := s.db.ExecContext(ctx, insertThumbnail, t.Origin, t.MediaID, t.Width, t.Height, t.Method,
+		t.Animated, t.ContentType, t.SHA256, t.SizeBytes, t.DatastoreID, t.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("insert thumbnail of %s/%s: %w", t.Origin, t.MediaID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("insert thumbnail of %s/%s: %w", t.Origin, t.MediaID, storage.ErrExists)
+	}
+	return nil
+}
+
+// Thumbnails implements storage.MetadataStore.
+func (s *Store) Thumbnails(ctx context.Context, origin, mediaID string) ([]storage.Thumbnail, error) {
+	rows, err := s.db.QueryContext(ctx, selectThumbnails, origin, mediaID)
+	if err != nil {
+		return nil, fmt.Errorf("select thumbnails of %s/%s: %w", origin, mediaID, err)
+	}
+	defer rows.Close()
+	var out []storage.Thumbnail
+	for rows.Next() {
+		var t storage.Thumbnail
+		var created int64
+		if err := rows.Scan(&t.Origin, &t.MediaID, &t.Width, &t.Height, &t.Method, &t.Animated,
+			&t.ContentType, &t.SHA256, &t.SizeBytes, &t.DatastoreID, &created); err != nil {
+			return nil, fmt.Errorf("scan thumbnail of %s/%s: %w", origin, mediaID, err)
+		}
+		t.CreatedAt = time.UnixMilli(created)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select thumbnails of %s/%s: %w", origin, mediaID, err)
+	}
+	return out, nil
 }
 
 // Close implements storage.MetadataStore.

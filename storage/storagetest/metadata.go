@@ -142,4 +142,60 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 			t.Errorf("SizeBytes = %v, %v; want %d", got, err, int64(5<<40))
 		}
 	})
+
+	thumb := func(w, h int, method string, animated bool) *storage.Thumbnail {
+		return &storage.Thumbnail{
+			Origin: "example.org", MediaID: "abcDEF123_-", Width: w, Height: h, Method: method,
+			Animated: animated, ContentType: "image/jpeg", SHA256: sample().SHA256, SizeBytes: 1234,
+			DatastoreID: "thumbs", CreatedAt: time.UnixMilli(time.Now().UnixMilli()),
+		}
+	}
+
+	t.Run("thumbnails round trip", func(t *testing.T) {
+		s := open(t)
+		if got, err := s.Thumbnails(ctx, "example.org", "abcDEF123_-"); err != nil || len(got) != 0 {
+			t.Fatalf("Thumbnails before any = %v, %v; want none, nil", got, err)
+		}
+		want := []*storage.Thumbnail{thumb(32, 32, "crop", false), thumb(32, 32, "scale", false), thumb(32, 32, "crop", true), thumb(800, 600, "scale", false)}
+		for _, th := range want {
+			if err := s.CreateThumbnail(ctx, th); err != nil {
+				t.Fatalf("CreateThumbnail(%+v): %v", th, err)
+			}
+		}
+		other := thumb(32, 32, "crop", false)
+		other.MediaID = "other"
+		s.CreateThumbnail(ctx, other)
+		got, err := s.Thumbnails(ctx, "example.org", "abcDEF123_-")
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("Thumbnails = %d, %v; want %d", len(got), err, len(want))
+		}
+		for _, w := range want {
+			found := false
+			for _, g := range got {
+				if g.Width == w.Width && g.Height == w.Height && g.Method == w.Method && g.Animated == w.Animated {
+					found = g.SHA256 == w.SHA256 && g.SizeBytes == w.SizeBytes && g.DatastoreID == w.DatastoreID &&
+						g.ContentType == w.ContentType && g.CreatedAt.Equal(w.CreatedAt)
+				}
+			}
+			if !found {
+				t.Errorf("thumbnail %+v not listed intact in %+v", *w, got)
+			}
+		}
+	})
+
+	t.Run("duplicate thumbnail is ErrExists", func(t *testing.T) {
+		s := open(t)
+		if err := s.CreateThumbnail(ctx, thumb(96, 96, "crop", false)); err != nil {
+			t.Fatal(err)
+		}
+		again := thumb(96, 96, "crop", false)
+		again.SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+		if err := s.CreateThumbnail(ctx, again); !errors.Is(err, storage.ErrExists) {
+			t.Fatalf("second CreateThumbnail = %v, want ErrExists", err)
+		}
+		got, _ := s.Thumbnails(ctx, "example.org", "abcDEF123_-")
+		if len(got) != 1 || got[0].SHA256 == again.SHA256 {
+			t.Errorf("after duplicate, thumbnails = %+v; want the first only", got)
+		}
+	})
 }
