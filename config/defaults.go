@@ -21,7 +21,7 @@ func Default() *Config {
 		Thumbnails: Thumbnails{
 			MaxSourceBytes:      10485760,
 			MaxPixels:           32_000_000,
-			MaxAnimationPixels:  256_000_000,
+			MaxAnimationPixels:  100_000_000,
 			MaxFrames:           1000,
 			NumWorkers:          4,
 			Sizes:               DefaultThumbnailSizes(),

@@ -1,0 +1,190 @@
+package thumbnails
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"math"
+
+	"github.com/disintegration/imaging"
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+// decodeStill decodes one frame with the decoder the sniffed format names,
+// applying a JPEG's EXIF orientation. Animations give the configured still frame.
+func (g *Generator) decodeStill(src io.ReadSeeker, info imageInfo) (image.Image, error) {
+	var img image.Image
+	var err error
+	switch info.format {
+	case "image/jpeg":
+		orientation := jpegOrientation(bufio.NewReader(src))
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		if img, err = jpeg.Decode(bufio.NewReader(src)); err == nil {
+			img = orient(img, orientation)
+		}
+	case "image/png", "image/apng":
+		img, err = png.Decode(bufio.NewReader(src)) // an APNG's default image
+	case "image/gif":
+		if frame := int(math.Round(g.cfg.StillFrame * float64(info.frames-1))); frame > 0 {
+			img, err = gifFrame(src, frame)
+		} else {
+			img, err = gif.Decode(bufio.NewReader(src))
+		}
+	case "image/webp":
+		img, err = webp.Decode(bufio.NewReader(src))
+	case "image/bmp":
+		img, err = bmp.Decode(bufio.NewReader(src))
+	case "image/tiff":
+		img, err = tiff.Decode(src) // tiff wants random access itself
+	default:
+		return nil, fmt.Errorf("%s: %w", info.format, ErrUnsupported)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %v: %w", info.format, err, ErrCorrupt)
+	}
+	return img, nil
+}
+
+// gifFrame returns frame n of an animated GIF as it appears on screen.
+func gifFrame(src io.Reader, n int) (image.Image, error) {
+	all, err := gif.DecodeAll(bufio.NewReader(src))
+	if err != nil {
+		return nil, err
+	}
+	var frame image.Image
+	err = composeGIF(all, func(i int, canvas *image.NRGBA) bool {
+		if i == n {
+			frame = imaging.Clone(canvas)
+			return false
+		}
+		return true
+	})
+	return frame, err
+}
+
+// composeGIF draws each frame of g onto a canvas the size of the logical
+// screen, honouring disposal, and calls fn with the canvas after each frame
+// until fn returns false.
+func composeGIF(g *gif.GIF, fn func(i int, canvas *image.NRGBA) bool) error {
+	bounds := image.Rect(0, 0, g.Config.Width, g.Config.Height)
+	canvas := image.NewNRGBA(bounds)
+	var saved *image.NRGBA
+	for i, frame := range g.Image {
+		disposal := byte(0)
+		if i < len(g.Disposal) {
+			disposal = g.Disposal[i]
+		}
+		if disposal == gif.DisposalPrevious {
+			saved = imaging.Clone(canvas)
+		}
+		draw.Draw(canvas, frame.Bounds(), frame, frame.Bounds().Min, draw.Over)
+		if !fn(i, canvas) {
+			return nil
+		}
+		switch disposal {
+		case gif.DisposalBackground:
+			draw.Draw(canvas, frame.Bounds(), image.Transparent, image.Point{}, draw.Src)
+		case gif.DisposalPrevious:
+			canvas = saved
+		}
+	}
+	return nil
+}
+
+// orient applies an EXIF orientation (1-8) so the image shows upright.
+func orient(img image.Image, o int) image.Image {
+	switch o {
+	case 2:
+		return imaging.FlipH(img)
+	case 3:
+		return imaging.Rotate180(img)
+	case 4:
+		return imaging.FlipV(img)
+	case 5:
+		return imaging.Transpose(img)
+	case 6:
+		return imaging.Rotate270(img)
+	case 7:
+		return imaging.Transverse(img)
+	case 8:
+		return imaging.Rotate90(img)
+	}
+	return img
+}
+
+// jpegOrientation reads the EXIF orientation tag from a JPEG's APP1 segment,
+// or returns 1 (upright) when there is none or it cannot be read.
+func jpegOrientation(r *bufio.Reader) int {
+	var soi [2]byte
+	if _, err := io.ReadFull(r, soi[:]); err != nil || soi != [2]byte{0xff, 0xd8} {
+		return 1
+	}
+	for {
+		var m [4]byte
+		if _, err := io.ReadFull(r, m[:]); err != nil || m[0] != 0xff {
+			return 1
+		}
+		marker, length := m[1], int(binary.BigEndian.Uint16(m[2:]))-2
+		if length < 0 || marker == 0xda { // start of scan: no EXIF before pixels
+			return 1
+		}
+		if marker != 0xe1 {
+			if _, err := r.Discard(length); err != nil {
+				return 1
+			}
+			continue
+		}
+		seg := make([]byte, length)
+		if _, err := io.ReadFull(r, seg); err != nil {
+			return 1
+		}
+		if o := exifOrientation(seg); o != 0 {
+			return o
+		}
+	}
+}
+
+// exifOrientation finds tag 0x0112 in IFD0 of an APP1 "Exif" payload.
+func exifOrientation(seg []byte) int {
+	if len(seg) < 14 || string(seg[:6]) != "Exif\x00\x00" {
+		return 0
+	}
+	tiffData := seg[6:]
+	var order binary.ByteOrder
+	switch string(tiffData[:2]) {
+	case "II":
+		order = binary.LittleEndian
+	case "MM":
+		order = binary.BigEndian
+	default:
+		return 0
+	}
+	ifd := int(order.Uint32(tiffData[4:8]))
+	if ifd < 8 || ifd+2 > len(tiffData) {
+		return 0
+	}
+	n := int(order.Uint16(tiffData[ifd:]))
+	for i := 0; i < n; i++ {
+		e := ifd + 2 + 12*i
+		if e+12 > len(tiffData) {
+			return 0
+		}
+		if order.Uint16(tiffData[e:]) == 0x0112 {
+			if o := int(order.Uint16(tiffData[e+8:])); o >= 1 && o <= 8 {
+				return o
+			}
+			return 0
+		}
+	}
+	return 0
+}

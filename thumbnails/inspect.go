@@ -1,0 +1,217 @@
+package thumbnails
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+// imageInfo is what the headers say, read without decoding pixels.
+type imageInfo struct {
+	format        string // sniffed MIME type
+	width, height int
+	frames        int64 // 1 for stills
+	framePixels   int64 // sum of every frame's own width x height (GIF)
+}
+
+// sniff names the image format from its first bytes, or returns "".
+func sniff(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte("\xff\xd8\xff")):
+		return "image/jpeg"
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		return "image/png"
+	case bytes.HasPrefix(b, []byte("GIF87a")), bytes.HasPrefix(b, []byte("GIF89a")):
+		return "image/gif"
+	case len(b) >= 12 && bytes.Equal(b[0:4], []byte("RIFF")) && bytes.Equal(b[8:12], []byte("WEBP")):
+		return "image/webp"
+	case bytes.HasPrefix(b, []byte("BM")):
+		return "image/bmp"
+	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
+		return "image/tiff"
+	}
+	return ""
+}
+
+// inspect sniffs r and reads its dimensions (and, for animations, its frame
+// count) from the headers. It allocates nothing in proportion to the pixels.
+func inspect(r io.ReadSeeker) (imageInfo, error) {
+	head := make([]byte, 16)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return imageInfo{}, err
+	}
+	info := imageInfo{format: sniff(head[:n]), frames: 1}
+	if info.format == "" {
+		return imageInfo{}, fmt.Errorf("unrecognised bytes: %w", ErrUnsupported)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return imageInfo{}, err
+	}
+	br := bufio.NewReader(r)
+	var cfg image.Config
+	switch info.format {
+	case "image/jpeg":
+		cfg, err = jpeg.DecodeConfig(br)
+	case "image/png":
+		cfg, err = png.DecodeConfig(br)
+		if err == nil {
+			if _, err = r.Seek(0, io.SeekStart); err == nil {
+				info.frames, err = apngFrames(bufio.NewReader(r))
+				if info.frames > 1 {
+					info.format = "image/apng"
+				}
+			}
+		}
+	case "image/gif":
+		cfg, err = gif.DecodeConfig(br)
+		if err == nil {
+			if _, err = r.Seek(0, io.SeekStart); err == nil {
+				info.frames, info.framePixels, err = gifFrames(bufio.NewReader(r))
+			}
+		}
+	case "image/webp":
+		cfg, err = webp.DecodeConfig(br)
+	case "image/bmp":
+		cfg, err = bmp.DecodeConfig(br)
+	case "image/tiff":
+		cfg, err = tiff.DecodeConfig(br)
+	}
+	if err != nil {
+		return imageInfo{}, fmt.Errorf("read %s header: %v: %w", info.format, err, ErrCorrupt)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return imageInfo{}, fmt.Errorf("%s of %dx%d: %w", info.format, cfg.Width, cfg.Height, ErrCorrupt)
+	}
+	info.width, info.height = cfg.Width, cfg.Height
+	return info, nil
+}
+
+// apngFrames reads PNG chunk headers up to the first IDAT and returns the
+// frame count an acTL chunk announces (1 without one). Chunk bodies are
+// skipped, never read into memory. A stream that ends early counts as one
+// frame: the decoder will reject it, after the limits are checked.
+func apngFrames(r *bufio.Reader) (int64, error) {
+	n, err := scanPNG(r)
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return 1, nil
+	}
+	return n, err
+}
+
+func scanPNG(r *bufio.Reader) (int64, error) {
+	if _, err := r.Discard(8); err != nil {
+		return 0, err
+	}
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return 0, err
+		}
+		length := int64(binary.BigEndian.Uint32(hdr[:4]))
+		switch string(hdr[4:]) {
+		case "IDAT":
+			return 1, nil
+		case "acTL":
+			var body [8]byte
+			if length < 8 {
+				return 0, errors.New("short acTL")
+			}
+			if _, err := io.ReadFull(r, body[:]); err != nil {
+				return 0, err
+			}
+			return int64(binary.BigEndian.Uint32(body[:4])), nil
+		}
+		if _, err := r.Discard(int(length) + 4); err != nil { // body and CRC
+			return 0, err
+		}
+	}
+}
+
+// gifFrames walks the GIF block structure without decompressing anything and
+// returns the frame count and the sum of the frames' own pixel counts. A
+// stream that ends early counts what it had: the decoder will reject it, but
+// the limits are checked first.
+func gifFrames(r *bufio.Reader) (frames, pixels int64, err error) {
+	frames, pixels, err = scanGIF(r)
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return max(frames, 1), pixels, nil
+	}
+	return frames, pixels, err
+}
+
+func scanGIF(r *bufio.Reader) (frames, pixels int64, err error) {
+	var lsd [13]byte // header and logical screen descriptor
+	if _, err := io.ReadFull(r, lsd[:]); err != nil {
+		return 0, 0, err
+	}
+	if lsd[10]&0x80 != 0 {
+		if _, err := r.Discard(3 << ((lsd[10] & 7) + 1)); err != nil {
+			return 0, 0, err
+		}
+	}
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, 0, err
+		}
+		switch b {
+		case 0x3b: // trailer
+			return frames, pixels, nil
+		case 0x21: // extension: label, then sub-blocks
+			if _, err := r.ReadByte(); err != nil {
+				return 0, 0, err
+			}
+			if err := skipSubBlocks(r); err != nil {
+				return 0, 0, err
+			}
+		case 0x2c: // image descriptor
+			var d [9]byte
+			if _, err := io.ReadFull(r, d[:]); err != nil {
+				return 0, 0, err
+			}
+			w, h := binary.LittleEndian.Uint16(d[4:6]), binary.LittleEndian.Uint16(d[6:8])
+			frames++
+			pixels += int64(w) * int64(h)
+			if d[8]&0x80 != 0 {
+				if _, err := r.Discard(3 << ((d[8] & 7) + 1)); err != nil {
+					return 0, 0, err
+				}
+			}
+			if _, err := r.ReadByte(); err != nil { // LZW minimum code size
+				return 0, 0, err
+			}
+			if err := skipSubBlocks(r); err != nil {
+				return 0, 0, err
+			}
+		default:
+			return 0, 0, fmt.Errorf("gif: unknown block 0x%02x", b)
+		}
+	}
+}
+
+func skipSubBlocks(r *bufio.Reader) error {
+	for {
+		n, err := r.ReadByte()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if _, err := r.Discard(int(n)); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,449 @@
+package thumbnails_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/thumbnails"
+)
+
+var (
+	red   = color.NRGBA{255, 0, 0, 255}
+	green = color.NRGBA{0, 255, 0, 255}
+	blue  = color.NRGBA{0, 0, 255, 255}
+	white = color.NRGBA{255, 255, 255, 255}
+)
+
+func newGenerator() *thumbnails.Generator {
+	return thumbnails.New(config.Default().Thumbnails)
+}
+
+// quadrants is a w x h image with red, green, blue and white quadrants
+// (top-left, top-right, bottom-left, bottom-right).
+func quadrants(w, h int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			c := red
+			switch {
+			case x >= w/2 && y < h/2:
+				c = green
+			case x < w/2 && y >= h/2:
+				c = blue
+			case x >= w/2 && y >= h/2:
+				c = white
+			}
+			img.SetNRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+func encodeJPEG(t testing.TB, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func encodePNG(t testing.TB, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func generate(t testing.TB, g *thumbnails.Generator, data []byte, spec thumbnails.Spec) (*thumbnails.Thumbnail, error) {
+	t.Helper()
+	return g.Generate(context.Background(), bytes.NewReader(data), int64(len(data)), spec)
+}
+
+func mustDecode(t *testing.T, th *thumbnails.Thumbnail) image.Image {
+	t.Helper()
+	img, format, err := image.Decode(bytes.NewReader(th.Data))
+	if err != nil {
+		t.Fatalf("output does not decode: %v", err)
+	}
+	if "image/"+format != th.ContentType {
+		t.Errorf("output is %s, labelled %s", format, th.ContentType)
+	}
+	return img
+}
+
+// near reports whether two colours are within tol per channel (JPEG is lossy).
+func near(a, b color.Color, tol int) bool {
+	ar, ag, ab, aa := a.RGBA()
+	br, bg, bb, ba := b.RGBA()
+	d := func(x, y uint32) bool { return abs(int(x>>8)-int(y>>8)) <= tol }
+	return d(ar, br) && d(ag, bg) && d(ab, bb) && d(aa, ba)
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func TestSizes(t *testing.T) {
+	g := newGenerator()
+	tests := map[string]struct {
+		srcW, srcH   int
+		spec         thumbnails.Spec
+		wantW, wantH int
+		wantOriginal bool
+	}{
+		"scale fits width":             {400, 300, thumbnails.Spec{Width: 320, Height: 240, Method: "scale"}, 320, 240, false},
+		"scale keeps aspect":           {1000, 100, thumbnails.Spec{Width: 320, Height: 240, Method: "scale"}, 320, 32, false},
+		"scale tall":                   {300, 1200, thumbnails.Spec{Width: 320, Height: 240, Method: "scale"}, 60, 240, false},
+		"crop fills box":               {400, 300, thumbnails.Spec{Width: 96, Height: 96, Method: "crop"}, 96, 96, false},
+		"crop wide source":             {1000, 100, thumbnails.Spec{Width: 32, Height: 32, Method: "crop"}, 32, 32, false},
+		"crop source shorter than box": {1000, 100, thumbnails.Spec{Width: 320, Height: 240, Method: "crop"}, 133, 100, false},
+		"scale never upscales":         {200, 100, thumbnails.Spec{Width: 800, Height: 600, Method: "scale"}, 0, 0, true},
+		"crop never upscales":          {30, 20, thumbnails.Spec{Width: 32, Height: 32, Method: "crop"}, 0, 0, true},
+		"exact size is the original":   {320, 240, thumbnails.Spec{Width: 320, Height: 240, Method: "scale"}, 0, 0, true},
+		"default method scales":        {400, 300, thumbnails.Spec{Width: 200, Height: 200}, 200, 150, false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			th, err := generate(t, g, encodeJPEG(t, quadrants(tt.srcW, tt.srcH)), tt.spec)
+			if tt.wantOriginal {
+				if !errors.Is(err, thumbnails.ErrUseOriginal) {
+					t.Fatalf("Generate = %v, want ErrUseOriginal", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := mustDecode(t, th)
+			if b := img.Bounds(); b.Dx() != tt.wantW || b.Dy() != tt.wantH || th.Width != tt.wantW || th.Height != tt.wantH {
+				t.Errorf("size = %v (reported %dx%d), want %dx%d", b, th.Width, th.Height, tt.wantW, tt.wantH)
+			}
+			if th.ContentType != "image/jpeg" {
+				t.Errorf("opaque source gave %s, want image/jpeg", th.ContentType)
+			}
+		})
+	}
+}
+
+func TestCropIsCentredAndColoursKept(t *testing.T) {
+	th, err := generate(t, newGenerator(), encodePNG(t, quadrants(400, 200)), thumbnails.Spec{Width: 100, Height: 100, Method: "crop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mustDecode(t, th)
+	// The centred square of a 2:1 image keeps all four quadrants, meeting in the middle.
+	for _, p := range []struct {
+		x, y int
+		want color.Color
+	}{{10, 10, red}, {90, 10, green}, {10, 90, blue}, {90, 90, white}} {
+		if got := img.At(p.x, p.y); !near(got, p.want, 40) {
+			t.Errorf("pixel (%d,%d) = %v, want %v", p.x, p.y, got, p.want)
+		}
+	}
+}
+
+func TestTransparencyKeptAsPNG(t *testing.T) {
+	src := image.NewNRGBA(image.Rect(0, 0, 200, 200))
+	for y := 0; y < 200; y++ {
+		for x := 0; x < 200; x++ {
+			if x < 100 {
+				src.SetNRGBA(x, y, red)
+			} // right half stays transparent
+		}
+	}
+	th, err := generate(t, newGenerator(), encodePNG(t, src), thumbnails.Spec{Width: 96, Height: 96, Method: "crop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if th.ContentType != "image/png" {
+		t.Fatalf("transparent source gave %s, want image/png", th.ContentType)
+	}
+	img := mustDecode(t, th)
+	if _, _, _, a := img.At(90, 48).RGBA(); a != 0 {
+		t.Errorf("transparent area has alpha %d, want 0", a>>8)
+	}
+	if got := img.At(5, 48); !near(got, red, 10) {
+		t.Errorf("opaque area = %v, want red", got)
+	}
+}
+
+// withOrientation inserts an EXIF APP1 segment with the given orientation
+// right after a JPEG's SOI marker.
+func withOrientation(jpg []byte, o uint16) []byte {
+	tiffData := []byte("II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	binary.LittleEndian.PutUint16(tiffData[18:], o)
+	payload := append([]byte("Exif\x00\x00"), tiffData...)
+	seg := []byte{0xff, 0xe1, 0, 0}
+	binary.BigEndian.PutUint16(seg[2:], uint16(len(payload)+2))
+	out := append([]byte{}, jpg[:2]...)
+	out = append(out, seg...)
+	out = append(out, payload...)
+	return append(out, jpg[2:]...)
+}
+
+func TestEXIFOrientation(t *testing.T) {
+	// 200x100: left half red, right half blue.
+	src := image.NewNRGBA(image.Rect(0, 0, 200, 100))
+	for y := 0; y < 100; y++ {
+		for x := 0; x < 200; x++ {
+			if x < 100 {
+				src.SetNRGBA(x, y, red)
+			} else {
+				src.SetNRGBA(x, y, blue)
+			}
+		}
+	}
+	tests := map[string]struct {
+		orientation  uint16
+		wantW, wantH int
+		probes       map[image.Point]color.Color
+	}{
+		"none":              {1, 100, 50, map[image.Point]color.Color{{10, 25}: red, {90, 25}: blue}},
+		"rotate 90 cw (6)":  {6, 50, 100, map[image.Point]color.Color{{25, 10}: red, {25, 90}: blue}},
+		"rotate 90 ccw (8)": {8, 50, 100, map[image.Point]color.Color{{25, 10}: blue, {25, 90}: red}},
+		"rotate 180 (3)":    {3, 100, 50, map[image.Point]color.Color{{10, 25}: blue, {90, 25}: red}},
+		"mirrored (2)":      {2, 100, 50, map[image.Point]color.Color{{10, 25}: blue, {90, 25}: red}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			data := withOrientation(encodeJPEG(t, src), tt.orientation)
+			th, err := generate(t, newGenerator(), data, thumbnails.Spec{Width: 100, Height: 100, Method: "scale"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := mustDecode(t, th)
+			if b := img.Bounds(); b.Dx() != tt.wantW || b.Dy() != tt.wantH {
+				t.Fatalf("size = %v, want %dx%d", b, tt.wantW, tt.wantH)
+			}
+			for p, want := range tt.probes {
+				if got := img.At(p.X, p.Y); !near(got, want, 40) {
+					t.Errorf("pixel %v = %v, want %v", p, got, want)
+				}
+			}
+		})
+	}
+}
+
+// animation is a 3-frame 100x100 GIF: red, green, blue.
+func animation(t testing.TB) []byte {
+	t.Helper()
+	pal := color.Palette{red, green, blue, white}
+	g := &gif.GIF{}
+	for i := 0; i < 3; i++ {
+		f := image.NewPaletted(image.Rect(0, 0, 100, 100), pal)
+		for j := range f.Pix {
+			f.Pix[j] = uint8(i)
+		}
+		g.Image = append(g.Image, f)
+		g.Delay = append(g.Delay, 10)
+	}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestAnimated(t *testing.T) {
+	data := animation(t)
+	t.Run("animated requested", func(t *testing.T) {
+		th, err := generate(t, newGenerator(), data, thumbnails.Spec{Width: 32, Height: 32, Method: "crop", Animated: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if th.ContentType != "image/gif" || !th.Animated {
+			t.Fatalf("got %s animated=%v, want an animated image/gif", th.ContentType, th.Animated)
+		}
+		out, err := gif.DecodeAll(bytes.NewReader(th.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Image) != 3 || out.Delay[1] != 10 {
+			t.Fatalf("frames = %d, delay %v; want 3 frames of 10", len(out.Image), out.Delay)
+		}
+		for i, want := range []color.Color{red, green, blue} {
+			if b := out.Image[i].Bounds(); b.Dx() != 32 || b.Dy() != 32 {
+				t.Errorf("frame %d is %v, want 32x32", i, b)
+			}
+			if got := out.Image[i].At(16, 16); !near(got, want, 0) {
+				t.Errorf("frame %d = %v, want %v", i, got, want)
+			}
+		}
+	})
+	t.Run("still when not requested", func(t *testing.T) {
+		th, err := generate(t, newGenerator(), data, thumbnails.Spec{Width: 32, Height: 32, Method: "crop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if th.Animated || th.ContentType == "image/gif" {
+			t.Fatalf("got %s animated=%v, want a still", th.ContentType, th.Animated)
+		}
+		if got := mustDecode(t, th).At(16, 16); !near(got, red, 30) {
+			t.Errorf("still = %v, want the first frame (red)", got)
+		}
+	})
+	t.Run("still frame from config", func(t *testing.T) {
+		cfg := config.Default().Thumbnails
+		cfg.StillFrame = 1
+		th, err := generate(t, thumbnails.New(cfg), data, thumbnails.Spec{Width: 32, Height: 32, Method: "crop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mustDecode(t, th).At(16, 16); !near(got, blue, 30) {
+			t.Errorf("still = %v, want the last frame (blue)", got)
+		}
+	})
+	t.Run("animated on a still source is a still", func(t *testing.T) {
+		th, err := generate(t, newGenerator(), encodeJPEG(t, quadrants(100, 100)), thumbnails.Spec{Width: 32, Height: 32, Method: "crop", Animated: true})
+		if err != nil || th.Animated || th.ContentType != "image/jpeg" {
+			t.Fatalf("got %v, %v; want a still JPEG", th, err)
+		}
+	})
+	t.Run("animation disabled", func(t *testing.T) {
+		cfg := config.Default().Thumbnails
+		cfg.AllowAnimated = false
+		th, err := generate(t, thumbnails.New(cfg), data, thumbnails.Spec{Width: 32, Height: 32, Method: "crop", Animated: true})
+		if err != nil || th.Animated {
+			t.Fatalf("got %v, %v; want a still", th, err)
+		}
+	})
+}
+
+// pngWithIHDR returns a PNG signature and a valid IHDR claiming w x h, then
+// optional extra chunks, then nothing: no pixel data at all.
+func pngWithIHDR(w, h uint32, extra ...[]byte) []byte {
+	b := []byte("\x89PNG\r\n\x1a\n")
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 6 // 8-bit RGBA
+	b = append(b, chunk("IHDR", ihdr)...)
+	for _, c := range extra {
+		b = append(b, c...)
+	}
+	return b
+}
+
+func chunk(typ string, data []byte) []byte {
+	out := make([]byte, 8, 12+len(data))
+	binary.BigEndian.PutUint32(out, uint32(len(data)))
+	copy(out[4:], typ)
+	out = append(out, data...)
+	crc := crc32.NewIEEE()
+	crc.Write(out[4:])
+	return binary.BigEndian.AppendUint32(out, crc.Sum32())
+}
+
+func TestHostileImages(t *testing.T) {
+	acTL := make([]byte, 8)
+	binary.BigEndian.PutUint32(acTL, 1<<31)
+	jpegBomb := encodeJPEG(t, quadrants(16, 16))
+	// Patch the SOF0 frame header: 65500 x 65500.
+	for i := 0; i+8 < len(jpegBomb); i++ {
+		if jpegBomb[i] == 0xff && jpegBomb[i+1] == 0xc0 {
+			binary.BigEndian.PutUint16(jpegBomb[i+5:], 65500)
+			binary.BigEndian.PutUint16(jpegBomb[i+7:], 65500)
+			break
+		}
+	}
+	gifBomb := []byte("GIF89a\xff\xff\xff\xff\x80\x00\x00\x00\x00\x00\xff\xff\xff,\x00\x00\x00\x00\xff\xff\xff\xff\x00\x02\x01D\x00;")
+	truncated := encodePNG(t, quadrants(64, 64))
+	truncated = truncated[:len(truncated)/2]
+
+	tests := map[string]struct {
+		data []byte
+		want error
+	}{
+		"100000x100000 png":     {pngWithIHDR(100000, 100000), thumbnails.ErrTooManyPixels},
+		"65535x65535 gif":       {gifBomb, thumbnails.ErrTooManyPixels},
+		"65500x65500 jpeg":      {jpegBomb, thumbnails.ErrTooManyPixels},
+		"apng with 2^31 frames": {pngWithIHDR(100, 100, chunk("acTL", acTL)), thumbnails.ErrTooManyPixels},
+		"truncated png":         {truncated, thumbnails.ErrCorrupt},
+		"png without pixels":    {pngWithIHDR(10, 10), thumbnails.ErrCorrupt},
+		"zero-size png":         {pngWithIHDR(0, 10), thumbnails.ErrCorrupt},
+		"text":                  {[]byte("hello, this is not an image"), thumbnails.ErrUnsupported},
+		"svg":                   {[]byte(`<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>`), thumbnails.ErrUnsupported},
+		"pdf":                   {[]byte("%PDF-1.7\n1 0 obj"), thumbnails.ErrUnsupported},
+		"empty":                 {nil, thumbnails.ErrUnsupported},
+		"jpeg magic only":       {[]byte("\xff\xd8\xff"), thumbnails.ErrCorrupt},
+	}
+	if len(gifBomb) != 34 {
+		t.Fatalf("gif bomb is %d bytes, want 34", len(gifBomb))
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			th, err := generate(t, newGenerator(), tt.data, thumbnails.Spec{Width: 32, Height: 32, Method: "crop"})
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Generate = %v, %v; want %v", th, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTypesAndSourceSize(t *testing.T) {
+	cfg := config.Default().Thumbnails
+	cfg.Types = []string{"image/png"}
+	cfg.MaxSourceBytes = 5000
+	g := thumbnails.New(cfg)
+	if _, err := generate(t, g, encodeJPEG(t, quadrants(100, 100)), thumbnails.Spec{Width: 32, Height: 32}); !errors.Is(err, thumbnails.ErrUnsupported) {
+		t.Errorf("JPEG with only PNG allowed = %v, want ErrUnsupported", err)
+	}
+	noise := image.NewNRGBA(image.Rect(0, 0, 100, 100))
+	rand.NewChaCha8([32]byte{1}).Read(noise.Pix)
+	big := encodePNG(t, noise)
+	if len(big) <= 5000 {
+		t.Fatalf("test image is only %d bytes", len(big))
+	}
+	if _, err := generate(t, g, big, thumbnails.Spec{Width: 32, Height: 32}); !errors.Is(err, thumbnails.ErrTooLarge) {
+		t.Errorf("source over maxSourceBytes = %v, want ErrTooLarge", err)
+	}
+}
+
+func TestCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	data := encodeJPEG(t, quadrants(100, 100))
+	if _, err := newGenerator().Generate(ctx, bytes.NewReader(data), int64(len(data)), thumbnails.Spec{Width: 32, Height: 32}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Generate with cancelled ctx = %v, want context.Canceled", err)
+	}
+}
+
+func FuzzGenerate(f *testing.F) {
+	f.Add(encodeJPEG(f, quadrants(20, 20)))
+	f.Add(encodePNG(f, quadrants(20, 20)))
+	f.Add(animation(f))
+	f.Add(pngWithIHDR(100000, 100000))
+	f.Add([]byte("GIF89a\x10\x00\x10\x00\x00\x00\x00,\x00\x00\x00\x00\x10\x00\x10\x00\x00\x02\x02D\x01\x00;"))
+	g := newGenerator()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, spec := range []thumbnails.Spec{{Width: 8, Height: 8, Method: "crop"}, {Width: 8, Height: 8, Method: "scale", Animated: true}} {
+			th, err := g.Generate(context.Background(), bytes.NewReader(data), int64(len(data)), spec)
+			if err != nil {
+				continue
+			}
+			if th.Width > 8 || th.Height > 8 || th.Width < 1 || th.Height < 1 {
+				t.Fatalf("thumbnail %dx%d for an 8x8 box", th.Width, th.Height)
+			}
+			if _, _, err := image.Decode(bytes.NewReader(th.Data)); err != nil {
+				t.Fatalf("output does not decode: %v", err)
+			}
+		}
+	})
+}
