@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -28,14 +30,6 @@ func (s *Server) handleDownloadLegacy(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated bool) error {
-	serverName, _, err := pathVar(r, "serverName")
-	if err != nil {
-		return err
-	}
-	mediaID, _, err := pathVar(r, "mediaId")
-	if err != nil {
-		return err
-	}
 	name, hasName, err := pathVar(r, "fileName")
 	if err != nil {
 		return err
@@ -43,47 +37,83 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 	if err := checkDownloadParams(r); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	m, err := s.localMedia(r, serverName, mediaID)
+	m, err := s.requestedMedia(r, authenticated)
 	if err != nil {
 		return err
 	}
-	if !authenticated && m.Authenticated {
-		return errNotFound("Media not found (this media is only served on /_matrix/client/v1/media)")
+	if !hasName {
+		name = m.UploadName
 	}
-	blobs, ok := s.blobs[m.DatastoreID]
-	if !ok {
-		return fmt.Errorf("media %s/%s is in datastore %q, which is not configured", m.Origin, m.MediaID, m.DatastoreID)
-	}
-	blob, err := blobs.Open(ctx, m.SHA256)
-	if errors.Is(err, storage.ErrNotFound) {
-		e := errNotFound("Media not found")
-		e.Err = fmt.Errorf("blob of %s/%s is missing: %w", m.Origin, m.MediaID, err)
-		return e
-	}
+	return s.serveOriginal(w, r, m, name, authenticated)
+}
+
+// serveOriginal sends the media's own bytes named name.
+func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storage.Media, name string, authenticated bool) error {
+	blob, err := s.openBlob(r.Context(), m.DatastoreID, m.SHA256, m.Origin+"/"+m.MediaID)
 	if err != nil {
 		return err
 	}
 	defer blob.Close()
-
-	if !hasName {
-		name = m.UploadName
-	}
-	cache := cacheUnauthenticated
-	if authenticated {
-		cache = cacheAuthenticated
-	}
-	serveMedia(w, r, m, blob, name, cache)
+	serveMedia(w, r, blob, mediaResponse{
+		contentType:  m.ContentType,
+		sha256:       m.SHA256,
+		disposition:  contentDisposition(m.ContentType, name),
+		modified:     m.CreatedAt,
+		cacheControl: cacheControl(authenticated),
+	})
 	return nil
 }
 
-// localMedia finds media of the request's homeserver. Invalid IDs are refused
-// before any lookup; other servers' media is not fetched (yet): 404.
-func (s *Server) localMedia(r *http.Request, serverName, mediaID string) (*storage.Media, error) {
+// openBlob opens a blob of the named datastore; what names the media for errors.
+func (s *Server) openBlob(ctx context.Context, datastore, sha256, what string) (io.ReadSeekCloser, error) {
+	blobs, ok := s.blobs[datastore]
+	if !ok {
+		return nil, fmt.Errorf("%s is in datastore %q, which is not configured", what, datastore)
+	}
+	blob, err := blobs.Open(ctx, sha256)
+	if errors.Is(err, storage.ErrNotFound) {
+		e := errNotFound("Media not found")
+		e.Err = fmt.Errorf("blob of %s is missing: %w", what, err)
+		return nil, e
+	}
+	return blob, err
+}
+
+func cacheControl(authenticated bool) string {
+	if authenticated {
+		return cacheAuthenticated
+	}
+	return cacheUnauthenticated
+}
+
+// requestedMedia finds the media the route's {serverName}/{mediaId} name, if
+// the route may serve it: media of the request's homeserver, and on
+// unauthenticated routes only media from before the freeze. Invalid IDs are
+// refused before any lookup; other servers' media is not fetched (yet): 404.
+func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.Media, error) {
+	serverName, _, err := pathVar(r, "serverName")
+	if err != nil {
+		return nil, err
+	}
+	mediaID, _, err := pathVar(r, "mediaId")
+	if err != nil {
+		return nil, err
+	}
 	if !storage.ValidServerName(serverName) || !storage.ValidMediaID(mediaID) {
 		return nil, errNotFound("Media not found (malformed server name or media ID)")
 	}
-	ctx := r.Context()
+	m, err := s.localMedia(r.Context(), serverName, mediaID)
+	if err != nil {
+		return nil, err
+	}
+	if !authenticated && m.Authenticated {
+		return nil, errNotFound("Media not found (this media is only served on /_matrix/client/v1/media)")
+	}
+	return m, nil
+}
+
+// localMedia looks up media of the request's homeserver, through the cache.
+func (s *Server) localMedia(ctx context.Context, serverName, mediaID string) (*storage.Media, error) {
 	if serverName != homeserverFrom(ctx).Name {
 		return nil, errNotFound("Media not found (remote media is not served by this repository yet)")
 	}

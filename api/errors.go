@@ -7,6 +7,7 @@ import (
 
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
 // Error is a Matrix error response. Only Status, Code and Message reach the
@@ -98,5 +99,9 @@ var sentinels = []struct {
 	{storage.ErrNotFound, 404, "M_NOT_FOUND", "Media not found"},
 	{homeserver.ErrUnknownToken, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token"},
 	{homeserver.ErrUnreachable, 502, "M_UNKNOWN", "The homeserver could not be reached to check the access token; try again later"},
+	{thumbnails.ErrTooManyPixels, 413, "M_TOO_LARGE", "The image is too large to thumbnail"},
+	{thumbnails.ErrTooLarge, 413, "M_TOO_LARGE", "The image is too large to thumbnail"},
+	{thumbnails.ErrUnsupported, 400, "M_UNKNOWN", "This media cannot be thumbnailed"},
+	{thumbnails.ErrCorrupt, 400, "M_UNKNOWN", "The image could not be read to thumbnail it"},
 	{context.DeadlineExceeded, 504, "M_UNKNOWN", "Timed out"},
 }

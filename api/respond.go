@@ -5,8 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
-
-	"github.com/mediarepo/mediarepo/storage"
+	"time"
 )
 
 // mediaCSP is the spec's sandbox policy plus Synapse's media-src, so that
@@ -43,18 +42,27 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	writeJSON(w, e.Status, e.body())
 }
 
+// mediaResponse describes the bytes serveMedia sends.
+type mediaResponse struct {
+	contentType  string
+	sha256       string // becomes the strong ETag
+	disposition  string // a Content-Disposition built by contentDisposition
+	modified     time.Time
+	cacheControl string
+}
+
 // serveMedia is the only way media bytes leave the server. http.ServeContent
 // brings Range, If-Range, If-None-Match, If-Modified-Since and HEAD.
-func serveMedia(w http.ResponseWriter, r *http.Request, m *storage.Media, blob io.ReadSeeker, fileName, cacheControl string) {
+func serveMedia(w http.ResponseWriter, r *http.Request, blob io.ReadSeeker, m mediaResponse) {
 	h := w.Header()
-	h.Set("Content-Type", m.ContentType)
-	h.Set("Content-Disposition", contentDisposition(m.ContentType, fileName))
-	h.Set("ETag", `"`+m.SHA256+`"`)
-	h.Set("Cache-Control", cacheControl)
+	h.Set("Content-Type", m.contentType)
+	h.Set("Content-Disposition", m.disposition)
+	h.Set("ETag", `"`+m.sha256+`"`)
+	h.Set("Cache-Control", m.cacheControl)
 	for k, v := range mediaHeaders {
 		h[k] = v
 	}
-	http.ServeContent(w, r, "", m.CreatedAt, blob)
+	http.ServeContent(w, r, "", m.modified, blob)
 }
 
 // inlineTypes are the spec's types safe to show inline; everything else, SVG

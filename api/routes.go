@@ -34,6 +34,7 @@ func (s *Server) routes(r *mux.Router) {
 	table := []route{
 		{"GET", c + "/download/{serverName}/{mediaId}", usersAndGuests, s.handleDownload},
 		{"GET", c + "/download/{serverName}/{mediaId}/{fileName}", usersAndGuests, s.handleDownload},
+		{"GET", c + "/thumbnail/{serverName}/{mediaId}", usersAndGuests, s.handleThumbnail},
 		{"GET", c + "/config", users, s.handleConfig},
 	}
 	for _, v := range legacyVersions {
@@ -42,6 +43,7 @@ func (s *Server) routes(r *mux.Router) {
 			route{"POST", p + "/upload", users, s.handleUpload},
 			route{"GET", p + "/download/{serverName}/{mediaId}", public, s.handleDownloadLegacy},
 			route{"GET", p + "/download/{serverName}/{mediaId}/{fileName}", public, s.handleDownloadLegacy},
+			route{"GET", p + "/thumbnail/{serverName}/{mediaId}", public, s.handleThumbnailLegacy},
 			route{"GET", p + "/config", users, s.handleConfig},
 		)
 	}

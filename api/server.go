@@ -12,10 +12,12 @@ import (
 	"github.com/gorilla/mux"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
 // mediaCacheEntries bounds the in-process cache of media rows. Rows are
@@ -27,29 +29,36 @@ type Options struct {
 	Config *config.Config
 	Meta   storage.MetadataStore
 	// Blobs maps each configured datastore ID to its store.
-	Blobs map[string]storage.BlobStore
-	Auth  homeserver.Authenticator
-	Log   *logrus.Logger
+	Blobs  map[string]storage.BlobStore
+	Auth   homeserver.Authenticator
+	Thumbs *thumbnails.Generator
+	Log    *logrus.Logger
 }
 
 // Server serves every media route. It is an http.Handler.
 type Server struct {
-	cfg        *config.Config
-	meta       storage.MetadataStore
-	blobs      map[string]storage.BlobStore
-	auth       homeserver.Authenticator
-	log        *logrus.Logger
-	localStore string // datastore ID new uploads go to
-	mediaCache *lru.Cache[string, *storage.Media]
-	handler    http.Handler
+	cfg         *config.Config
+	meta        storage.MetadataStore
+	blobs       map[string]storage.BlobStore
+	auth        homeserver.Authenticator
+	thumbs      *thumbnails.Generator
+	log         *logrus.Logger
+	localStore  string // datastore ID new uploads go to
+	thumbStore  string // datastore ID thumbnails go to
+	mediaCache  *lru.Cache[string, *storage.Media]
+	thumbCache  *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
+	thumbFlight singleflight.Group
+	pregen      *pregenerator
+	handler     http.Handler
 }
 
-// New checks opts and builds the Server.
+// New checks opts and builds the Server. It starts the background thumbnail
+// workers; Close stops them.
 func New(opts Options) (*Server, error) {
-	if opts.Config == nil || opts.Meta == nil || opts.Auth == nil || opts.Log == nil || len(opts.Blobs) == 0 {
-		return nil, errors.New("api.New: Config, Meta, Blobs, Auth and Log are required")
+	if opts.Config == nil || opts.Meta == nil || opts.Auth == nil || opts.Thumbs == nil || opts.Log == nil || len(opts.Blobs) == 0 {
+		return nil, errors.New("api.New: Config, Meta, Blobs, Auth, Thumbs and Log are required")
 	}
-	s := &Server{cfg: opts.Config, meta: opts.Meta, blobs: opts.Blobs, auth: opts.Auth, log: opts.Log}
+	s := &Server{cfg: opts.Config, meta: opts.Meta, blobs: opts.Blobs, auth: opts.Auth, thumbs: opts.Thumbs, log: opts.Log}
 	for _, ds := range s.cfg.Datastores {
 		if _, ok := s.blobs[ds.ID]; !ok {
 			return nil, fmt.Errorf("api.New: no blob store for datastore %q", ds.ID)
@@ -57,11 +66,18 @@ func New(opts Options) (*Server, error) {
 		if s.localStore == "" && ds.For(config.KindLocalMedia) {
 			s.localStore = ds.ID
 		}
+		if s.thumbStore == "" && ds.For(config.KindThumbnails) {
+			s.thumbStore = ds.ID
+		}
 	}
 	if s.localStore == "" {
 		return nil, errors.New("api.New: no datastore takes local_media")
 	}
+	if s.thumbStore == "" {
+		s.thumbStore = s.localStore
+	}
 	s.mediaCache, _ = lru.New[string, *storage.Media](mediaCacheEntries)
+	s.thumbCache, _ = lru.New[string, *storage.Thumbnail](mediaCacheEntries)
 
 	router := mux.NewRouter().UseEncodedPath().SkipClean(true)
 	router.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
@@ -82,6 +98,7 @@ func New(opts Options) (*Server, error) {
 		hosted.ServeHTTP(w, r)
 	})
 	s.handler = s.withRequestLog(s.withRecover(withCORS(top)))
+	s.startPregenerator()
 	return s, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
+	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
 const (
@@ -90,11 +91,13 @@ datastores:
 	counting := &countingMeta{MetadataStore: meta}
 	srv, err := api.New(api.Options{
 		Config: cfg, Meta: counting, Blobs: map[string]storage.BlobStore{"local": blobs}, Log: log,
-		Auth: homeserver.NewCachedAuthenticator(homeserver.NewClient(nil), 60e9),
+		Auth:   homeserver.NewCachedAuthenticator(homeserver.NewClient(nil), 60e9),
+		Thumbs: thumbnails.New(cfg.Thumbnails),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { srv.Close() })
 	ts := &testServer{Server: httptest.NewServer(srv), fake: fake, meta: counting, blobs: blobs, logs: logs, log: log}
 	t.Cleanup(ts.Close)
 	return ts
@@ -185,11 +188,26 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, errco
 	}
 }
 
-// countingMeta is the real store, counting lookups so tests can see the cache.
+// countingMeta is the real store, counting lookups and thumbnail inserts so
+// tests can see the caches and the single-flight at work.
 type countingMeta struct {
 	storage.MetadataStore
 	mu      sync.Mutex
 	lookups int
+	thumbs  int
+}
+
+func (c *countingMeta) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error {
+	c.mu.Lock()
+	c.thumbs++
+	c.mu.Unlock()
+	return c.MetadataStore.CreateThumbnail(ctx, t)
+}
+
+func (c *countingMeta) ThumbnailInserts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.thumbs
 }
 
 func (c *countingMeta) Media(ctx context.Context, origin, id string) (*storage.Media, error) {

@@ -87,6 +87,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) error {
 	logFrom(ctx).WithFields(logrus.Fields{
 		"origin": m.Origin, "media_id": m.MediaID, "sha256": sum, "bytes": size, "content_type": contentType,
 	}).Debug("media stored")
+	s.queueThumbnails(ctx, m)
 	writeJSON(w, http.StatusOK, map[string]string{"content_uri": "mxc://" + m.Origin + "/" + m.MediaID})
 	return nil
 }

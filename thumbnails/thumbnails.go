@@ -82,6 +82,9 @@ func (g *Generator) Generate(ctx context.Context, src io.ReadSeeker, size int64,
 	if err := g.checkLimits(info); err != nil {
 		return nil, err
 	}
+	if fitsEitherWay(info, spec) {
+		return nil, ErrUseOriginal // known from the header: skip decoding
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -105,6 +108,13 @@ func (g *Generator) Generate(ctx context.Context, src io.ReadSeeker, size int64,
 		return nil, err
 	}
 	return g.encodeStill(out)
+}
+
+// fitsEitherWay reports whether the original fits the box whichever way an
+// EXIF orientation turns it.
+func fitsEitherWay(info imageInfo, spec Spec) bool {
+	w, h := info.width, info.height
+	return w <= spec.Width && h <= spec.Height && h <= spec.Width && w <= spec.Height
 }
 
 func (g *Generator) checkLimits(info imageInfo) error {

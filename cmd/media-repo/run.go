@@ -19,6 +19,7 @@ import (
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/postgres"
 	"github.com/mediarepo/mediarepo/storage/sqlite"
+	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
 // shutdownGrace is how long in-flight requests get to finish on SIGTERM.
@@ -32,6 +33,7 @@ type Main struct {
 
 	meta   storage.MetadataStore
 	blobs  map[string]storage.BlobStore
+	api    *api.Server
 	srv    *http.Server
 	ln     net.Listener
 	served chan error
@@ -67,10 +69,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(nil),
 		time.Duration(m.Config.AccessTokens.MaxCacheTimeSeconds)*time.Second)
-	handler, err := api.New(api.Options{Config: m.Config, Meta: m.meta, Blobs: m.blobs, Auth: auth, Log: m.Log})
+	handler, err := api.New(api.Options{
+		Config: m.Config, Meta: m.meta, Blobs: m.blobs, Auth: auth,
+		Thumbs: thumbnails.New(m.Config.Thumbnails), Log: m.Log,
+	})
 	if err != nil {
 		return err
 	}
+	m.api = handler
 
 	addr := net.JoinHostPort(m.Config.Repo.BindAddress, strconv.Itoa(m.Config.Repo.Port))
 	m.ln, err = net.Listen("tcp", addr)
@@ -132,6 +138,9 @@ func (m *Main) Close() error {
 		if err := m.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down http: %w", err))
 		}
+	}
+	if m.api != nil {
+		errs = append(errs, m.api.Close()) // background thumbnail work, before the stores go
 	}
 	errs = append(errs, m.closeStores())
 	return errors.Join(errs...)
