@@ -253,7 +253,7 @@ func waitForPregeneration(t *testing.T, ts *testServer, n int) {
 
 func TestThumbnailsPregenerated(t *testing.T) {
 	ts := newTestServer(t, "sqlite", nil)
-	id := ts.mustUpload(t, photo(t, 1000, 800), "image/png", "")
+	id := ts.mustUpload(t, photo(t, 850, 650), "image/png", "")
 	waitForPregeneration(t, ts, 5)
 	inserts := ts.meta.ThumbnailInserts()
 	if inserts != 5 {

@@ -371,18 +371,19 @@ func TestHostileImages(t *testing.T) {
 		data []byte
 		want error
 	}{
-		"100000x100000 png":     {pngWithIHDR(100000, 100000), thumbnails.ErrTooManyPixels},
-		"65535x65535 gif":       {gifBomb, thumbnails.ErrTooManyPixels},
-		"65500x65500 jpeg":      {jpegBomb, thumbnails.ErrTooManyPixels},
-		"apng with 2^31 frames": {pngWithIHDR(100, 100, chunk("acTL", acTL)), thumbnails.ErrTooManyPixels},
-		"truncated png":         {truncated, thumbnails.ErrCorrupt},
-		"png without pixels":    {pngWithIHDR(10, 10), thumbnails.ErrCorrupt},
-		"zero-size png":         {pngWithIHDR(0, 10), thumbnails.ErrCorrupt},
-		"text":                  {[]byte("hello, this is not an image"), thumbnails.ErrUnsupported},
-		"svg":                   {[]byte(`<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>`), thumbnails.ErrUnsupported},
-		"pdf":                   {[]byte("%PDF-1.7\n1 0 obj"), thumbnails.ErrUnsupported},
-		"empty":                 {nil, thumbnails.ErrUnsupported},
-		"jpeg magic only":       {[]byte("\xff\xd8\xff"), thumbnails.ErrCorrupt},
+		"100000x100000 png":           {pngWithIHDR(100000, 100000), thumbnails.ErrTooManyPixels},
+		"65535x65535 gif":             {gifBomb, thumbnails.ErrTooManyPixels},
+		"65500x65500 jpeg":            {jpegBomb, thumbnails.ErrTooManyPixels},
+		"apng with 2^31 frames":       {pngWithIHDR(100, 100, chunk("acTL", acTL)), thumbnails.ErrTooManyPixels},
+		"truncated png":               {truncated, thumbnails.ErrCorrupt},
+		"png without pixels":          {pngWithIHDR(100, 100), thumbnails.ErrCorrupt},
+		"tiny png is served as it is": {pngWithIHDR(10, 10), thumbnails.ErrUseOriginal},
+		"zero-size png":               {pngWithIHDR(0, 10), thumbnails.ErrCorrupt},
+		"text":                        {[]byte("hello, this is not an image"), thumbnails.ErrUnsupported},
+		"svg":                         {[]byte(`<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>`), thumbnails.ErrUnsupported},
+		"pdf":                         {[]byte("%PDF-1.7\n1 0 obj"), thumbnails.ErrUnsupported},
+		"empty":                       {nil, thumbnails.ErrUnsupported},
+		"jpeg magic only":             {[]byte("\xff\xd8\xff"), thumbnails.ErrCorrupt},
 	}
 	if len(gifBomb) != 34 {
 		t.Fatalf("gif bomb is %d bytes, want 34", len(gifBomb))
