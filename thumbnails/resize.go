@@ -21,11 +21,12 @@ func resize(img image.Image, spec Spec) (*image.NRGBA, error) {
 	if sw <= spec.Width && sh <= spec.Height {
 		return nil, ErrUseOriginal
 	}
+	fw, fh := float64(spec.Width)/float64(sw), float64(spec.Height)/float64(sh)
 	if spec.Method != config.MethodCrop {
-		return imaging.Fit(img, spec.Width, spec.Height, imaging.CatmullRom), nil
+		return imaging.Fit(preShrink(img, math.Min(fw, fh)), spec.Width, spec.Height, imaging.CatmullRom), nil
 	}
 	if sw >= spec.Width && sh >= spec.Height {
-		return imaging.Fill(img, spec.Width, spec.Height, imaging.Center, imaging.CatmullRom), nil
+		return imaging.Fill(preShrink(img, math.Max(fw, fh)), spec.Width, spec.Height, imaging.Center, imaging.CatmullRom), nil
 	}
 	// One side of the original is already smaller than the box: keep the box's
 	// aspect ratio at the largest size the original holds.

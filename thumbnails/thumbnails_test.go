@@ -448,3 +448,51 @@ func FuzzGenerate(f *testing.F) {
 		}
 	})
 }
+
+func TestPreShrinkKeepsColoursAndEdges(t *testing.T) {
+	// A large photo takes the box pre-shrink path: quadrant colours must
+	// survive it for every chroma subsampling the JPEG encoder makes (4:2:0)
+	// and for PNG's NRGBA.
+	for name, data := range map[string][]byte{
+		"jpeg": encodeJPEG(t, quadrants(2000, 1000)),
+		"png":  encodePNG(t, quadrants(2000, 1000)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			th, err := generate(t, newGenerator(), data, thumbnails.Spec{Width: 100, Height: 100, Method: "crop"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := mustDecode(t, th)
+			if b := img.Bounds(); b.Dx() != 100 || b.Dy() != 100 {
+				t.Fatalf("size = %v", b)
+			}
+			for _, p := range []struct {
+				x, y int
+				want color.Color
+			}{{5, 5, red}, {94, 5, green}, {5, 94, blue}, {94, 94, white}} {
+				if got := img.At(p.x, p.y); !near(got, p.want, 40) {
+					t.Errorf("pixel (%d,%d) = %v, want %v", p.x, p.y, got, p.want)
+				}
+			}
+		})
+	}
+}
+
+func TestPreShrinkSubImage(t *testing.T) {
+	// A YCbCr sub-image with an odd origin still averages the right chroma.
+	full := image.NewYCbCr(image.Rect(0, 0, 401, 401), image.YCbCrSubsampleRatio420)
+	for i := range full.Y {
+		full.Y[i] = 76 // red in YCbCr is about (76, 85, 255)
+	}
+	for i := range full.Cb {
+		full.Cb[i], full.Cr[i] = 85, 255
+	}
+	sub := full.SubImage(image.Rect(1, 1, 401, 401))
+	out := thumbnails.PreShrinkForTest(sub, 0.1)
+	if b := out.Bounds(); b.Dx() != 80 || b.Dy() != 80 {
+		t.Fatalf("size = %v, want 80x80 (k=5)", b)
+	}
+	if got := out.At(40, 40); !near(got, red, 10) {
+		t.Errorf("pixel = %v, want red", got)
+	}
+}
