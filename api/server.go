@@ -48,6 +48,7 @@ type Server struct {
 	mediaCache  *lru.Cache[string, *storage.Media]
 	thumbCache  *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
 	thumbFlight singleflight.Group
+	sizes       []thumbnails.Spec // the configured sizes, made after uploads
 	pregen      *pregenerator
 	handler     http.Handler
 }
@@ -78,6 +79,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mediaCache, _ = lru.New[string, *storage.Media](mediaCacheEntries)
 	s.thumbCache, _ = lru.New[string, *storage.Thumbnail](mediaCacheEntries)
+	s.sizes = configuredSizes(s.cfg.Thumbnails)
 
 	router := mux.NewRouter().UseEncodedPath().SkipClean(true)
 	router.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {

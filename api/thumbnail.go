@@ -82,63 +82,103 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 }
 
 // thumbnailOf returns the stored thumbnail of m for spec, generating and
-// storing it first if needed. Concurrent calls for one thumbnail generate it
-// once; a second process that stored it first wins, and its row is used.
+// storing it first if needed. The configured sizes of a media are made
+// together from one decode (as after an upload); any other size alone.
+// Concurrent calls share the work; a thumbnail another process stored first
+// is used as it is.
 func (s *Server) thumbnailOf(ctx context.Context, m *storage.Media, spec thumbnails.Spec) (*storage.Thumbnail, error) {
-	key := fmt.Sprintf("%s/%s/%dx%d/%s/%t", m.Origin, m.MediaID, spec.Width, spec.Height, spec.Method, spec.Animated)
+	key := thumbKey(m, spec)
 	if th, ok := s.thumbCache.Get(key); ok {
-		if th == nil {
-			return nil, thumbnails.ErrUseOriginal
+		return cachedThumbnail(th)
+	}
+	if s.configuredSize(spec) {
+		if err := s.ensureConfiguredSizes(ctx, m); err != nil {
+			return nil, err
 		}
-		return th, nil
+		if th, ok := s.thumbCache.Get(key); ok {
+			return cachedThumbnail(th)
+		}
 	}
 	v, err, _ := s.thumbFlight.Do(key, func() (any, error) {
-		// Shared by every waiting request: it must not die with the first one.
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), generateTimeout)
 		defer cancel()
-		th, err := s.storedThumbnail(gctx, m, spec)
-		if err == nil && th == nil {
-			th, err = s.generateThumbnail(gctx, m, spec)
+		stored, err := s.meta.Thumbnails(gctx, m.Origin, m.MediaID)
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case errors.Is(err, thumbnails.ErrUseOriginal):
-			s.thumbCache.Add(key, nil)
-		case err == nil:
+		if th := findThumbnail(stored, spec); th != nil {
 			s.thumbCache.Add(key, th)
+			return th, nil
 		}
-		return th, err
+		return nil, s.generate(gctx, m, []thumbnails.Spec{spec})
 	})
 	if err != nil {
 		return nil, err
 	}
+	if th, ok := s.thumbCache.Get(key); ok {
+		return cachedThumbnail(th)
+	}
 	return v.(*storage.Thumbnail), nil
 }
 
-// storedThumbnail finds the thumbnail made for spec, or returns nil, nil.
-func (s *Server) storedThumbnail(ctx context.Context, m *storage.Media, spec thumbnails.Spec) (*storage.Thumbnail, error) {
-	all, err := s.meta.Thumbnails(ctx, m.Origin, m.MediaID)
-	if err != nil {
-		return nil, err
-	}
-	for i := range all {
-		t := &all[i]
-		if t.Width == spec.Width && t.Height == spec.Height && t.Method == spec.Method && t.Animated == spec.Animated {
-			return t, nil
+// ensureConfiguredSizes stores every configured size of m that is not stored
+// yet, decoding the original once. Concurrent callers for one media (the
+// background worker after an upload, and the client's first view) share one run.
+func (s *Server) ensureConfiguredSizes(ctx context.Context, m *storage.Media) error {
+	_, err, _ := s.thumbFlight.Do("sizes/"+m.Origin+"/"+m.MediaID, func() (any, error) {
+		// Shared by every waiting request: it must not die with the first one.
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), generateTimeout)
+		defer cancel()
+		stored, err := s.meta.Thumbnails(gctx, m.Origin, m.MediaID)
+		if err != nil {
+			return nil, err
 		}
-	}
-	return nil, nil
+		var missing []thumbnails.Spec
+		for _, spec := range s.sizes {
+			if th := findThumbnail(stored, spec); th != nil {
+				s.thumbCache.Add(thumbKey(m, spec), th)
+			} else {
+				missing = append(missing, spec)
+			}
+		}
+		if len(missing) == 0 {
+			return nil, nil
+		}
+		return nil, s.generate(gctx, m, missing)
+	})
+	return err
 }
 
-func (s *Server) generateThumbnail(ctx context.Context, m *storage.Media, spec thumbnails.Spec) (*storage.Thumbnail, error) {
+// generate makes the thumbnails of m for specs, stores them and caches them
+// (ErrUseOriginal as a nil entry).
+func (s *Server) generate(ctx context.Context, m *storage.Media, specs []thumbnails.Spec) error {
 	src, err := s.openBlob(ctx, m.DatastoreID, m.SHA256, m.Origin+"/"+m.MediaID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer src.Close()
-	gen, err := s.thumbs.Generate(ctx, src, m.SizeBytes, spec)
+	results, err := s.thumbs.GenerateAll(ctx, src, m.SizeBytes, specs)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	for i, r := range results {
+		key := thumbKey(m, specs[i])
+		if errors.Is(r.Err, thumbnails.ErrUseOriginal) {
+			s.thumbCache.Add(key, nil)
+			continue
+		}
+		th, err := s.storeThumbnail(ctx, m, specs[i], r.Thumbnail)
+		if err != nil {
+			return err
+		}
+		s.thumbCache.Add(key, th)
+	}
+	return nil
+}
+
+// storeThumbnail writes gen's bytes and its row. If another process stored the
+// same thumbnail first, its row is returned instead.
+func (s *Server) storeThumbnail(ctx context.Context, m *storage.Media, spec thumbnails.Spec, gen *thumbnails.Thumbnail) (*storage.Thumbnail, error) {
 	sum, size, err := s.blobs[s.thumbStore].Put(ctx, bytes.NewReader(gen.Data))
 	if err != nil {
 		return nil, fmt.Errorf("store thumbnail: %w", err)
@@ -150,16 +190,65 @@ func (s *Server) generateThumbnail(ctx context.Context, m *storage.Media, spec t
 	}
 	err = s.meta.CreateThumbnail(ctx, th)
 	if errors.Is(err, storage.ErrExists) {
-		// Another process stored it meanwhile; serve theirs.
-		if stored, err := s.storedThumbnail(ctx, m, spec); err != nil || stored != nil {
-			return stored, err
+		stored, lerr := s.meta.Thumbnails(ctx, m.Origin, m.MediaID)
+		if lerr != nil {
+			return nil, lerr
 		}
-		return nil, fmt.Errorf("thumbnail of %s/%s exists but cannot be found: %w", m.Origin, m.MediaID, err)
+		if other := findThumbnail(stored, spec); other != nil {
+			return other, nil
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	return th, nil
+}
+
+func thumbKey(m *storage.Media, spec thumbnails.Spec) string {
+	return fmt.Sprintf("%s/%s/%dx%d/%s/%t", m.Origin, m.MediaID, spec.Width, spec.Height, spec.Method, spec.Animated)
+}
+
+// cachedThumbnail turns a cache entry into a result: nil means "the original".
+func cachedThumbnail(th *storage.Thumbnail) (*storage.Thumbnail, error) {
+	if th == nil {
+		return nil, thumbnails.ErrUseOriginal
+	}
+	return th, nil
+}
+
+// findThumbnail returns the thumbnail made for spec, or nil.
+func findThumbnail(all []storage.Thumbnail, spec thumbnails.Spec) *storage.Thumbnail {
+	for i := range all {
+		t := &all[i]
+		if t.Width == spec.Width && t.Height == spec.Height && t.Method == spec.Method && t.Animated == spec.Animated {
+			return t
+		}
+	}
+	return nil
+}
+
+// configuredSize reports whether spec is one of the sizes made after uploads.
+func (s *Server) configuredSize(spec thumbnails.Spec) bool {
+	for _, c := range s.sizes {
+		if c == spec {
+			return true
+		}
+	}
+	return false
+}
+
+// configuredSizes expands thumbnails.sizes into specs (an empty method means
+// both), animated as thumbnails.defaultAnimated asks.
+func configuredSizes(cfg config.Thumbnails) []thumbnails.Spec {
+	var specs []thumbnails.Spec
+	for _, size := range cfg.Sizes {
+		for _, method := range []string{config.MethodCrop, config.MethodScale} {
+			if size.Method == "" || size.Method == method {
+				specs = append(specs, thumbnails.Spec{Width: size.Width, Height: size.Height, Method: method, Animated: cfg.DefaultAnimated})
+			}
+		}
+	}
+	return specs
 }
 
 func positiveParam(q url.Values, name string) (int, error) {
@@ -243,23 +332,9 @@ func (s *Server) queueThumbnails(ctx context.Context, m *storage.Media) {
 }
 
 func (s *Server) pregenerate(ctx context.Context, m *storage.Media) {
-	log := s.log.WithFields(logrus.Fields{"origin": m.Origin, "media_id": m.MediaID})
-	for _, size := range s.cfg.Thumbnails.Sizes {
-		for _, method := range []string{config.MethodCrop, config.MethodScale} {
-			if size.Method != "" && size.Method != method {
-				continue
-			}
-			spec := thumbnails.Spec{Width: size.Width, Height: size.Height, Method: method, Animated: s.cfg.Thumbnails.DefaultAnimated}
-			_, err := s.thumbnailOf(ctx, m, spec)
-			switch {
-			case err == nil, errors.Is(err, thumbnails.ErrUseOriginal):
-			case errors.Is(err, thumbnails.ErrUnsupported):
-				return // not an image: nothing to make
-			default:
-				log.WithError(err).WithFields(logrus.Fields{"width": size.Width, "height": size.Height}).Debug("thumbnail not pre-generated")
-				return
-			}
-		}
+	err := s.ensureConfiguredSizes(ctx, m)
+	if err != nil && !errors.Is(err, thumbnails.ErrUnsupported) {
+		s.log.WithError(err).WithFields(logrus.Fields{"origin": m.Origin, "media_id": m.MediaID}).Debug("thumbnails not pre-generated")
 	}
 }
 

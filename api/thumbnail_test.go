@@ -18,6 +18,7 @@ import (
 
 // photo is an opaque w x h PNG with a red left half and a blue right half.
 func photo(t testing.TB, w, h int) []byte {
+	t.Helper()
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {

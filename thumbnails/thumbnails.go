@@ -60,13 +60,32 @@ func New(cfg config.Thumbnails) *Generator {
 	return &Generator{cfg: cfg, allowed: allowed}
 }
 
+// Result is the outcome for one Spec of GenerateAll: a thumbnail, or
+// ErrUseOriginal when the original already fits that spec.
+type Result struct {
+	Thumbnail *Thumbnail
+	Err       error
+}
+
 // Generate makes a thumbnail of src (size bytes long) for spec. The format is
 // sniffed from the bytes; limits are checked from the headers before anything
 // is decoded. A panic inside a decoder fails this call only, as ErrCorrupt.
-func (g *Generator) Generate(ctx context.Context, src io.ReadSeeker, size int64, spec Spec) (th *Thumbnail, err error) {
+func (g *Generator) Generate(ctx context.Context, src io.ReadSeeker, size int64, spec Spec) (*Thumbnail, error) {
+	res, err := g.GenerateAll(ctx, src, size, []Spec{spec})
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Thumbnail, res[0].Err
+}
+
+// GenerateAll makes a thumbnail of src for each spec from a single decode, as
+// after an upload, when every configured size is wanted. A problem with the
+// source itself (unsupported, over a limit, malformed) is the returned error;
+// results hold one entry per spec.
+func (g *Generator) GenerateAll(ctx context.Context, src io.ReadSeeker, size int64, specs []Spec) (results []Result, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			th, err = nil, fmt.Errorf("decoder panicked: %v: %w", v, ErrCorrupt)
+			results, err = nil, fmt.Errorf("decoder panicked: %v: %w", v, ErrCorrupt)
 		}
 	}()
 	if g.cfg.MaxSourceBytes > 0 && size > g.cfg.MaxSourceBytes {
@@ -82,32 +101,66 @@ func (g *Generator) Generate(ctx context.Context, src io.ReadSeeker, size int64,
 	if err := g.checkLimits(info); err != nil {
 		return nil, err
 	}
-	if fitsEitherWay(info, spec) {
-		return nil, ErrUseOriginal // known from the header: skip decoding
+	results = make([]Result, len(specs))
+	var still image.Image // decoded on first need, then shared by every spec
+	for i, spec := range specs {
+		if fitsEitherWay(info, spec) {
+			results[i].Err = ErrUseOriginal // known from the header: no decoding
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var th *Thumbnail
+		if g.animates(info, size, spec) {
+			if _, err := src.Seek(0, io.SeekStart); err != nil {
+				return nil, err
+			}
+			th, err = g.animatedGIF(ctx, src, spec)
+		} else {
+			if still == nil {
+				if _, err := src.Seek(0, io.SeekStart); err != nil {
+					return nil, err
+				}
+				if still, err = g.decodeStill(src, info); err != nil {
+					return nil, err
+				}
+				// One box pre-shrink that every spec can start from, so a batch
+				// of sizes pays for the full-resolution pass once.
+				still = preShrink(still, largestRatio(still.Bounds(), specs))
+			}
+			var out *image.NRGBA
+			if out, err = resize(still, spec); err == nil {
+				th, err = g.encodeStill(out)
+			}
+		}
+		switch {
+		case errors.Is(err, ErrUseOriginal):
+			results[i].Err = err
+		case err != nil:
+			return nil, err
+		default:
+			results[i].Thumbnail = th
+		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	return results, nil
+}
+
+// largestRatio is the largest output-to-original size ratio among specs: the
+// most any of them needs from the original.
+func largestRatio(b image.Rectangle, specs []Spec) float64 {
+	r := 0.0
+	for _, spec := range specs {
+		fw, fh := float64(spec.Width)/float64(b.Dx()), float64(spec.Height)/float64(b.Dy())
+		r = max(r, fw, fh)
 	}
-	if _, err := src.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	animate := spec.Animated && g.cfg.AllowAnimated && info.format == "image/gif" && info.frames > 1 &&
+	return r
+}
+
+// animates reports whether spec gets an animated thumbnail of this source.
+func (g *Generator) animates(info imageInfo, size int64, spec Spec) bool {
+	return spec.Animated && g.cfg.AllowAnimated && info.format == "image/gif" && info.frames > 1 &&
 		(g.cfg.MaxAnimateSizeBytes == 0 || size <= g.cfg.MaxAnimateSizeBytes)
-	if animate {
-		return g.animatedGIF(ctx, src, spec)
-	}
-	img, err := g.decodeStill(src, info)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	out, err := resize(img, spec)
-	if err != nil {
-		return nil, err
-	}
-	return g.encodeStill(out)
 }
 
 // fitsEitherWay reports whether the original fits the box whichever way an
@@ -140,7 +193,10 @@ func (g *Generator) encodeStill(img *image.NRGBA) (*Thumbnail, error) {
 	th := &Thumbnail{Width: img.Rect.Dx(), Height: img.Rect.Dy()}
 	if img.Opaque() {
 		th.ContentType = "image/jpeg"
-		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: g.cfg.JPEGQuality}); err != nil {
+		// Opaque NRGBA pixels are RGBA pixels; image/jpeg has a fast path for
+		// *image.RGBA and a slow per-pixel one for everything else.
+		rgba := &image.RGBA{Pix: img.Pix, Stride: img.Stride, Rect: img.Rect}
+		if err := jpeg.Encode(&buf, rgba, &jpeg.Options{Quality: g.cfg.JPEGQuality}); err != nil {
 			return nil, fmt.Errorf("encode jpeg: %w", err)
 		}
 	} else {

@@ -496,3 +496,30 @@ func TestPreShrinkSubImage(t *testing.T) {
 		t.Errorf("pixel = %v, want red", got)
 	}
 }
+
+func TestGenerateAll(t *testing.T) {
+	data := encodeJPEG(t, quadrants(700, 500))
+	specs := []thumbnails.Spec{
+		{Width: 32, Height: 32, Method: "crop"},
+		{Width: 320, Height: 240, Method: "scale"},
+		{Width: 800, Height: 600, Method: "scale"}, // larger than the original
+	}
+	res, err := newGenerator().GenerateAll(context.Background(), bytes.NewReader(data), int64(len(data)), specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 {
+		t.Fatalf("%d results, want 3", len(res))
+	}
+	for i, want := range [][2]int{{32, 32}, {320, 228}} {
+		if res[i].Err != nil || res[i].Thumbnail.Width != want[0] || res[i].Thumbnail.Height != want[1] {
+			t.Errorf("result %d = %v, %dx%d; want %dx%d", i, res[i].Err, res[i].Thumbnail.Width, res[i].Thumbnail.Height, want[0], want[1])
+		}
+	}
+	if !errors.Is(res[2].Err, thumbnails.ErrUseOriginal) {
+		t.Errorf("result 2 = %v, want ErrUseOriginal", res[2].Err)
+	}
+	if _, err := newGenerator().GenerateAll(context.Background(), bytes.NewReader([]byte("text")), 4, specs); !errors.Is(err, thumbnails.ErrUnsupported) {
+		t.Errorf("GenerateAll(text) = %v, want ErrUnsupported for the whole source", err)
+	}
+}
