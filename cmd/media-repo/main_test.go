@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	_ "image/jpeg" // decodes thumbnails
+	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -110,6 +113,29 @@ func TestEndToEnd(t *testing.T) {
 			resp, body = send(t, req)
 			if resp.StatusCode != 304 || len(body) != 0 {
 				t.Errorf("conditional = %d with %d bytes, want 304 empty", resp.StatusCode, len(body))
+			}
+
+			// An image gets thumbnails, stored in the thumbnails datastore.
+			img := image.NewNRGBA(image.Rect(0, 0, 300, 200))
+			for i := range img.Pix {
+				img.Pix[i] = 200 // grey
+				if i%4 == 3 {
+					img.Pix[i] = 255 // opaque
+				}
+			}
+			var pngData bytes.Buffer
+			png.Encode(&pngData, img)
+			req = mustRequest(t, "POST", base+"/_matrix/media/v3/upload", &pngData)
+			req.Header.Set("Content-Type", "image/png")
+			_, body = send(t, req)
+			json.Unmarshal(body, &up)
+			imgID := strings.TrimPrefix(up.ContentURI, "mxc://example.org/")
+			resp, body = send(t, mustRequest(t, "GET", base+"/_matrix/client/v1/media/thumbnail/example.org/"+imgID+"?width=96&height=96&method=crop", nil))
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+				t.Fatalf("thumbnail = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			if th, _, err := image.Decode(bytes.NewReader(body)); err != nil || th.Bounds().Dx() != 96 || th.Bounds().Dy() != 96 {
+				t.Errorf("thumbnail decodes to %v, %v; want 96x96", th, err)
 			}
 
 			// Frozen by default: the legacy route does not serve it.
