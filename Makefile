@@ -25,10 +25,11 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzNormalizeHost -fuzztime=15s ./config/
 	$(GO) test -run=^$$ -fuzz=FuzzValidIDs -fuzztime=15s ./storage/
 	$(GO) test -run=^$$ -fuzz=FuzzContentDisposition -fuzztime=15s ./api/
+	$(GO) test -run=^$$ -fuzz=FuzzGenerate -fuzztime=15s ./thumbnails/
 
 # Go benchmarks of the hot paths.
 bench:
-	$(GO) test -run=^$$ -bench=. -benchmem ./api/
+	$(GO) test -run=^$$ -bench=. -benchmem ./api/ ./thumbnails/
 
 # wrk load against the real server and a bare http.ServeContent reference, in one run.
 bench-load:

@@ -53,11 +53,24 @@ func backends(t *testing.T, fn func(t *testing.T, backend string)) {
 // change config values before the server is built.
 func newTestServer(t testing.TB, backend string, edit func(*config.Config)) *testServer {
 	t.Helper()
+	var meta storage.MetadataStore
+	switch backend {
+	case "postgres":
+		meta = storagetest.OpenPostgres(t)
+	default:
+		meta = storagetest.OpenSQLite(t)
+	}
+	return newTestServerOn(t, meta, filepath.Join(t.TempDir(), "blobs"), edit)
+}
+
+// newTestServerOn starts a server on the given metadata store and blob
+// directory, so that two servers can share them as two processes would.
+func newTestServerOn(t testing.TB, meta storage.MetadataStore, blobDir string, edit func(*config.Config)) *testServer {
+	t.Helper()
 	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{
 		aliceToken: {UserID: "@alice:example.org", DeviceID: "ALICE"},
 		guestToken: {UserID: "@guest:example.org", IsGuest: true},
 	})
-	blobDir := filepath.Join(t.TempDir(), "blobs")
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 homeservers:
   - {name: example.org, csApi: %q}
@@ -72,13 +85,6 @@ datastores:
 	}
 	if edit != nil {
 		edit(cfg)
-	}
-	var meta storage.MetadataStore
-	switch backend {
-	case "postgres":
-		meta = storagetest.OpenPostgres(t)
-	default:
-		meta = storagetest.OpenSQLite(t)
 	}
 	blobs, err := disk.Open(blobDir)
 	if err != nil {

@@ -9,11 +9,13 @@ import (
 	_ "image/gif"
 	"image/jpeg"
 	"image/png"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
 // photo is an opaque w x h PNG with a red left half and a blue right half.
@@ -280,5 +282,42 @@ func TestThumbnailOfGreyJPEG(t *testing.T) {
 	resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/thumbnail/example.org/"+id+"?width=96&height=96&method=crop", nil, withToken(aliceToken))
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
 		t.Errorf("grey JPEG thumbnail = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+func TestThumbnailTwoProcessesOneDatabase(t *testing.T) {
+	// Two servers on one PostgreSQL schema and one datastore, as two
+	// processes behind a load balancer: racing first requests for one
+	// thumbnail all succeed, and all get the one stored thumbnail.
+	meta := storagetest.OpenPostgres(t)
+	blobDir := filepath.Join(t.TempDir(), "blobs")
+	dynamic := func(c *config.Config) { c.Thumbnails.DynamicSizing = true }
+	a := newTestServerOn(t, meta, blobDir, dynamic)
+	b := newTestServerOn(t, meta, blobDir, dynamic)
+	id := a.mustUpload(t, photo(t, 400, 300), "image/png", "")
+
+	const n = 20
+	bodies := make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		ts := a
+		if i%2 == 1 {
+			ts = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/thumbnail/example.org/"+id+"?width=60&height=40&method=crop", nil, withToken(aliceToken))
+			if resp.StatusCode != 200 {
+				t.Errorf("request %d: status %d %s", i, resp.StatusCode, body)
+			}
+			bodies[i] = body
+		}()
+	}
+	wg.Wait()
+	for i := 1; i < n; i++ {
+		if !bytes.Equal(bodies[i], bodies[0]) {
+			t.Fatalf("response %d differs from response 0: both processes served their own thumbnail", i)
+		}
 	}
 }

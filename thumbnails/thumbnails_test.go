@@ -12,7 +12,12 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"testing"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/thumbnails"
@@ -390,9 +395,16 @@ func TestHostileImages(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			th, err := generate(t, newGenerator(), tt.data, thumbnails.Spec{Width: 32, Height: 32, Method: "crop"})
+			runtime.ReadMemStats(&after)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Generate = %v, %v; want %v", th, err, tt.want)
+			}
+			// Refused from the header: nothing near the claimed size is allocated.
+			if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+				t.Errorf("allocated %d bytes to refuse it, want under 4 MiB", got)
 			}
 		})
 	}
@@ -521,5 +533,62 @@ func TestGenerateAll(t *testing.T) {
 	}
 	if _, err := newGenerator().GenerateAll(context.Background(), bytes.NewReader([]byte("text")), 4, specs); !errors.Is(err, thumbnails.ErrUnsupported) {
 		t.Errorf("GenerateAll(text) = %v, want ErrUnsupported for the whole source", err)
+	}
+}
+
+func TestInputFormats(t *testing.T) {
+	src := quadrants(200, 100)
+	var bmpData, tiffData bytes.Buffer
+	if err := bmp.Encode(&bmpData, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := tiff.Encode(&tiffData, src, nil); err != nil {
+		t.Fatal(err)
+	}
+	webpData, err := os.ReadFile("testdata/halves.webp") // 64x48, left red, right blue (cwebp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		data         []byte
+		wantW, wantH int
+		probes       map[image.Point]color.Color
+	}{
+		"bmp":  {bmpData.Bytes(), 64, 32, map[image.Point]color.Color{{5, 5}: red, {60, 28}: white}},
+		"tiff": {tiffData.Bytes(), 64, 32, map[image.Point]color.Color{{5, 5}: red, {60, 28}: white}},
+		"webp": {webpData, 32, 24, map[image.Point]color.Color{{3, 12}: red, {29, 12}: blue}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			th, err := generate(t, newGenerator(), tt.data, thumbnails.Spec{Width: 64, Height: 32, Method: "scale"})
+			if name == "webp" {
+				th, err = generate(t, newGenerator(), tt.data, thumbnails.Spec{Width: 32, Height: 32, Method: "scale"})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := mustDecode(t, th)
+			if b := img.Bounds(); b.Dx() != tt.wantW || b.Dy() != tt.wantH {
+				t.Fatalf("size = %v, want %dx%d", b, tt.wantW, tt.wantH)
+			}
+			for p, want := range tt.probes {
+				if got := img.At(p.X, p.Y); !near(got, want, 60) {
+					t.Errorf("pixel %v = %v, want %v", p, got, want)
+				}
+			}
+		})
+	}
+	// golang.org/x/image does not animate WebP: an animated one (img2webp, two
+	// frames) gives a still or a clear ErrCorrupt (400), never anything worse.
+	anim, err := os.ReadFile("testdata/animated.webp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := generate(t, newGenerator(), anim, thumbnails.Spec{Width: 32, Height: 32, Animated: true})
+	if err != nil && !errors.Is(err, thumbnails.ErrCorrupt) {
+		t.Errorf("animated webp = %v, want a still or ErrCorrupt", err)
+	}
+	if err == nil && th.Animated {
+		t.Error("animated webp came out animated; the test's premise changed")
 	}
 }
