@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/media-repo
 
-.PHONY: build run test test-short fuzz bench bench-load docker clean
+.PHONY: build run test fuzz bench bench-load docker clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/media-repo

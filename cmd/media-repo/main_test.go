@@ -68,7 +68,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	for name, db := range dbs {
 		t.Run(name, func(t *testing.T) {
-			_, base, _ := startMain(t, db(t))
+			m, base, _ := startMain(t, db(t))
 			content := bytes.Repeat([]byte("e2e media bytes "), 4096)
 
 			req := mustRequest(t, "POST", base+"/_matrix/media/v3/upload?filename=report%20final.txt", bytes.NewReader(content))
@@ -136,6 +136,13 @@ func TestEndToEnd(t *testing.T) {
 			}
 			if th, _, err := image.Decode(bytes.NewReader(body)); err != nil || th.Bounds().Dx() != 96 || th.Bounds().Dy() != 96 {
 				t.Errorf("thumbnail decodes to %v, %v; want 96x96", th, err)
+			}
+			// forKinds: uploads went to disk1, thumbnails to disk2.
+			if n := countFiles(t, m.Config.Datastores[1].Opts.Path); n == 0 {
+				t.Error("no thumbnail in the datastore for thumbnails")
+			}
+			if n := countFiles(t, m.Config.Datastores[0].Opts.Path); n != 2 {
+				t.Errorf("local_media datastore holds %d blobs, want the 2 uploads", n)
 			}
 
 			// Frozen by default: the legacy route does not serve it.
@@ -251,6 +258,22 @@ func TestRunReportsConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countFiles counts blob files under a datastore, outside its tmp directory.
+func countFiles(t *testing.T, root string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "tmp" {
+			return filepath.SkipDir
+		}
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 func mustRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
