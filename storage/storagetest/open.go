@@ -24,8 +24,6 @@ import (
 // matches the CI machine (trust auth on 127.0.0.1).
 const DefaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-var testPool = config.Pool{MaxConnections: 10, MaxIdleConnections: 5}
-
 // PostgresDSN creates a fresh schema in the test database, returns a DSN whose
 // search_path selects it, and drops the schema when the test ends. An
 // unreachable PostgreSQL fails the test unless MEDIAREPO_TEST_SKIP_POSTGRES=1.
@@ -66,7 +64,7 @@ func PostgresDSN(t testing.TB) string {
 // OpenPostgres returns a migrated Store in a fresh schema, closed at cleanup.
 func OpenPostgres(t testing.TB) *postgres.Store {
 	t.Helper()
-	s, _, err := postgres.Open(context.Background(), PostgresDSN(t), testPool)
+	s, _, err := postgres.Open(context.Background(), PostgresDSN(t), config.Pool{MaxConnections: 10, MaxIdleConnections: 5})
 	if err != nil {
 		t.Fatalf("open postgres store: %v", err)
 	}
@@ -77,7 +75,7 @@ func OpenPostgres(t testing.TB) *postgres.Store {
 // OpenSQLite returns a migrated Store on a file in t.TempDir(), closed at cleanup.
 func OpenSQLite(t testing.TB) *sqlite.Store {
 	t.Helper()
-	s, _, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "media.db"), testPool)
+	s, _, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "media.db"), config.Pool{MaxConnections: 10, MaxIdleConnections: 5})
 	if err != nil {
 		t.Fatalf("open sqlite store: %v", err)
 	}
