@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/media-repo
 
-.PHONY: build run test fuzz bench bench-load docker clean
+.PHONY: build run test e2e fuzz bench bench-load docker clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/media-repo
@@ -19,6 +19,13 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# The end-to-end suite: Dendrite, nginx and Caddy (configured from docs/), PostgreSQL
+# and SQLite, mautrix-go and matrix-js-sdk, all on 127.0.0.1. setup.sh installs what is
+# missing (apt, go install, npm ci); the Dendrite build is cached in ~/.cache/mediarepo-e2e.
+e2e:
+	bash cmd/media-repo/testdata/e2e/setup.sh
+	$(GO) test -tags e2e -count=1 -timeout 15m -run TestE2E ./cmd/media-repo/
 
 # A short run of every fuzz target.
 fuzz:

@@ -1,0 +1,606 @@
+//go:build e2e
+
+// The end-to-end suite: a real homeserver (Dendrite v0.13.8), real reverse
+// proxies (nginx and Caddy, configured from the examples in docs/), PostgreSQL
+// and SQLite, and real client libraries (mautrix-go here, matrix-js-sdk in
+// testdata/e2e/client.mjs), all on 127.0.0.1. Run it with `make e2e`, which
+// first installs what is missing (testdata/e2e/setup.sh).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq"
+	"gopkg.in/yaml.v3"
+	"maunium.net/go/mautrix"
+
+	"github.com/mediarepo/mediarepo/storage/storagetest"
+)
+
+const (
+	serverName   = "example.org"
+	sharedSecret = "e2e-registration-secret"
+	// tokenTTL is the access-token cache of the mediarepo under test: short,
+	// so that logouts and homeserver outages show within the suite.
+	tokenTTL = 2 * time.Second
+)
+
+func TestE2E(t *testing.T) {
+	hs := startDendrite(t)
+	hs.register(t, "alice", "alice-password")
+	hs.register(t, "bob", "bob-password")
+	repoBin := buildRepo(t)
+	pngData := testPNG(t)
+
+	scenarios := []struct {
+		name       string
+		proxy      string // nginx or caddy
+		db         string // postgres or sqlite
+		delegation bool   // proxy sets X-Forwarded-Host; useForwardedHost: true
+	}{
+		{"nginx, postgres, delegation", "nginx", "postgres", true},
+		{"caddy, sqlite, delegation", "caddy", "sqlite", true},
+		{"nginx, sqlite, no delegation", "nginx", "sqlite", false},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			repoPort := startRepo(t, repoBin, hs.port, sc.db, sc.delegation)
+			proxyPort := startProxy(t, sc.proxy, repoPort, hs.port, sc.delegation)
+			c := newE2EClient(t, proxyPort, sc.delegation)
+
+			t.Run("mautrix-go", func(t *testing.T) { checkMautrix(t, c, pngData) })
+			if sc.delegation {
+				// Node's fetch cannot be pointed at example.org, so matrix-js-sdk
+				// runs where the proxy's own address is the homeserver URL.
+				t.Run("matrix-js-sdk", func(t *testing.T) { checkJSClient(t, c.baseURL, pngData) })
+			}
+			t.Run("client-sent X-Forwarded-Host cannot pick a tenant", func(t *testing.T) { checkForwardedHost(t, c, pngData) })
+			t.Run("logged-out token refused", func(t *testing.T) { checkLogout(t, c) })
+		})
+	}
+
+	t.Run("homeserver outage", func(t *testing.T) {
+		repoPort := startRepo(t, repoBin, hs.port, "sqlite", true)
+		proxyPort := startProxy(t, "nginx", repoPort, hs.port, true)
+		checkOutage(t, newE2EClient(t, proxyPort, true), hs, pngData)
+	})
+}
+
+// e2eClient talks to the proxy as a client app would.
+type e2eClient struct {
+	baseURL string // what a client is configured with
+	http    *http.Client
+}
+
+func newE2EClient(t *testing.T, proxyPort int, delegation bool) *e2eClient {
+	c := &e2eClient{baseURL: fmt.Sprintf("http://127.0.0.1:%d", proxyPort), http: &http.Client{Timeout: 30 * time.Second}}
+	if !delegation {
+		// Without delegation clients reach the server name itself: resolve
+		// example.org to the proxy, as DNS would.
+		c.baseURL = fmt.Sprintf("http://%s:%d", serverName, proxyPort)
+		dialer := &net.Dialer{}
+		c.http.Transport = &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if host, port, _ := net.SplitHostPort(addr); host == serverName {
+				addr = net.JoinHostPort("127.0.0.1", port)
+			}
+			return dialer.DialContext(ctx, network, addr)
+		}}
+	}
+	return c
+}
+
+func (c *e2eClient) mautrix(t *testing.T, user, password string) *mautrix.Client {
+	t.Helper()
+	cli, err := mautrix.NewClient(c.baseURL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Client = c.http
+	_, err = cli.Login(context.Background(), &mautrix.ReqLogin{
+		Type:             mautrix.AuthTypePassword,
+		Identifier:       mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: user},
+		Password:         password,
+		StoreCredentials: true,
+	})
+	if err != nil {
+		t.Fatalf("login %s through the proxy: %v", user, err)
+	}
+	return cli
+}
+
+// do sends a raw request through the proxy.
+func (c *e2eClient) do(t *testing.T, method, path, token string, body []byte, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, c.baseURL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func checkMautrix(t *testing.T, c *e2eClient, png []byte) {
+	ctx := context.Background()
+	cli := c.mautrix(t, "alice", "alice-password")
+	up, err := cli.UploadBytesWithName(ctx, png, "image/png", "e2e image.png")
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if up.ContentURI.Homeserver != serverName {
+		t.Fatalf("content_uri = %s, want mxc://%s/...", up.ContentURI, serverName)
+	}
+	got, err := cli.DownloadBytes(ctx, up.ContentURI)
+	if err != nil || !bytes.Equal(got, png) {
+		t.Fatalf("download = %d bytes, %v; want the %d uploaded", len(got), err, len(png))
+	}
+	resp, err := cli.DownloadThumbnail(ctx, up.ContentURI, 96, 96, mautrix.DownloadThumbnailExtra{Method: "crop"})
+	if err != nil {
+		t.Fatalf("thumbnail: %v", err)
+	}
+	defer resp.Body.Close()
+	thumb, _ := io.ReadAll(resp.Body)
+	img, _, err := image.Decode(bytes.NewReader(thumb))
+	if resp.StatusCode != 200 || err != nil || img.Bounds().Dx() != 96 || img.Bounds().Dy() != 96 {
+		t.Errorf("thumbnail = %d %s, decoded %v %v; want a 96x96 image", resp.StatusCode, resp.Header.Get("Content-Type"), img, err)
+	}
+	cfg, err := cli.GetMediaConfig(ctx)
+	if err != nil || cfg.UploadSize != 50<<20 {
+		t.Errorf("media config = %+v, %v; want m.upload.size %d", cfg, err, 50<<20)
+	}
+}
+
+func checkJSClient(t *testing.T, baseURL string, png []byte) {
+	path := filepath.Join(t.TempDir(), "image.png")
+	os.WriteFile(path, png, 0o600)
+	out, err := exec.Command("node", "testdata/e2e/client.mjs", baseURL, "bob", "bob-password", path).Output()
+	if err != nil {
+		t.Fatalf("node client: %v\n%s", err, out)
+	}
+	var r struct {
+		Error               string `json:"error"`
+		ContentURI          string `json:"content_uri"`
+		DownloadStatus      int    `json:"download_status"`
+		DownloadMatches     bool   `json:"download_matches"`
+		DownloadDisposition string `json:"download_disposition"`
+		ThumbnailStatus     int    `json:"thumbnail_status"`
+		ThumbnailType       string `json:"thumbnail_type"`
+		ThumbnailBytes      int    `json:"thumbnail_bytes"`
+		UploadSize          int    `json:"upload_size"`
+	}
+	// matrix-js-sdk logs to stdout too; the result is the last line.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil || r.Error != "" {
+		t.Fatalf("node client said %s (%v)", out, err)
+	}
+	if !strings.HasPrefix(r.ContentURI, "mxc://"+serverName+"/") {
+		t.Errorf("content_uri = %q", r.ContentURI)
+	}
+	if r.DownloadStatus != 200 || !r.DownloadMatches || r.DownloadDisposition != "inline; filename*=utf-8''from%20js.png" {
+		t.Errorf("download = %d, matches %v, disposition %q", r.DownloadStatus, r.DownloadMatches, r.DownloadDisposition)
+	}
+	if r.ThumbnailStatus != 200 || r.ThumbnailType != "image/jpeg" || r.ThumbnailBytes == 0 {
+		t.Errorf("thumbnail = %d %s %d bytes", r.ThumbnailStatus, r.ThumbnailType, r.ThumbnailBytes)
+	}
+	if r.UploadSize != 50<<20 {
+		t.Errorf("m.upload.size = %d", r.UploadSize)
+	}
+}
+
+func checkForwardedHost(t *testing.T, c *e2eClient, png []byte) {
+	cli := c.mautrix(t, "alice", "alice-password")
+	resp, body := c.do(t, "POST", "/_matrix/media/v3/upload", cli.AccessToken, png, map[string]string{
+		"Content-Type": "image/png", "X-Forwarded-Host": "tenant2.example",
+	})
+	var out struct {
+		ContentURI string `json:"content_uri"`
+	}
+	json.Unmarshal(body, &out)
+	if resp.StatusCode != 200 || !strings.HasPrefix(out.ContentURI, "mxc://"+serverName+"/") {
+		t.Errorf("upload with a client-sent X-Forwarded-Host = %d %s; want media of %s", resp.StatusCode, body, serverName)
+	}
+}
+
+func checkLogout(t *testing.T, c *e2eClient) {
+	cli := c.mautrix(t, "alice", "alice-password")
+	token := cli.AccessToken
+	if resp, body := c.do(t, "GET", "/_matrix/client/v1/media/config", token, nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("config before logout = %d %s", resp.StatusCode, body)
+	}
+	if _, err := cli.Logout(context.Background()); err != nil {
+		t.Fatalf("logout through the homeserver: %v", err)
+	}
+	time.Sleep(tokenTTL + 500*time.Millisecond) // the token cache may still vouch for it until then
+	resp, body := c.do(t, "GET", "/_matrix/client/v1/media/config", token, nil, nil)
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "M_UNKNOWN_TOKEN") {
+		t.Errorf("config after logout = %d %s, want 401 M_UNKNOWN_TOKEN", resp.StatusCode, body)
+	}
+}
+
+func checkOutage(t *testing.T, c *e2eClient, hs *dendrite, png []byte) {
+	cli := c.mautrix(t, "alice", "alice-password")
+	resp, body := c.do(t, "POST", "/_matrix/media/v3/upload", cli.AccessToken, png, map[string]string{"Content-Type": "image/png"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("upload = %d %s", resp.StatusCode, body)
+	}
+	var up struct {
+		ContentURI string `json:"content_uri"`
+	}
+	json.Unmarshal(body, &up)
+	legacy := "/_matrix/media/v3/download/" + strings.TrimPrefix(up.ContentURI, "mxc://")
+
+	hs.stop(t)
+	time.Sleep(tokenTTL + 500*time.Millisecond)
+	resp, body = c.do(t, "GET", "/_matrix/client/v1/media/config", cli.AccessToken, nil, nil)
+	if resp.StatusCode != 502 && resp.StatusCode != 503 {
+		t.Errorf("authenticated request with the homeserver down = %d %s, want 502/503 (never 401)", resp.StatusCode, body)
+	}
+	resp, body = c.do(t, "GET", legacy, "", nil, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, png) {
+		t.Errorf("public download with the homeserver down = %d, %d bytes; want 200 and the media", resp.StatusCode, len(body))
+	}
+
+	hs.start(t)
+	resp, body = c.do(t, "GET", "/_matrix/client/v1/media/config", cli.AccessToken, nil, nil)
+	if resp.StatusCode != 200 {
+		t.Errorf("after the homeserver is back = %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+// ---- Dendrite ----
+
+type dendrite struct {
+	bin, dir, config string
+	port             int
+	cmd              *exec.Cmd
+}
+
+func startDendrite(t *testing.T) *dendrite {
+	cache := os.Getenv("MEDIAREPO_E2E_CACHE")
+	if cache == "" {
+		cache = filepath.Join(os.Getenv("HOME"), ".cache", "mediarepo-e2e")
+	}
+	bin := filepath.Join(cache, "dendrite-v0.13.8")
+	if _, err := os.Stat(filepath.Join(bin, "dendrite")); err != nil {
+		t.Fatalf("Dendrite not built: run `make e2e` (testdata/e2e/setup.sh): %v", err)
+	}
+	d := &dendrite{bin: bin, dir: t.TempDir(), port: freePort(t)}
+	key := filepath.Join(d.dir, "matrix_key.pem")
+	mustRun(t, filepath.Join(bin, "generate-keys"), "--private-key", key)
+	raw := mustRun(t, filepath.Join(bin, "generate-config"), "-ci", "-dir", d.dir, "-server", serverName)
+	var cfg map[string]any
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	global := cfg["global"].(map[string]any)
+	global["private_key"] = key
+	global["disable_federation"] = true
+	client := cfg["client_api"].(map[string]any)
+	client["registration_disabled"] = true
+	client["registration_shared_secret"] = sharedSecret
+	client["rate_limiting"] = map[string]any{"enabled": false}
+	cfg["logging"] = []any{map[string]any{"type": "std", "level": "warn"}}
+	out, _ := yaml.Marshal(cfg)
+	d.config = filepath.Join(d.dir, "dendrite.yaml")
+	os.WriteFile(d.config, out, 0o600)
+	d.start(t)
+	t.Cleanup(func() { d.stop(t) })
+	return d
+}
+
+func (d *dendrite) start(t *testing.T) {
+	d.cmd = startProcess(t, d.dir, "dendrite", filepath.Join(d.bin, "dendrite"),
+		"--config", d.config, "--http-bind-address", fmt.Sprintf("127.0.0.1:%d", d.port))
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/_matrix/client/versions", d.port), 60*time.Second)
+}
+
+func (d *dendrite) stop(t *testing.T) {
+	if d.cmd != nil {
+		stopProcess(d.cmd)
+		d.cmd = nil
+	}
+}
+
+// register creates a user with the registration shared secret (the
+// Synapse-compatible admin API Dendrite implements).
+func (d *dendrite) register(t *testing.T, user, password string) {
+	base := fmt.Sprintf("http://127.0.0.1:%d/_synapse/admin/v1/register", d.port)
+	resp, err := http.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n struct {
+		Nonce string `json:"nonce"`
+	}
+	json.NewDecoder(resp.Body).Decode(&n)
+	resp.Body.Close()
+	mac := hmac.New(sha1.New, []byte(sharedSecret))
+	fmt.Fprintf(mac, "%s\x00%s\x00%s\x00notadmin", n.Nonce, user, password)
+	body, _ := json.Marshal(map[string]any{
+		"nonce": n.Nonce, "username": user, "password": password, "admin": false, "mac": hex.EncodeToString(mac.Sum(nil)),
+	})
+	resp, err = http.Post(base, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("register %s: %d %s", user, resp.StatusCode, b)
+	}
+}
+
+// ---- mediarepo ----
+
+func buildRepo(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "media-repo")
+	mustRun(t, "go", "build", "-o", bin, ".")
+	return bin
+}
+
+func startRepo(t *testing.T, bin string, hsPort int, db string, useForwardedHost bool) int {
+	dir := t.TempDir()
+	port := freePort(t)
+	database := fmt.Sprintf("{sqlite: %q}", filepath.Join(dir, "media-repo.db"))
+	if db == "postgres" {
+		database = fmt.Sprintf("{postgres: %q}", freshDatabase(t))
+	}
+	cfg := fmt.Sprintf(`
+repo: {bindAddress: 127.0.0.1, port: %d, useForwardedHost: %t, freezeUnauthenticatedMedia: false, logLevel: info}
+database: %s
+homeservers:
+  - {name: %s, csApi: "http://127.0.0.1:%d"}
+  - {name: tenant2.example, csApi: "http://127.0.0.1:%d"}
+accessTokens: {maxCacheTimeSeconds: %d}
+datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
+uploads: {maxBytes: %d}
+`, port, useForwardedHost, database, serverName, hsPort, hsPort, int(tokenTTL.Seconds()), filepath.Join(dir, "media"), 50<<20)
+	path := filepath.Join(dir, "media-repo.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	cmd := startProcess(t, dir, "media-repo", bin, "-config", path)
+	t.Cleanup(func() { stopProcess(cmd) })
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 30*time.Second)
+	return port
+}
+
+// freshDatabase creates a PostgreSQL database for one run and drops it after.
+func freshDatabase(t *testing.T) string {
+	base := os.Getenv("MEDIAREPO_TEST_POSTGRES")
+	if base == "" {
+		base = storagetest.DefaultPostgresDSN
+	}
+	admin, err := sql.Open("postgres", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "mediarepo_e2e_" + randomHex(6)
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		admin.Close()
+	})
+	return strings.Replace(base, "/test?", "/"+name+"?", 1)
+}
+
+// ---- proxies, configured from the examples in docs/ ----
+
+func startProxy(t *testing.T, kind string, repoPort, hsPort int, delegation bool) int {
+	port := freePort(t)
+	dir := t.TempDir()
+	var cmd *exec.Cmd
+	switch kind {
+	case "nginx":
+		conf := nginxConfig(t, dir, port, repoPort, hsPort, delegation)
+		cmd = startProcess(t, dir, "nginx", "nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	case "caddy":
+		conf := caddyConfig(t, dir, port, repoPort, hsPort, delegation)
+		cmd = startProcess(t, dir, "caddy", "caddy", "run", "--config", conf, "--adapter", "caddyfile")
+	}
+	t.Cleanup(func() { stopProcess(cmd) })
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/_matrix/client/versions", port), 30*time.Second)
+	return port
+}
+
+// nginxConfig turns docs/nginx.conf into a runnable config: plain HTTP on a
+// loopback port instead of TLS on 443, the test's upstream ports, and, without
+// delegation, no X-Forwarded-Host line (as the example's header says).
+func nginxConfig(t *testing.T, dir string, port, repoPort, hsPort int, delegation bool) string {
+	doc := readDoc(t, "nginx.conf")
+	var lines []string
+	for _, l := range strings.Split(doc, "\n") {
+		trim := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(trim, "listen 443"):
+			l = fmt.Sprintf("    listen 127.0.0.1:%d;", port)
+		case strings.HasPrefix(trim, "listen [::]:443"), strings.HasPrefix(trim, "http2 on"):
+			continue
+		case strings.Contains(trim, "X-Forwarded-Host") && !delegation:
+			continue
+		}
+		l = strings.ReplaceAll(l, "127.0.0.1:8000", fmt.Sprintf("127.0.0.1:%d", repoPort))
+		l = strings.ReplaceAll(l, "127.0.0.1:8008", fmt.Sprintf("127.0.0.1:%d", hsPort))
+		lines = append(lines, l)
+	}
+	conf := fmt.Sprintf(`daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log %[1]s/access.log;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+%[2]s
+}
+`, dir, strings.Join(lines, "\n"))
+	path := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(path, []byte(conf), 0o600)
+	return path
+}
+
+// caddyConfig turns docs/Caddyfile into a runnable config the same way.
+func caddyConfig(t *testing.T, dir string, port, repoPort, hsPort int, delegation bool) string {
+	doc := readDoc(t, "Caddyfile")
+	doc = strings.Replace(doc, "matrix.example.com {", fmt.Sprintf("http://127.0.0.1:%d {", port), 1)
+	doc = strings.ReplaceAll(doc, "127.0.0.1:8000", fmt.Sprintf("127.0.0.1:%d", repoPort))
+	doc = strings.ReplaceAll(doc, "127.0.0.1:8008", fmt.Sprintf("127.0.0.1:%d", hsPort))
+	if !delegation {
+		doc = strings.Replace(doc, "header_up X-Forwarded-Host example.org", "", 1)
+	}
+	path := filepath.Join(dir, "Caddyfile")
+	os.WriteFile(path, []byte(doc), 0o600)
+	return path
+}
+
+func readDoc(t *testing.T, name string) string {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// ---- processes ----
+
+// startProcess runs name in its own process group, logging to dir/<label>.log;
+// the log is printed if the test fails.
+func startProcess(t *testing.T, dir, label, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	logPath := filepath.Join(dir, label+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", label, err)
+	}
+	t.Cleanup(func() {
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("--- %s log ---\n%s", label, tail(b, 4000))
+		}
+	})
+	return cmd
+}
+
+// stopProcess sends SIGTERM to the process group and waits; SIGKILL after 10 s.
+func stopProcess(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func waitHTTP(t *testing.T, url string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer within %s", url, limit)
+}
+
+func mustRun(t *testing.T, name string, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr)
+	}
+	return out
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// testPNG is an opaque 400x300 image: big enough to be thumbnailed.
+func testPNG(t *testing.T) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, 400, 300))
+	for y := 0; y < 300; y++ {
+		for x := 0; x < 400; x++ {
+			img.SetNRGBA(x, y, color.NRGBA{uint8(x), uint8(y), 128, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
