@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 
 	"github.com/gorilla/mux"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -49,6 +50,7 @@ type Server struct {
 	thumbCache  *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
 	thumbFlight singleflight.Group
 	sizes       []thumbnails.Spec // the configured sizes, made after uploads
+	genSlots    chan struct{}     // bounds concurrent thumbnail generation
 	pregen      *pregenerator
 	handler     http.Handler
 }
@@ -80,6 +82,7 @@ func New(opts Options) (*Server, error) {
 	s.mediaCache, _ = lru.New[string, *storage.Media](mediaCacheEntries)
 	s.thumbCache, _ = lru.New[string, *storage.Thumbnail](mediaCacheEntries)
 	s.sizes = configuredSizes(s.cfg.Thumbnails)
+	s.genSlots = make(chan struct{}, max(s.cfg.Thumbnails.NumWorkers, runtime.NumCPU()))
 
 	router := mux.NewRouter().UseEncodedPath().SkipClean(true)
 	router.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {

@@ -150,8 +150,15 @@ func (s *Server) ensureConfiguredSizes(ctx context.Context, m *storage.Media) er
 }
 
 // generate makes the thumbnails of m for specs, stores them and caches them
-// (ErrUseOriginal as a nil entry).
+// (ErrUseOriginal as a nil entry). At most cap(genSlots) originals are decoded
+// at once, whatever the number of requests: each may take tens of megabytes.
 func (s *Server) generate(ctx context.Context, m *storage.Media, specs []thumbnails.Spec) error {
+	select {
+	case s.genSlots <- struct{}{}:
+		defer func() { <-s.genSlots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	src, err := s.openBlob(ctx, m.DatastoreID, m.SHA256, m.Origin+"/"+m.MediaID)
 	if err != nil {
 		return err

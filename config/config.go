@@ -175,8 +175,9 @@ type Thumbnails struct {
 	MaxAnimationPixels int64 `yaml:"maxAnimationPixels"`
 	// MaxFrames bounds the frames of an animated original.
 	MaxFrames int `yaml:"maxFrames"`
-	// NumWorkers is how many thumbnails are generated in the background at once
-	// after uploads.
+	// NumWorkers is how many uploads have their thumbnails generated in the
+	// background at once; at most max(NumWorkers, CPUs) originals are decoded
+	// at once in all.
 	NumWorkers int `yaml:"numWorkers"`
 	// Sizes are generated right after an upload and, without dynamicSizing, are
 	// the only sizes served: the best match for a request is picked.
