@@ -6,4 +6,6 @@ import "errors"
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrLimitExceeded: a per-user limit (such as pending uploads) is reached.
+	ErrLimitExceeded = errors.New("limit exceeded")
 )

@@ -39,3 +39,13 @@ type Thumbnail struct {
 	DatastoreID string
 	CreatedAt   time.Time
 }
+
+// Pending is a media ID reserved by POST /_matrix/media/v1/create and not
+// uploaded yet (MSC2246). Only UserID may upload it, until ExpiresAt.
+type Pending struct {
+	Origin    string
+	MediaID   string
+	UserID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}

@@ -1,6 +1,9 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // MetadataStore keeps media metadata. Implementations are safe for concurrent
 // use and hold the same contract, checked by storagetest.RunMetadataStore.
@@ -16,6 +19,33 @@ type MetadataStore interface {
 	CreateThumbnail(ctx context.Context, t *Thumbnail) error
 	// Thumbnails lists the thumbnails of (origin, mediaID); none is not an error.
 	Thumbnails(ctx context.Context, origin, mediaID string) ([]Thumbnail, error)
+	// CreatePending reserves p.MediaID for p.UserID. It fails with ErrExists if
+	// the ID is taken (pending or uploaded) and with ErrLimitExceeded if the user
+	// already has maxPending unexpired reservations; concurrent calls cannot
+	// overshoot that limit. maxPending <= 0 means no limit.
+	CreatePending(ctx context.Context, p *Pending, maxPending int) error
+	// Pending returns the unexpired reservation of (origin, mediaID), or an
+	// error wrapping ErrNotFound.
+	Pending(ctx context.Context, origin, mediaID string) (*Pending, error)
+	// CompleteUpload turns the unexpired reservation of (m.Origin, m.MediaID)
+	// held by m.UserID into the media row m, atomically. It fails with
+	// ErrNotFound when there is no such reservation and ErrExists when the
+	// media was uploaded already. Stores that implement UploadWatcher announce
+	// the completion to every process.
+	CompleteUpload(ctx context.Context, m *Media) error
+	// DeleteExpiredPending removes reservations that expired before now and
+	// returns how many.
+	DeleteExpiredPending(ctx context.Context, now time.Time) (int64, error)
 	// Close releases the database. Calls after Close fail.
 	Close() error
+}
+
+// UploadWatcher is an optional MetadataStore capability: being told when any
+// process completes an upload, so a download waiting for it can wake at once.
+// PostgreSQL has it (LISTEN/NOTIFY); without it, waiters in other processes
+// see the upload when they look again.
+type UploadWatcher interface {
+	// WatchUploads calls fn with the origin and media ID of every completed
+	// upload until ctx is done, reconnecting as needed. It returns ctx.Err().
+	WatchUploads(ctx context.Context, fn func(origin, mediaID string)) error
 }

@@ -7,9 +7,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
-	_ "github.com/lib/pq" // registers the "postgres" driver
+	"github.com/lib/pq"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/migrations"
@@ -18,6 +19,9 @@ import (
 )
 
 var _ storage.MetadataStore = (*Store)(nil)
+
+// uploadsChannel is the LISTEN/NOTIFY channel completed uploads are announced on.
+const uploadsChannel = "mediarepo_uploads"
 
 // queries are this dialect's SQL text for the shared engine.
 var queries = sqlstore.Queries{
@@ -36,12 +40,26 @@ var queries = sqlstore.Queries{
 		size_bytes, datastore_id, created_ts
 		FROM thumbnails WHERE origin = $1 AND media_id = $2
 		ORDER BY width, height, method, animated, content_type`,
+	LockUser:     `SELECT pg_advisory_xact_lock(hashtext($1))`,
+	CountPending: `SELECT COUNT(*) FROM pending_media WHERE user_id = $1 AND expires_ts > $2`,
+	MediaExists:  `SELECT 1 FROM media WHERE origin = $1 AND media_id = $2`,
+	InsertPending: `INSERT INTO pending_media (origin, media_id, user_id, created_ts, expires_ts)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+	SelectPending: `SELECT origin, media_id, user_id, created_ts, expires_ts FROM pending_media
+		WHERE origin = $1 AND media_id = $2 AND expires_ts > $3`,
+	DeletePending: `DELETE FROM pending_media
+		WHERE origin = $1 AND media_id = $2 AND user_id = $3 AND expires_ts > $4`,
+	DeleteExpiredPending: `DELETE FROM pending_media WHERE expires_ts <= $1`,
+	NotifyUploaded:       `SELECT pg_notify('` + uploadsChannel + `', $1)`,
 }
 
 // Store is a MetadataStore on PostgreSQL.
 type Store struct {
 	*sqlstore.Store
+	dsn string // for LISTEN, which needs a connection of its own
 }
+
+var _ storage.UploadWatcher = (*Store)(nil)
 
 // Open connects to dsn, checks the connection, sizes the pool and applies
 // pending migrations; it returns the names of those applied.
@@ -62,5 +80,32 @@ func Open(ctx context.Context, dsn string, pool config.Pool) (*Store, []string, 
 		db.Close()
 		return nil, nil, err
 	}
-	return &Store{sqlstore.New(db, queries)}, applied, nil
+	return &Store{Store: sqlstore.New(db, queries), dsn: dsn}, applied, nil
+}
+
+// WatchUploads implements storage.UploadWatcher with LISTEN on its own
+// connection; lib/pq's Listener reconnects by itself.
+func (s *Store) WatchUploads(ctx context.Context, fn func(origin, mediaID string)) error {
+	l := pq.NewListener(s.dsn, time.Second, 30*time.Second, nil)
+	defer l.Close()
+	if err := l.Listen(uploadsChannel); err != nil {
+		return fmt.Errorf("listen %s: %w", uploadsChannel, err)
+	}
+	ping := time.NewTicker(time.Minute)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ping.C:
+			l.Ping() // notices a dead connection; reconnection is automatic
+		case n := <-l.Notify:
+			if n == nil {
+				continue // reconnected: waiters re-check the database on their own
+			}
+			if origin, mediaID, ok := strings.Cut(n.Extra, "/"); ok {
+				fn(origin, mediaID)
+			}
+		}
+	}
 }

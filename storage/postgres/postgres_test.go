@@ -1,7 +1,15 @@
 package postgres_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/storage/postgres"
 
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
@@ -11,4 +19,57 @@ func TestMetadataStore(t *testing.T) {
 	storagetest.RunMetadataStore(t, func(t *testing.T) storage.MetadataStore {
 		return storagetest.OpenPostgres(t)
 	})
+}
+
+func TestWatchUploadsAcrossConnections(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := config.Pool{MaxConnections: 4, MaxIdleConnections: 2}
+	watcher, _, err := postgres.Open(ctx, dsn, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	other, _, err := postgres.Open(ctx, dsn, pool) // as a second process would
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+
+	seen := make(chan string, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- watcher.WatchUploads(ctx, func(origin, id string) { seen <- origin + "/" + id })
+	}()
+	// LISTEN starts asynchronously: upload until one is heard (each is new).
+	deadline := time.After(10 * time.Second)
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("watched%d", i)
+		now := time.Now()
+		p := &storage.Pending{Origin: "example.org", MediaID: id, UserID: "@a:example.org", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := other.CreatePending(ctx, p, 0); err != nil {
+			t.Fatal(err)
+		}
+		m := &storage.Media{Origin: "example.org", MediaID: id, UserID: "@a:example.org", ContentType: "text/plain",
+			SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", SizeBytes: 4, DatastoreID: "d", CreatedAt: now}
+		if err := other.CompleteUpload(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-seen:
+			if !strings.HasPrefix(got, "example.org/watched") {
+				t.Errorf("notified of %q, want example.org/watched<n>", got)
+			}
+		case <-time.After(300 * time.Millisecond):
+			continue
+		case <-deadline:
+			t.Fatal("no notification of completed uploads")
+		}
+		break
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("WatchUploads returned %v, want context.Canceled", err)
+	}
 }

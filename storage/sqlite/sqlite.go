@@ -39,6 +39,17 @@ var queries = sqlstore.Queries{
 		size_bytes, datastore_id, created_ts
 		FROM thumbnails WHERE origin = ? AND media_id = ?
 		ORDER BY width, height, method, animated, content_type`,
+	LockUser:     ``,
+	CountPending: `SELECT COUNT(*) FROM pending_media WHERE user_id = ? AND expires_ts > ?`,
+	MediaExists:  `SELECT 1 FROM media WHERE origin = ? AND media_id = ?`,
+	InsertPending: `INSERT INTO pending_media (origin, media_id, user_id, created_ts, expires_ts)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	SelectPending: `SELECT origin, media_id, user_id, created_ts, expires_ts FROM pending_media
+		WHERE origin = ? AND media_id = ? AND expires_ts > ?`,
+	DeletePending: `DELETE FROM pending_media
+		WHERE origin = ? AND media_id = ? AND user_id = ? AND expires_ts > ?`,
+	DeleteExpiredPending: `DELETE FROM pending_media WHERE expires_ts <= ?`,
+	NotifyUploaded:       ``,
 }
 
 // Store is a MetadataStore on SQLite.

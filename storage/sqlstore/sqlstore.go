@@ -29,6 +29,28 @@ type Queries struct {
 	InsertThumbnail string
 	// SelectThumbnails takes origin, media_id and returns the same columns.
 	SelectThumbnails string
+
+	// LockUser, run first in a transaction, serialises writers for one user_id;
+	// empty where transactions are serialised anyway (SQLite, BEGIN IMMEDIATE).
+	LockUser string
+	// CountPending takes user_id, now_ms: the user's unexpired reservations.
+	CountPending string
+	// MediaExists takes origin, media_id and returns a row if the media exists.
+	MediaExists string
+	// InsertPending takes origin, media_id, user_id, created_ts, expires_ts and
+	// inserts nothing on a key conflict.
+	InsertPending string
+	// SelectPending takes origin, media_id, now_ms and returns origin, media_id,
+	// user_id, created_ts, expires_ts of an unexpired reservation.
+	SelectPending string
+	// DeletePending takes origin, media_id, user_id, now_ms and deletes that
+	// unexpired reservation.
+	DeletePending string
+	// DeleteExpiredPending takes now_ms.
+	DeleteExpiredPending string
+	// NotifyUploaded takes "origin/media_id" and announces it to other
+	// processes; empty where the database cannot.
+	NotifyUploaded string
 }
 
 // Store implements storage.MetadataStore on a *sql.DB with a dialect's Queries.
@@ -102,6 +124,126 @@ func (s *Store) Thumbnails(ctx context.Context, origin, mediaID string) ([]stora
 		return nil, fmt.Errorf("select thumbnails of %s/%s: %w", origin, mediaID, err)
 	}
 	return out, nil
+}
+
+// CreatePending implements storage.MetadataStore.
+func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPending int) error {
+	return s.inTx(ctx, "reserve media", func(tx *sql.Tx) error {
+		if s.q.LockUser != "" {
+			if _, err := tx.ExecContext(ctx, s.q.LockUser, p.UserID); err != nil {
+				return err
+			}
+		}
+		if maxPending > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, s.q.CountPending, p.UserID, p.CreatedAt.UnixMilli()).Scan(&n); err != nil {
+				return err
+			}
+			if n >= maxPending {
+				return fmt.Errorf("%s has %d pending uploads: %w", p.UserID, n, storage.ErrLimitExceeded)
+			}
+		}
+		exists, err := rowExists(ctx, tx, s.q.MediaExists, p.Origin, p.MediaID)
+		if err != nil {
+			return err
+		}
+		if exists {
+			return storage.ErrExists
+		}
+		res, err := tx.ExecContext(ctx, s.q.InsertPending, p.Origin, p.MediaID, p.UserID, p.CreatedAt.UnixMilli(), p.ExpiresAt.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return storage.ErrExists
+		}
+		return nil
+	})
+}
+
+// Pending implements storage.MetadataStore.
+func (s *Store) Pending(ctx context.Context, origin, mediaID string) (*storage.Pending, error) {
+	var p storage.Pending
+	var created, expires int64
+	err := s.db.QueryRowContext(ctx, s.q.SelectPending, origin, mediaID, time.Now().UnixMilli()).
+		Scan(&p.Origin, &p.MediaID, &p.UserID, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("select pending %s/%s: %w", origin, mediaID, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select pending %s/%s: %w", origin, mediaID, err)
+	}
+	p.CreatedAt, p.ExpiresAt = time.UnixMilli(created), time.UnixMilli(expires)
+	return &p, nil
+}
+
+// CompleteUpload implements storage.MetadataStore.
+func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media) error {
+	return s.inTx(ctx, "complete upload of "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q.DeletePending, m.Origin, m.MediaID, m.UserID, time.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			exists, err := rowExists(ctx, tx, s.q.MediaExists, m.Origin, m.MediaID)
+			if err != nil {
+				return err
+			}
+			if exists {
+				return storage.ErrExists
+			}
+			return storage.ErrNotFound
+		}
+		res, err = tx.ExecContext(ctx, s.q.InsertMedia, m.Origin, m.MediaID, m.UploadName, m.ContentType,
+			m.UserID, m.SHA256, m.SizeBytes, m.DatastoreID, m.CreatedAt.UnixMilli(), m.Authenticated)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return storage.ErrExists
+		}
+		if s.q.NotifyUploaded != "" {
+			// Delivered at commit, so no listener hears of a rolled-back upload.
+			if _, err := tx.ExecContext(ctx, s.q.NotifyUploaded, m.Origin+"/"+m.MediaID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteExpiredPending implements storage.MetadataStore.
+func (s *Store) DeleteExpiredPending(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q.DeleteExpiredPending, now.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("delete expired reservations: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// inTx runs fn in a transaction, committing if it returns nil.
+func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func rowExists(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Close implements storage.MetadataStore.

@@ -198,4 +198,100 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 			t.Errorf("after duplicate, thumbnails = %+v; want the first only", got)
 		}
 	})
+
+	reserve := func(id, user string, expires time.Time) *storage.Pending {
+		now := time.UnixMilli(time.Now().UnixMilli())
+		return &storage.Pending{Origin: "example.org", MediaID: id, UserID: user, CreatedAt: now, ExpiresAt: expires}
+	}
+	later := time.Now().Add(time.Hour)
+
+	t.Run("reservation lifecycle", func(t *testing.T) {
+		s := open(t)
+		if err := s.CreatePending(ctx, reserve("res1", "@a:example.org", later), 5); err != nil {
+			t.Fatalf("CreatePending: %v", err)
+		}
+		p, err := s.Pending(ctx, "example.org", "res1")
+		if err != nil || p.UserID != "@a:example.org" || !p.ExpiresAt.Equal(time.UnixMilli(later.UnixMilli())) {
+			t.Fatalf("Pending = %+v, %v", p, err)
+		}
+		if err := s.CreatePending(ctx, reserve("res1", "@b:example.org", later), 5); !errors.Is(err, storage.ErrExists) {
+			t.Errorf("second reservation of one ID = %v, want ErrExists", err)
+		}
+		m := sample()
+		m.MediaID, m.UserID = "res1", "@b:example.org"
+		if err := s.CompleteUpload(ctx, m); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("CompleteUpload by another user = %v, want ErrNotFound", err)
+		}
+		m.UserID = "@a:example.org"
+		if err := s.CompleteUpload(ctx, m); err != nil {
+			t.Fatalf("CompleteUpload: %v", err)
+		}
+		if got, err := s.Media(ctx, "example.org", "res1"); err != nil || got.SHA256 != m.SHA256 {
+			t.Errorf("Media after completion = %+v, %v", got, err)
+		}
+		if _, err := s.Pending(ctx, "example.org", "res1"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Pending after completion = %v, want ErrNotFound", err)
+		}
+		if err := s.CompleteUpload(ctx, m); !errors.Is(err, storage.ErrExists) {
+			t.Errorf("second CompleteUpload = %v, want ErrExists", err)
+		}
+		if err := s.CreatePending(ctx, reserve("res1", "@a:example.org", later), 5); !errors.Is(err, storage.ErrExists) {
+			t.Errorf("reserving an uploaded ID = %v, want ErrExists", err)
+		}
+	})
+
+	t.Run("expired reservations", func(t *testing.T) {
+		s := open(t)
+		past := time.Now().Add(-time.Minute)
+		if err := s.CreatePending(ctx, reserve("old", "@a:example.org", past), 5); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Pending(ctx, "example.org", "old"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Pending of an expired reservation = %v, want ErrNotFound", err)
+		}
+		m := sample()
+		m.MediaID, m.UserID = "old", "@a:example.org"
+		if err := s.CompleteUpload(ctx, m); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("CompleteUpload of an expired reservation = %v, want ErrNotFound", err)
+		}
+		s.CreatePending(ctx, reserve("fresh", "@a:example.org", later), 5)
+		n, err := s.DeleteExpiredPending(ctx, time.Now())
+		if err != nil || n != 1 {
+			t.Errorf("DeleteExpiredPending = %d, %v; want 1", n, err)
+		}
+		if _, err := s.Pending(ctx, "example.org", "fresh"); err != nil {
+			t.Errorf("an unexpired reservation was swept: %v", err)
+		}
+	})
+
+	t.Run("pending limit holds under concurrency", func(t *testing.T) {
+		s := open(t)
+		const limit, tries = 3, 12
+		var wg sync.WaitGroup
+		errs := make([]error, tries)
+		for i := range tries {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.CreatePending(ctx, reserve(fmt.Sprintf("p%d", i), "@a:example.org", later), limit)
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, storage.ErrLimitExceeded):
+				t.Errorf("CreatePending = %v, want nil or ErrLimitExceeded", err)
+			}
+		}
+		if ok != limit {
+			t.Errorf("%d reservations made, want exactly %d", ok, limit)
+		}
+		// Another user is not affected; expired ones do not count.
+		if err := s.CreatePending(ctx, reserve("other", "@b:example.org", later), limit); err != nil {
+			t.Errorf("other user: %v", err)
+		}
+	})
 }
