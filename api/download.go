@@ -103,6 +103,9 @@ func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.M
 		return nil, errNotFound("Media not found (malformed server name or media ID)")
 	}
 	m, err := s.localMedia(r.Context(), serverName, mediaID)
+	if errors.Is(err, storage.ErrNotFound) {
+		m, err = s.awaitUpload(r, serverName, mediaID, err) // reserved IDs wait for their upload
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -37,10 +37,13 @@ func (s *Server) routes(r *mux.Router) {
 		{"GET", c + "/thumbnail/{serverName}/{mediaId}", usersAndGuests, s.handleThumbnail},
 		{"GET", c + "/config", users, s.handleConfig},
 	}
+	// MSC2246's create exists only as v1.
+	table = append(table, route{"POST", "/_matrix/media/v1/create", users, s.handleCreate})
 	for _, v := range legacyVersions {
 		p := "/_matrix/media/" + v
 		table = append(table,
 			route{"POST", p + "/upload", users, s.handleUpload},
+			route{"PUT", p + "/upload/{serverName}/{mediaId}", users, s.handleUploadTo},
 			route{"GET", p + "/download/{serverName}/{mediaId}", public, s.handleDownloadLegacy},
 			route{"GET", p + "/download/{serverName}/{mediaId}/{fileName}", public, s.handleDownloadLegacy},
 			route{"GET", p + "/thumbnail/{serverName}/{mediaId}", public, s.handleThumbnailLegacy},

@@ -4,11 +4,14 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
+	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -34,6 +37,9 @@ type Options struct {
 	Auth   homeserver.Authenticator
 	Thumbs *thumbnails.Generator
 	Log    *logrus.Logger
+	// UploadRecheck is how often a download waiting for an async upload looks
+	// again when no notification arrives; 0 means one second.
+	UploadRecheck time.Duration
 }
 
 // Server serves every media route. It is an http.Handler.
@@ -52,11 +58,16 @@ type Server struct {
 	sizes       []thumbnails.Spec // the configured sizes, made after uploads
 	genSlots    chan struct{}     // bounds concurrent thumbnail generation
 	pregen      *pregenerator
+	waiters     uploadWaiters
+	recheck     time.Duration
 	handler     http.Handler
+
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 }
 
-// New checks opts and builds the Server. It starts the background thumbnail
-// workers; Close stops them.
+// New checks opts and builds the Server. It starts the background work
+// (thumbnail workers, upload watcher, reservation sweeper); Close stops it.
 func New(opts Options) (*Server, error) {
 	if opts.Config == nil || opts.Meta == nil || opts.Auth == nil || opts.Thumbs == nil || opts.Log == nil || len(opts.Blobs) == 0 {
 		return nil, errors.New("api.New: Config, Meta, Blobs, Auth, Thumbs and Log are required")
@@ -82,6 +93,7 @@ func New(opts Options) (*Server, error) {
 	s.mediaCache, _ = lru.New[string, *storage.Media](mediaCacheEntries)
 	s.thumbCache, _ = lru.New[string, *storage.Thumbnail](mediaCacheEntries)
 	s.sizes = configuredSizes(s.cfg.Thumbnails)
+	s.recheck = cmp.Or(opts.UploadRecheck, time.Second)
 	s.genSlots = make(chan struct{}, max(s.cfg.Thumbnails.NumWorkers, runtime.NumCPU()))
 
 	router := mux.NewRouter().UseEncodedPath().SkipClean(true)
@@ -103,7 +115,7 @@ func New(opts Options) (*Server, error) {
 		hosted.ServeHTTP(w, r)
 	})
 	s.handler = s.withRequestLog(s.withRecover(withCORS(top)))
-	s.startPregenerator()
+	s.startBackground()
 	return s, nil
 }
 

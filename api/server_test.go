@@ -27,6 +27,7 @@ import (
 
 const (
 	aliceToken  = "alice-token-secret"
+	bobToken    = "bob-token-secret"
 	guestToken  = "guest-token-secret"
 	sharedToken = "shared-secret-0123456789"
 )
@@ -65,10 +66,11 @@ func newTestServer(t testing.TB, backend string, edit func(*config.Config)) *tes
 
 // newTestServerOn starts a server on the given metadata store and blob
 // directory, so that two servers can share them as two processes would.
-func newTestServerOn(t testing.TB, meta storage.MetadataStore, blobDir string, edit func(*config.Config)) *testServer {
+func newTestServerOn(t testing.TB, meta storage.MetadataStore, blobDir string, edit func(*config.Config), opts ...func(*api.Options)) *testServer {
 	t.Helper()
 	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{
 		aliceToken: {UserID: "@alice:example.org", DeviceID: "ALICE"},
+		bobToken:   {UserID: "@bob:example.org", DeviceID: "BOB"},
 		guestToken: {UserID: "@guest:example.org", IsGuest: true},
 	})
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
@@ -95,11 +97,15 @@ datastores:
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
 	counting := &countingMeta{MetadataStore: meta}
-	srv, err := api.New(api.Options{
+	options := api.Options{
 		Config: cfg, Meta: counting, Blobs: map[string]storage.BlobStore{"local": blobs}, Log: log,
 		Auth:   homeserver.NewCachedAuthenticator(homeserver.NewClient(nil), 60e9),
 		Thumbs: thumbnails.New(cfg.Thumbnails),
-	})
+	}
+	for _, o := range opts {
+		o(&options)
+	}
+	srv, err := api.New(options)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +207,16 @@ type countingMeta struct {
 	mu      sync.Mutex
 	lookups int
 	thumbs  int
+}
+
+// WatchUploads passes the optional storage.UploadWatcher capability through;
+// over a store without it, it reports nothing until ctx is done.
+func (c *countingMeta) WatchUploads(ctx context.Context, fn func(origin, mediaID string)) error {
+	if w, ok := c.MetadataStore.(storage.UploadWatcher); ok {
+		return w.WatchUploads(ctx, fn)
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 func (c *countingMeta) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error {

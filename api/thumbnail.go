@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -302,31 +301,27 @@ func extension(contentType string) string {
 // with a bounded number of workers and a bounded queue: when it is full, an
 // upload's thumbnails are simply made on first request instead.
 type pregenerator struct {
-	jobs   chan *storage.Media
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	jobs chan *storage.Media
 }
 
 const pregenQueue = 1024
 
-func (s *Server) startPregenerator() {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &pregenerator{jobs: make(chan *storage.Media, pregenQueue), cancel: cancel}
+func (s *Server) startPregenerator(ctx context.Context) {
+	s.pregen = &pregenerator{jobs: make(chan *storage.Media, pregenQueue)}
 	for range s.cfg.Thumbnails.NumWorkers {
-		p.wg.Add(1)
+		s.background.Add(1)
 		go func() {
-			defer p.wg.Done()
+			defer s.background.Done()
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case m := <-p.jobs:
+				case m := <-s.pregen.jobs:
 					s.pregenerate(ctx, m)
 				}
 			}
 		}()
 	}
-	s.pregen = p
 }
 
 // queueThumbnails asks for m's configured sizes to be made in the background.
@@ -345,9 +340,10 @@ func (s *Server) pregenerate(ctx context.Context, m *storage.Media) {
 	}
 }
 
-// Close stops the background thumbnail workers and waits for them.
+// Close stops the background work (thumbnail workers, upload watcher,
+// reservation sweeper) and waits for it.
 func (s *Server) Close() error {
-	s.pregen.cancel()
-	s.pregen.wg.Wait()
+	s.stopBackground()
+	s.background.Wait()
 	return nil
 }

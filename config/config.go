@@ -150,6 +150,11 @@ type Uploads struct {
 	// ReportedMaxBytes is the m.upload.size announced to clients: 0 means maxBytes,
 	// -1 means announce no limit.
 	ReportedMaxBytes int64 `yaml:"reportedMaxBytes"`
+	// MaxPending is how many media IDs a user may have reserved with
+	// /_matrix/media/v1/create and not uploaded yet; 0 means no limit.
+	MaxPending int `yaml:"maxPending"`
+	// MaxAgeSeconds is how long a reserved media ID waits for its upload.
+	MaxAgeSeconds int `yaml:"maxAgeSeconds"`
 }
 
 // Downloads limits remote downloads.

@@ -16,7 +16,7 @@ func Default() *Config {
 			Pool: Pool{MaxConnections: 25, MaxIdleConnections: 5},
 		},
 		AccessTokens: AccessTokens{MaxCacheTimeSeconds: 60},
-		Uploads:      Uploads{MaxBytes: 104857600},
+		Uploads:      Uploads{MaxBytes: 104857600, MaxPending: 5, MaxAgeSeconds: 86400},
 		Downloads:    Downloads{MaxBytes: 104857600},
 		Thumbnails: Thumbnails{
 			MaxSourceBytes:      10485760,
@@ -69,8 +69,6 @@ var mmrOnly = map[string]bool{
 	"datastores[].opts.prefixLength":        true,
 	"datastores[].opts.multipartUploads":    true,
 	"archiving":                             true,
-	"uploads.maxPending":                    true,
-	"uploads.maxAgeSeconds":                 true,
 	"uploads.quotas":                        true,
 	"uploads.allowedTypes":                  true,
 	"uploads.exclusions":                    true,

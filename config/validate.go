@@ -138,6 +138,12 @@ func (u *Uploads) validate(path string) []error {
 	if u.MaxBytes > 0 && u.MinBytes > u.MaxBytes {
 		errs = append(errs, fmt.Errorf("%s.minBytes: %d is larger than maxBytes %d", path, u.MinBytes, u.MaxBytes))
 	}
+	if u.MaxPending < 0 {
+		errs = append(errs, fmt.Errorf("%s.maxPending: must not be negative (0 means no limit)", path))
+	}
+	if u.MaxAgeSeconds < 1 {
+		errs = append(errs, fmt.Errorf("%s.maxAgeSeconds: must be at least 1", path))
+	}
 	if u.ReportedMaxBytes < -1 {
 		errs = append(errs, fmt.Errorf("%s.reportedMaxBytes: must be -1, 0 or positive", path))
 	}
