@@ -28,6 +28,10 @@ type Config struct {
 	Downloads Downloads `yaml:"downloads"`
 	// Thumbnails controls thumbnail generation.
 	Thumbnails Thumbnails `yaml:"thumbnails"`
+	// RateLimit limits requests and downloaded bytes per client.
+	RateLimit RateLimit `yaml:"rateLimit"`
+	// Redis, when enabled, holds the rate-limit buckets for every process.
+	Redis Redis `yaml:"redis"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -155,6 +159,115 @@ type Uploads struct {
 	MaxPending int `yaml:"maxPending"`
 	// MaxAgeSeconds is how long a reserved media ID waits for its upload.
 	MaxAgeSeconds int `yaml:"maxAgeSeconds"`
+	// Quotas limit what each user may store.
+	Quotas Quotas `yaml:"quotas"`
+}
+
+// Quotas limit what each user may store.
+type Quotas struct {
+	// Enabled turns the rules on.
+	Enabled bool `yaml:"enabled"`
+	// Users are rules by user ID glob; the first that matches applies.
+	Users []QuotaRule `yaml:"users"`
+}
+
+// QuotaRule limits the users whose ID matches Glob (* matches anything).
+type QuotaRule struct {
+	// Glob matches user IDs, e.g. "@*:example.org".
+	Glob string `yaml:"glob"`
+	// MaxBytes is the total size of a user's uploads; 0 means no limit.
+	MaxBytes int64 `yaml:"maxBytes"`
+	// MaxFiles is the number of a user's uploads; 0 means no limit.
+	MaxFiles int64 `yaml:"maxFiles"`
+	// MaxPending replaces uploads.maxPending for these users; 0 means the default.
+	MaxPending int `yaml:"maxPending"`
+}
+
+// Quota returns the rule for userID, if quotas are on and one matches.
+func (q *Quotas) Quota(userID string) (QuotaRule, bool) {
+	if !q.Enabled {
+		return QuotaRule{}, false
+	}
+	for _, r := range q.Users {
+		if globMatch(r.Glob, userID) {
+			return r, true
+		}
+	}
+	return QuotaRule{}, false
+}
+
+// globMatch reports whether s matches pattern, where * matches any run of
+// characters (slashes included: they are legal in user IDs) and nothing else
+// is special.
+func globMatch(pattern, s string) bool {
+	star, retry := -1, 0
+	p, i := 0, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, retry = p, i
+			p++
+		case p < len(pattern) && pattern[p] == s[i]:
+			p++
+			i++
+		case star >= 0:
+			retry++
+			p, i = star+1, retry
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// RateLimit limits requests and downloaded bytes per client IP (and per user
+// when authenticated).
+type RateLimit struct {
+	// Enabled turns rate limiting on.
+	Enabled bool `yaml:"enabled"`
+	// RequestsPerSecond is the sustained request rate allowed.
+	RequestsPerSecond float64 `yaml:"requestsPerSecond"`
+	// Burst is how many requests may come at once before the rate applies.
+	Burst int `yaml:"burst"`
+	// Buckets are byte budgets.
+	Buckets RateLimitBuckets `yaml:"buckets"`
+}
+
+// RateLimitBuckets are leaky buckets of bytes.
+type RateLimitBuckets struct {
+	// Downloads limits the bytes of media and thumbnails served per client IP.
+	Downloads DownloadBucket `yaml:"downloads"`
+}
+
+// DownloadBucket is a leaky bucket of downloaded bytes.
+type DownloadBucket struct {
+	// CapacityBytes is the bucket's size; 0 turns the bucket off.
+	CapacityBytes int64 `yaml:"capacityBytes"`
+	// DrainBytesPerMinute is how fast it empties.
+	DrainBytesPerMinute int64 `yaml:"drainBytesPerMinute"`
+	// OverflowLimitBytes is how far one download may take it past its capacity.
+	OverflowLimitBytes int64 `yaml:"overflowLimitBytes"`
+}
+
+// Redis is a Redis ring shared by every mediarepo process.
+type Redis struct {
+	// Enabled uses Redis for rate-limit buckets instead of process memory.
+	Enabled bool `yaml:"enabled"`
+	// DatabaseNumber is the Redis database to use.
+	DatabaseNumber int `yaml:"databaseNumber"`
+	// Shards are the Redis servers of the ring.
+	Shards []RedisShard `yaml:"shards"`
+}
+
+// RedisShard is one Redis server.
+type RedisShard struct {
+	// Name identifies the shard in the ring; it must be unique.
+	Name string `yaml:"name"`
+	// Addr is host:port.
+	Addr string `yaml:"addr"`
 }
 
 // Downloads limits remote downloads.

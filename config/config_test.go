@@ -153,9 +153,9 @@ func TestErrors(t *testing.T) {
 			},
 		},
 		"mmr only keys warn": {
-			yaml: "rateLimit:\n  enabled: true\nrepo:\n  logDirectory: logs\n" + strings.Replace(minimal, "csApi:", "backoffAt: 10\n    csApi:", 1),
+			yaml: "identicons:\n  enabled: true\nrepo:\n  logDirectory: logs\n" + strings.Replace(minimal, "csApi:", "backoffAt: 10\n    csApi:", 1),
 			wantWarns: []string{
-				"m.yaml:1: rateLimit: matrix-media-repo option not implemented by mediarepo yet; ignored",
+				"m.yaml:1: identicons: matrix-media-repo option not implemented by mediarepo yet; ignored",
 				"m.yaml:4: repo.logDirectory:",
 				"homeservers[0].backoffAt:",
 			},

@@ -27,6 +27,17 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateDatastores()...)
 	errs = append(errs, c.Uploads.validate("uploads")...)
 	errs = append(errs, c.Thumbnails.validate("thumbnails")...)
+	errs = append(errs, c.RateLimit.validate("rateLimit")...)
+	errs = append(errs, c.Redis.validate("redis")...)
+	for i, r := range c.Uploads.Quotas.Users {
+		path := fmt.Sprintf("uploads.quotas.users[%d]", i)
+		if r.Glob == "" {
+			errs = append(errs, fmt.Errorf("%s.glob: required, e.g. \"@*:example.org\"", path))
+		}
+		if r.MaxBytes < 0 || r.MaxFiles < 0 || r.MaxPending < 0 {
+			errs = append(errs, fmt.Errorf("%s: maxBytes, maxFiles and maxPending must not be negative", path))
+		}
+	}
 	if c.Downloads.MaxBytes < 0 {
 		errs = append(errs, errors.New("downloads.maxBytes: must not be negative (0 means no limit)"))
 	}
@@ -180,6 +191,51 @@ func (t *Thumbnails) validate(path string) []error {
 	}
 	if t.JPEGQuality < 1 || t.JPEGQuality > 100 {
 		errs = append(errs, fmt.Errorf("%s.jpegQuality: must be 1-100", path))
+	}
+	return errs
+}
+
+func (r *RateLimit) validate(path string) []error {
+	if !r.Enabled {
+		return nil
+	}
+	var errs []error
+	if r.RequestsPerSecond <= 0 {
+		errs = append(errs, fmt.Errorf("%s.requestsPerSecond: must be positive when rate limiting is enabled", path))
+	}
+	if r.Burst < 1 {
+		errs = append(errs, fmt.Errorf("%s.burst: must be at least 1", path))
+	}
+	d := r.Buckets.Downloads
+	if d.CapacityBytes < 0 || d.OverflowLimitBytes < 0 || d.DrainBytesPerMinute < 0 {
+		errs = append(errs, fmt.Errorf("%s.buckets.downloads: values must not be negative", path))
+	}
+	if d.CapacityBytes > 0 && d.DrainBytesPerMinute == 0 {
+		errs = append(errs, fmt.Errorf("%s.buckets.downloads.drainBytesPerMinute: must be positive when capacityBytes is set", path))
+	}
+	return errs
+}
+
+func (r *Redis) validate(path string) []error {
+	if !r.Enabled {
+		return nil
+	}
+	var errs []error
+	if len(r.Shards) == 0 {
+		errs = append(errs, fmt.Errorf("%s.shards: at least one shard is required when redis is enabled", path))
+	}
+	names := map[string]bool{}
+	for i, s := range r.Shards {
+		if s.Name == "" || names[s.Name] {
+			errs = append(errs, fmt.Errorf("%s.shards[%d].name: must be set and unique", path, i))
+		}
+		names[s.Name] = true
+		if s.Addr == "" {
+			errs = append(errs, fmt.Errorf("%s.shards[%d].addr: required (host:port)", path, i))
+		}
+	}
+	if r.DatabaseNumber < 0 {
+		errs = append(errs, fmt.Errorf("%s.databaseNumber: must not be negative", path))
 	}
 	return errs
 }

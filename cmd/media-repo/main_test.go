@@ -307,7 +307,7 @@ repo: {port: 0, jsonLogs: true}
 database: {sqlite: %q}
 homeservers: [{name: example.org, csApi: %q}]
 datastores: [{type: file, id: d, forKinds: [all], opts: {path: %q}}]
-rateLimit: {enabled: true}
+identicons: {enabled: true}
 `, filepath.Join(dir, "m.db"), fake.URL, filepath.Join(dir, "media"))), 0o600)
 
 	stderr := &lockedBuffer{}
@@ -332,12 +332,12 @@ rateLimit: {enabled: true}
 		if err := json.Unmarshal([]byte(l), &entry); err != nil {
 			t.Errorf("log line is not JSON: %q", l)
 		}
-		if entry["level"] == "warning" && strings.Contains(fmt.Sprint(entry["msg"]), "rateLimit: matrix-media-repo option not implemented") {
+		if entry["level"] == "warning" && strings.Contains(fmt.Sprint(entry["msg"]), "identicons: matrix-media-repo option not implemented") {
 			warned = true
 		}
 	}
 	if !warned {
-		t.Errorf("no warning for the unimplemented rateLimit key:\n%s", stderr)
+		t.Errorf("no warning for the unimplemented identicons key:\n%s", stderr)
 	}
 	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
 		t.Error("shutdown not logged")
