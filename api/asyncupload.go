@@ -34,7 +34,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.MediaID = newMediaID()
-		err = s.meta.CreatePending(ctx, p, s.cfg.Uploads.MaxPending)
+		_, maxPending := s.quota(p.UserID)
+		err = s.meta.CreatePending(ctx, p, maxPending)
 		if err == nil || !errors.Is(err, storage.ErrExists) || attempt == 2 {
 			break
 		}
@@ -83,13 +84,17 @@ func (s *Server) handleUploadTo(w http.ResponseWriter, r *http.Request) error {
 	if p.UserID != userFrom(ctx).UserID {
 		return &Error{Status: 403, Code: "M_FORBIDDEN", Message: "This media ID was created by another user"}
 	}
+	if err := s.checkQuotaBeforeUpload(ctx, p.UserID); err != nil {
+		return err
+	}
 
 	m, err := s.receiveUpload(w, r)
 	if err != nil {
 		return err
 	}
 	m.MediaID = mediaID
-	err = s.meta.CompleteUpload(ctx, m)
+	quota, _ := s.quota(m.UserID)
+	err = s.meta.CompleteUpload(ctx, m, quota)
 	switch {
 	case errors.Is(err, storage.ErrExists):
 		return errCannotOverwrite()

@@ -25,6 +25,9 @@ func (s *Server) requireUser(next handlerFunc, allowGuests bool) handlerFunc {
 			}
 			u.Identity = id
 			u.RepoAdmin = s.cfg.IsAdmin(id.UserID)
+			if err := s.allow(ctx, "user:"+id.UserID); err != nil {
+				return err
+			}
 		}
 		stateFrom(ctx).user = u
 		if u.IsGuest && !allowGuests {

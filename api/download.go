@@ -49,6 +49,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 
 // serveOriginal sends the media's own bytes named name.
 func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storage.Media, name string, authenticated bool) error {
+	if err := s.takeDownload(r, m.SizeBytes); err != nil {
+		return err
+	}
 	blob, err := s.openBlob(r.Context(), m.DatastoreID, m.SHA256, m.Origin+"/"+m.MediaID)
 	if err != nil {
 		return err

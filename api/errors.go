@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/storage"
@@ -16,7 +17,8 @@ type Error struct {
 	Status     int
 	Code       string
 	Message    string
-	SoftLogout bool // sent as soft_logout with M_UNKNOWN_TOKEN
+	SoftLogout bool          // sent as soft_logout with M_UNKNOWN_TOKEN
+	RetryAfter time.Duration // with 429: Retry-After and retry_after_ms
 	Err        error
 }
 
@@ -32,11 +34,12 @@ func (e *Error) Unwrap() error { return e.Err }
 // body is the JSON the client sees.
 func (e *Error) body() any {
 	type body struct {
-		Code       string `json:"errcode"`
-		Message    string `json:"error"`
-		SoftLogout *bool  `json:"soft_logout,omitempty"`
+		Code         string `json:"errcode"`
+		Message      string `json:"error"`
+		SoftLogout   *bool  `json:"soft_logout,omitempty"`
+		RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
 	}
-	b := body{Code: e.Code, Message: e.Message}
+	b := body{Code: e.Code, Message: e.Message, RetryAfterMS: e.RetryAfter.Milliseconds()}
 	if e.Code == "M_UNKNOWN_TOKEN" {
 		b.SoftLogout = &e.SoftLogout
 	}
@@ -97,6 +100,7 @@ var sentinels = []struct {
 	msg    string
 }{
 	{storage.ErrNotFound, 404, "M_NOT_FOUND", "Media not found"},
+	{storage.ErrQuotaExceeded, 403, "M_FORBIDDEN", "Your media storage quota is used up"},
 	{homeserver.ErrUnknownToken, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token"},
 	{homeserver.ErrUnreachable, 502, "M_UNKNOWN", "The homeserver could not be reached to check the access token; try again later"},
 	{thumbnails.ErrTooManyPixels, 413, "M_TOO_LARGE", "The image is too large to thumbnail"},

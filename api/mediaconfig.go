@@ -8,6 +8,7 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) error {
 	if n := s.cfg.Uploads.ReportedUploadSize(); n >= 0 {
 		body["m.upload.size"] = n
 	}
+	s.quotaFields(userFrom(r.Context()).UserID, body)
 	writeJSON(w, http.StatusOK, body)
 	return nil
 }

@@ -3,7 +3,9 @@ package api
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,6 +35,9 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	// A failed media request must not keep the media headers it had set.
 	for _, k := range []string{"Content-Disposition", "ETag", "Last-Modified", "Content-Security-Policy"} {
 		h.Del(k)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter.Seconds())), 10))
 	}
 	if r.Method == http.MethodHead {
 		h.Set("Content-Type", "application/json")

@@ -37,6 +37,7 @@ func (s *Server) routes(r *mux.Router) {
 		{"GET", c + "/thumbnail/{serverName}/{mediaId}", usersAndGuests, s.handleThumbnail},
 		{"GET", c + "/config", users, s.handleConfig},
 	}
+	table = append(table, route{"GET", "/_matrix/media/unstable/org.matrix.msc4034/usage", users, s.handleUsage})
 	// MSC2246's create exists only as v1.
 	table = append(table, route{"POST", "/_matrix/media/v1/create", users, s.handleCreate})
 	for _, v := range legacyVersions {

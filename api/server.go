@@ -37,6 +37,8 @@ type Options struct {
 	Auth   homeserver.Authenticator
 	Thumbs *thumbnails.Generator
 	Log    *logrus.Logger
+	// Limiter keeps rate-limit buckets; nil turns rate limiting off.
+	Limiter storage.Limiter
 	// UploadRecheck is how often a download waiting for an async upload looks
 	// again when no notification arrives; 0 means one second.
 	UploadRecheck time.Duration
@@ -49,6 +51,7 @@ type Server struct {
 	blobs       map[string]storage.BlobStore
 	auth        homeserver.Authenticator
 	thumbs      *thumbnails.Generator
+	limiter     storage.Limiter // nil: no rate limits
 	log         *logrus.Logger
 	localStore  string // datastore ID new uploads go to
 	thumbStore  string // datastore ID thumbnails go to
@@ -72,7 +75,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Config == nil || opts.Meta == nil || opts.Auth == nil || opts.Thumbs == nil || opts.Log == nil || len(opts.Blobs) == 0 {
 		return nil, errors.New("api.New: Config, Meta, Blobs, Auth, Thumbs and Log are required")
 	}
-	s := &Server{cfg: opts.Config, meta: opts.Meta, blobs: opts.Blobs, auth: opts.Auth, thumbs: opts.Thumbs, log: opts.Log}
+	s := &Server{cfg: opts.Config, meta: opts.Meta, blobs: opts.Blobs, auth: opts.Auth, thumbs: opts.Thumbs, limiter: opts.Limiter, log: opts.Log}
 	for _, ds := range s.cfg.Datastores {
 		if _, ok := s.blobs[ds.ID]; !ok {
 			return nil, fmt.Errorf("api.New: no blob store for datastore %q", ds.ID)
@@ -106,7 +109,7 @@ func New(opts Options) (*Server, error) {
 	s.routes(router)
 
 	// Not an http.ServeMux: it would redirect unclean paths instead of refusing them.
-	hosted := s.requireHost(router)
+	hosted := s.requireHost(s.withRateLimit(router))
 	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			handleHealth(w, r)

@@ -65,6 +65,9 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 	if err != nil {
 		return err
 	}
+	if err := s.takeDownload(r, th.SizeBytes); err != nil {
+		return err
+	}
 	blob, err := s.openBlob(r.Context(), th.DatastoreID, th.SHA256, "thumbnail of "+m.Origin+"/"+m.MediaID)
 	if err != nil {
 		return err

@@ -26,14 +26,18 @@ const maxFileNameBytes = 1024
 // local datastore (hashed on the way), then the metadata row is written.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	if err := s.checkQuotaBeforeUpload(ctx, userFrom(ctx).UserID); err != nil {
+		return err
+	}
 	m, err := s.receiveUpload(w, r)
 	if err != nil {
 		return err
 	}
+	quota, _ := s.quota(m.UserID)
 	// A collision of 192 random bits is not expected; retrying costs nothing.
 	for attempt := 0; ; attempt++ {
 		m.MediaID = newMediaID()
-		err = s.meta.CreateMedia(ctx, m)
+		err = s.meta.CreateMedia(ctx, m, quota)
 		if err == nil || !errors.Is(err, storage.ErrExists) || attempt == 2 {
 			break
 		}

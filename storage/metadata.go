@@ -9,8 +9,10 @@ import (
 // use and hold the same contract, checked by storagetest.RunMetadataStore.
 type MetadataStore interface {
 	// CreateMedia inserts m. It returns an error wrapping ErrExists if
-	// (m.Origin, m.MediaID) is taken, and changes nothing then.
-	CreateMedia(ctx context.Context, m *Media) error
+	// (m.Origin, m.MediaID) is taken, and ErrQuotaExceeded if m.UserID's
+	// uploads would then go over q; it changes nothing then. Concurrent
+	// inserts for one user cannot overshoot q together.
+	CreateMedia(ctx context.Context, m *Media, q Quota) error
 	// Media returns the media (origin, mediaID), or an error wrapping
 	// ErrNotFound. It never returns nil, nil.
 	Media(ctx context.Context, origin, mediaID string) (*Media, error)
@@ -32,12 +34,27 @@ type MetadataStore interface {
 	// ErrNotFound when there is no such reservation and ErrExists when the
 	// media was uploaded already. Stores that implement UploadWatcher announce
 	// the completion to every process.
-	CompleteUpload(ctx context.Context, m *Media) error
+	// The quota is enforced as in CreateMedia.
+	CompleteUpload(ctx context.Context, m *Media, q Quota) error
+	// Usage is what userID's uploads add up to.
+	Usage(ctx context.Context, userID string) (Usage, error)
 	// DeleteExpiredPending removes reservations that expired before now and
 	// returns how many.
 	DeleteExpiredPending(ctx context.Context, now time.Time) (int64, error)
 	// Close releases the database. Calls after Close fail.
 	Close() error
+}
+
+// Quota limits a user's uploads; zero fields mean no limit.
+type Quota struct {
+	MaxBytes int64
+	MaxFiles int64
+}
+
+// Usage is what a user's uploads add up to.
+type Usage struct {
+	Bytes int64
+	Files int64
 }
 
 // UploadWatcher is an optional MetadataStore capability: being told when any

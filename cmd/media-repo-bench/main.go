@@ -78,6 +78,8 @@ database: {sqlite: %q}
 homeservers: [{name: example.org, csApi: %q}]
 datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
 uploads: {maxBytes: 1073741824}
+# The limiter runs (its cost is measured) but never refuses.
+rateLimit: {enabled: true, requestsPerSecond: 1e9, burst: 1000000000, buckets: {downloads: {capacityBytes: 1000000000000000, drainBytesPerMinute: 1000000000000}}}
 `, port, filepath.Join(dir, "m.db"), fake.URL, filepath.Join(dir, "media"))
 	cfgPath := filepath.Join(dir, "media-repo.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

@@ -17,7 +17,9 @@ import (
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
+	"github.com/mediarepo/mediarepo/storage/memlimit"
 	"github.com/mediarepo/mediarepo/storage/postgres"
+	"github.com/mediarepo/mediarepo/storage/redislimit"
 	"github.com/mediarepo/mediarepo/storage/sqlite"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
@@ -31,12 +33,13 @@ type Main struct {
 	Config *config.Config
 	Log    *logrus.Logger
 
-	meta   storage.MetadataStore
-	blobs  map[string]storage.BlobStore
-	api    *api.Server
-	srv    *http.Server
-	ln     net.Listener
-	served chan error
+	meta    storage.MetadataStore
+	blobs   map[string]storage.BlobStore
+	api     *api.Server
+	closers []io.Closer // closed with the stores
+	srv     *http.Server
+	ln      net.Listener
+	served  chan error
 }
 
 // NewMain returns a Main for cfg that logs to log.
@@ -69,9 +72,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(nil),
 		time.Duration(m.Config.AccessTokens.MaxCacheTimeSeconds)*time.Second)
+	limiter, err := m.openLimiter(ctx)
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(api.Options{
 		Config: m.Config, Meta: m.meta, Blobs: m.blobs, Auth: auth,
-		Thumbs: thumbnails.New(m.Config.Thumbnails), Log: m.Log,
+		Thumbs: thumbnails.New(m.Config.Thumbnails), Limiter: limiter, Log: m.Log,
 	})
 	if err != nil {
 		return err
@@ -122,6 +129,25 @@ func (m *Main) openMeta(ctx context.Context) error {
 	return nil
 }
 
+// openLimiter returns the rate-limit store rateLimit and redis ask for, or nil.
+func (m *Main) openLimiter(ctx context.Context) (storage.Limiter, error) {
+	if !m.Config.RateLimit.Enabled {
+		m.Log.Info("rate limiting off")
+		return nil, nil
+	}
+	if !m.Config.Redis.Enabled {
+		m.Log.Info("rate limits kept in this process")
+		return memlimit.New(), nil
+	}
+	l, err := redislimit.Open(ctx, m.Config.Redis)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	m.closers = append(m.closers, l)
+	m.Log.WithField("shards", len(m.Config.Redis.Shards)).Info("rate limits shared through redis")
+	return l, nil
+}
+
 // Addr is the address the server listens on (useful with port 0).
 func (m *Main) Addr() string { return m.ln.Addr().String() }
 
@@ -154,6 +180,10 @@ func (m *Main) closeStores() error {
 		}
 	}
 	m.blobs = nil
+	for _, c := range m.closers {
+		errs = append(errs, c.Close())
+	}
+	m.closers = nil
 	if m.meta != nil {
 		errs = append(errs, m.meta.Close())
 		m.meta = nil

@@ -50,6 +50,7 @@ var queries = sqlstore.Queries{
 	DeletePending: `DELETE FROM pending_media
 		WHERE origin = $1 AND media_id = $2 AND user_id = $3 AND expires_ts > $4`,
 	DeleteExpiredPending: `DELETE FROM pending_media WHERE expires_ts <= $1`,
+	SelectUsage:          `SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM media WHERE user_id = $1`,
 	NotifyUploaded:       `SELECT pg_notify('` + uploadsChannel + `', $1)`,
 }
 

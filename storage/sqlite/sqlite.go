@@ -49,6 +49,7 @@ var queries = sqlstore.Queries{
 	DeletePending: `DELETE FROM pending_media
 		WHERE origin = ? AND media_id = ? AND user_id = ? AND expires_ts > ?`,
 	DeleteExpiredPending: `DELETE FROM pending_media WHERE expires_ts <= ?`,
+	SelectUsage:          `SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM media WHERE user_id = ?`,
 	NotifyUploaded:       ``,
 }
 

@@ -51,6 +51,9 @@ type Queries struct {
 	// NotifyUploaded takes "origin/media_id" and announces it to other
 	// processes; empty where the database cannot.
 	NotifyUploaded string
+	// SelectUsage takes user_id and returns the sum of size_bytes (0 for
+	// none) and the count of the user's media.
+	SelectUsage string
 }
 
 // Store implements storage.MetadataStore on a *sql.DB with a dialect's Queries.
@@ -65,16 +68,58 @@ var _ storage.MetadataStore = (*Store)(nil)
 func New(db *sql.DB, q Queries) *Store { return &Store{db: db, q: q} }
 
 // CreateMedia implements storage.MetadataStore.
-func (s *Store) CreateMedia(ctx context.Context, m *storage.Media) error {
-	res, err := s.db.ExecContext(ctx, s.q.InsertMedia, m.Origin, m.MediaID, m.UploadName, m.ContentType,
+func (s *Store) CreateMedia(ctx context.Context, m *storage.Media, q storage.Quota) error {
+	return s.inTx(ctx, "insert media "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
+		if err := s.checkQuota(ctx, tx, m, q); err != nil {
+			return err
+		}
+		return s.insertMedia(ctx, tx, m)
+	})
+}
+
+func (s *Store) insertMedia(ctx context.Context, tx *sql.Tx, m *storage.Media) error {
+	res, err := tx.ExecContext(ctx, s.q.InsertMedia, m.Origin, m.MediaID, m.UploadName, m.ContentType,
 		m.UserID, m.SHA256, m.SizeBytes, m.DatastoreID, m.CreatedAt.UnixMilli(), m.Authenticated)
 	if err != nil {
-		return fmt.Errorf("insert media %s/%s: %w", m.Origin, m.MediaID, err)
+		return err
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("insert media %s/%s: %w", m.Origin, m.MediaID, storage.ErrExists)
+		return storage.ErrExists
 	}
 	return nil
+}
+
+// checkQuota fails with ErrQuotaExceeded if m would take its user over q. It
+// runs under the user's lock, so concurrent uploads are counted one by one.
+func (s *Store) checkQuota(ctx context.Context, tx *sql.Tx, m *storage.Media, q storage.Quota) error {
+	if q.MaxBytes <= 0 && q.MaxFiles <= 0 {
+		return nil
+	}
+	if s.q.LockUser != "" {
+		if _, err := tx.ExecContext(ctx, s.q.LockUser, m.UserID); err != nil {
+			return err
+		}
+	}
+	var u storage.Usage
+	if err := tx.QueryRowContext(ctx, s.q.SelectUsage, m.UserID).Scan(&u.Bytes, &u.Files); err != nil {
+		return err
+	}
+	if q.MaxBytes > 0 && u.Bytes+m.SizeBytes > q.MaxBytes {
+		return fmt.Errorf("%s would store %d of %d bytes: %w", m.UserID, u.Bytes+m.SizeBytes, q.MaxBytes, storage.ErrQuotaExceeded)
+	}
+	if q.MaxFiles > 0 && u.Files+1 > q.MaxFiles {
+		return fmt.Errorf("%s would store %d of %d files: %w", m.UserID, u.Files+1, q.MaxFiles, storage.ErrQuotaExceeded)
+	}
+	return nil
+}
+
+// Usage implements storage.MetadataStore.
+func (s *Store) Usage(ctx context.Context, userID string) (storage.Usage, error) {
+	var u storage.Usage
+	if err := s.db.QueryRowContext(ctx, s.q.SelectUsage, userID).Scan(&u.Bytes, &u.Files); err != nil {
+		return u, fmt.Errorf("select usage of %s: %w", userID, err)
+	}
+	return u, nil
 }
 
 // Media implements storage.MetadataStore.
@@ -178,7 +223,7 @@ func (s *Store) Pending(ctx context.Context, origin, mediaID string) (*storage.P
 }
 
 // CompleteUpload implements storage.MetadataStore.
-func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media) error {
+func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.Quota) error {
 	return s.inTx(ctx, "complete upload of "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q.DeletePending, m.Origin, m.MediaID, m.UserID, time.Now().UnixMilli())
 		if err != nil {
@@ -194,13 +239,11 @@ func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media) error {
 			}
 			return storage.ErrNotFound
 		}
-		res, err = tx.ExecContext(ctx, s.q.InsertMedia, m.Origin, m.MediaID, m.UploadName, m.ContentType,
-			m.UserID, m.SHA256, m.SizeBytes, m.DatastoreID, m.CreatedAt.UnixMilli(), m.Authenticated)
-		if err != nil {
+		if err := s.checkQuota(ctx, tx, m, q); err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return storage.ErrExists
+		if err := s.insertMedia(ctx, tx, m); err != nil {
+			return err
 		}
 		if s.q.NotifyUploaded != "" {
 			// Delivered at commit, so no listener hears of a rolled-back upload.

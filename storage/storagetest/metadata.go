@@ -28,7 +28,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 	t.Run("round trip", func(t *testing.T) {
 		s := open(t)
 		want := sample()
-		if err := s.CreateMedia(ctx, want); err != nil {
+		if err := s.CreateMedia(ctx, want, storage.Quota{}); err != nil {
 			t.Fatalf("CreateMedia: %v", err)
 		}
 		got, err := s.Media(ctx, want.Origin, want.MediaID)
@@ -48,7 +48,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 		s := open(t)
 		want := sample()
 		want.UploadName, want.UserID, want.Authenticated = "", "", false
-		if err := s.CreateMedia(ctx, want); err != nil {
+		if err := s.CreateMedia(ctx, want, storage.Quota{}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Media(ctx, want.Origin, want.MediaID)
@@ -74,7 +74,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 		b := sample()
 		b.Origin, b.ContentType = "other.org", "text/plain"
 		for _, m := range []*storage.Media{a, b} {
-			if err := s.CreateMedia(ctx, m); err != nil {
+			if err := s.CreateMedia(ctx, m, storage.Quota{}); err != nil {
 				t.Fatalf("CreateMedia(%s): %v", m.Origin, err)
 			}
 		}
@@ -87,12 +87,12 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 	t.Run("duplicate is ErrExists and changes nothing", func(t *testing.T) {
 		s := open(t)
 		first := sample()
-		if err := s.CreateMedia(ctx, first); err != nil {
+		if err := s.CreateMedia(ctx, first, storage.Quota{}); err != nil {
 			t.Fatal(err)
 		}
 		second := sample()
 		second.ContentType = "text/html"
-		if err := s.CreateMedia(ctx, second); !errors.Is(err, storage.ErrExists) {
+		if err := s.CreateMedia(ctx, second, storage.Quota{}); !errors.Is(err, storage.ErrExists) {
 			t.Fatalf("second CreateMedia = %v, want ErrExists", err)
 		}
 		got, _ := s.Media(ctx, first.Origin, first.MediaID)
@@ -112,7 +112,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 				defer wg.Done()
 				m := sample()
 				m.UploadName = fmt.Sprint(i)
-				errs[i] = s.CreateMedia(ctx, m)
+				errs[i] = s.CreateMedia(ctx, m, storage.Quota{})
 			}()
 		}
 		wg.Wait()
@@ -134,7 +134,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 		s := open(t)
 		m := sample()
 		m.SizeBytes = 5 << 40
-		if err := s.CreateMedia(ctx, m); err != nil {
+		if err := s.CreateMedia(ctx, m, storage.Quota{}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Media(ctx, m.Origin, m.MediaID)
@@ -219,11 +219,11 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 		}
 		m := sample()
 		m.MediaID, m.UserID = "res1", "@b:example.org"
-		if err := s.CompleteUpload(ctx, m); !errors.Is(err, storage.ErrNotFound) {
+		if err := s.CompleteUpload(ctx, m, storage.Quota{}); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("CompleteUpload by another user = %v, want ErrNotFound", err)
 		}
 		m.UserID = "@a:example.org"
-		if err := s.CompleteUpload(ctx, m); err != nil {
+		if err := s.CompleteUpload(ctx, m, storage.Quota{}); err != nil {
 			t.Fatalf("CompleteUpload: %v", err)
 		}
 		if got, err := s.Media(ctx, "example.org", "res1"); err != nil || got.SHA256 != m.SHA256 {
@@ -232,7 +232,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 		if _, err := s.Pending(ctx, "example.org", "res1"); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("Pending after completion = %v, want ErrNotFound", err)
 		}
-		if err := s.CompleteUpload(ctx, m); !errors.Is(err, storage.ErrExists) {
+		if err := s.CompleteUpload(ctx, m, storage.Quota{}); !errors.Is(err, storage.ErrExists) {
 			t.Errorf("second CompleteUpload = %v, want ErrExists", err)
 		}
 		if err := s.CreatePending(ctx, reserve("res1", "@a:example.org", later), 5); !errors.Is(err, storage.ErrExists) {
@@ -251,7 +251,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 		}
 		m := sample()
 		m.MediaID, m.UserID = "old", "@a:example.org"
-		if err := s.CompleteUpload(ctx, m); !errors.Is(err, storage.ErrNotFound) {
+		if err := s.CompleteUpload(ctx, m, storage.Quota{}); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("CompleteUpload of an expired reservation = %v, want ErrNotFound", err)
 		}
 		s.CreatePending(ctx, reserve("fresh", "@a:example.org", later), 5)
@@ -292,6 +292,76 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 		// Another user is not affected; expired ones do not count.
 		if err := s.CreatePending(ctx, reserve("other", "@b:example.org", later), limit); err != nil {
 			t.Errorf("other user: %v", err)
+		}
+	})
+
+	t.Run("usage and quota", func(t *testing.T) {
+		s := open(t)
+		media := func(id, user string, size int64) *storage.Media {
+			m := sample()
+			m.MediaID, m.UserID, m.SizeBytes = id, user, size
+			return m
+		}
+		q := storage.Quota{MaxBytes: 100, MaxFiles: 3}
+		for i, size := range []int64{40, 50} {
+			if err := s.CreateMedia(ctx, media(fmt.Sprint("q", i), "@a:example.org", size), q); err != nil {
+				t.Fatalf("upload %d within quota: %v", i, err)
+			}
+		}
+		if err := s.CreateMedia(ctx, media("q2", "@a:example.org", 11), q); !errors.Is(err, storage.ErrQuotaExceeded) {
+			t.Errorf("upload over maxBytes = %v, want ErrQuotaExceeded", err)
+		}
+		if err := s.CreateMedia(ctx, media("q3", "@a:example.org", 10), q); err != nil {
+			t.Errorf("upload reaching maxBytes exactly = %v, want nil", err)
+		}
+		if err := s.CreateMedia(ctx, media("q4", "@a:example.org", 0), q); !errors.Is(err, storage.ErrQuotaExceeded) {
+			t.Errorf("fourth file = %v, want ErrQuotaExceeded (maxFiles 3)", err)
+		}
+		u, err := s.Usage(ctx, "@a:example.org")
+		if err != nil || u != (storage.Usage{Bytes: 100, Files: 3}) {
+			t.Errorf("Usage = %+v, %v; want 100 bytes in 3 files", u, err)
+		}
+		if u, _ := s.Usage(ctx, "@nobody:example.org"); u != (storage.Usage{}) {
+			t.Errorf("Usage of a user without media = %+v", u)
+		}
+		// The quota applies to completing a reservation too.
+		p := &storage.Pending{Origin: "example.org", MediaID: "res", UserID: "@a:example.org", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+		s.CreatePending(ctx, p, 0)
+		if err := s.CompleteUpload(ctx, media("res", "@a:example.org", 1), storage.Quota{MaxBytes: 100}); !errors.Is(err, storage.ErrQuotaExceeded) {
+			t.Errorf("CompleteUpload over quota = %v, want ErrQuotaExceeded", err)
+		}
+		if _, err := s.Pending(ctx, "example.org", "res"); err != nil {
+			t.Errorf("a refused completion consumed the reservation: %v", err)
+		}
+	})
+
+	t.Run("parallel uploads cannot overshoot a quota", func(t *testing.T) {
+		s := open(t)
+		const n, size = 12, 10
+		q := storage.Quota{MaxBytes: 55} // room for 5 of the 12
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := sample()
+				m.MediaID, m.UserID, m.SizeBytes = fmt.Sprint("race", i), "@racer:example.org", size
+				errs[i] = s.CreateMedia(ctx, m, q)
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, storage.ErrQuotaExceeded):
+				t.Errorf("CreateMedia = %v, want nil or ErrQuotaExceeded", err)
+			}
+		}
+		if u, _ := s.Usage(ctx, "@racer:example.org"); ok != 5 || u.Bytes != 50 {
+			t.Errorf("%d uploads stored (%d bytes), want exactly 5 (50 bytes)", ok, u.Bytes)
 		}
 	})
 }
