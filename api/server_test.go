@@ -99,7 +99,7 @@ datastores:
 	counting := &countingMeta{MetadataStore: meta}
 	options := api.Options{
 		Config: cfg, Meta: counting, Blobs: map[string]storage.BlobStore{"local": blobs}, Log: log,
-		Auth:   homeserver.NewCachedAuthenticator(homeserver.NewClient(nil), 60e9),
+		Auth:   homeserver.NewCachedAuthenticator(homeserver.NewClient(30e9), 60e9),
 		Thumbs: thumbnails.New(cfg.Thumbnails),
 	}
 	for _, o := range opts {

@@ -32,6 +32,10 @@ type Config struct {
 	RateLimit RateLimit `yaml:"rateLimit"`
 	// Redis, when enabled, holds the rate-limit buckets for every process.
 	Redis Redis `yaml:"redis"`
+	// URLPreviews controls /preview_url.
+	URLPreviews URLPreviews `yaml:"urlPreviews"`
+	// Timeouts bound outbound requests.
+	Timeouts Timeouts `yaml:"timeouts"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -250,6 +254,47 @@ type DownloadBucket struct {
 	DrainBytesPerMinute int64 `yaml:"drainBytesPerMinute"`
 	// OverflowLimitBytes is how far one download may take it past its capacity.
 	OverflowLimitBytes int64 `yaml:"overflowLimitBytes"`
+}
+
+// URLPreviews controls /preview_url, which makes this server fetch pages
+// users name: every connection goes through the network policy below.
+type URLPreviews struct {
+	// Enabled turns the endpoint on; off, it answers 404 M_UNRECOGNIZED.
+	Enabled bool `yaml:"enabled"`
+	// MaxPageSizeBytes caps a page or image, counted after decompression.
+	MaxPageSizeBytes int64 `yaml:"maxPageSizeBytes"`
+	// PreviewUnsafeCertificates skips TLS certificate checks.
+	PreviewUnsafeCertificates bool `yaml:"previewUnsafeCertificates"`
+	// NumWords caps the words of a description.
+	NumWords int `yaml:"numWords"`
+	// MaxLength caps the characters of a description.
+	MaxLength int `yaml:"maxLength"`
+	// NumTitleWords caps the words of a title.
+	NumTitleWords int `yaml:"numTitleWords"`
+	// MaxTitleLength caps the characters of a title.
+	MaxTitleLength int `yaml:"maxTitleLength"`
+	// FilePreviewTypes are the non-HTML types previewed as files (images).
+	FilePreviewTypes []string `yaml:"filePreviewTypes"`
+	// NumWorkers bounds previews fetched at once.
+	NumWorkers int `yaml:"numWorkers"`
+	// DisallowedNetworks are refused in addition to the built-in list of
+	// loopback, private, link-local and reserved networks.
+	DisallowedNetworks []string `yaml:"disallowedNetworks"`
+	// AllowedNetworks, if not empty, are the only networks reached; an entry
+	// at least as specific as a disallowed one overrides it.
+	AllowedNetworks []string `yaml:"allowedNetworks"`
+	// DefaultLanguage is sent as Accept-Language when the client sends none.
+	DefaultLanguage string `yaml:"defaultLanguage"`
+	// UserAgent is sent with every preview request.
+	UserAgent string `yaml:"userAgent"`
+}
+
+// Timeouts bound outbound requests.
+type Timeouts struct {
+	// URLPreviewTimeoutSeconds bounds fetching one preview (page and image).
+	URLPreviewTimeoutSeconds int `yaml:"urlPreviewTimeoutSeconds"`
+	// ClientServerTimeoutSeconds bounds a call to a homeserver (token checks).
+	ClientServerTimeoutSeconds int `yaml:"clientServerTimeoutSeconds"`
 }
 
 // Redis is a Redis ring shared by every mediarepo process.

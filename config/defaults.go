@@ -18,6 +18,12 @@ func Default() *Config {
 		AccessTokens: AccessTokens{MaxCacheTimeSeconds: 60},
 		Uploads:      Uploads{MaxBytes: 104857600, MaxPending: 5, MaxAgeSeconds: 86400},
 		Downloads:    Downloads{MaxBytes: 104857600},
+		URLPreviews: URLPreviews{
+			MaxPageSizeBytes: 10485760, NumWords: 50, MaxLength: 200, NumTitleWords: 30, MaxTitleLength: 150,
+			FilePreviewTypes: []string{"image/*"}, NumWorkers: 10,
+			DefaultLanguage: "en-US,en", UserAgent: "mediarepo (Matrix URL previews)",
+		},
+		Timeouts: Timeouts{URLPreviewTimeoutSeconds: 10, ClientServerTimeoutSeconds: 30},
 		RateLimit: RateLimit{
 			Enabled: true, RequestsPerSecond: 20, Burst: 100,
 			Buckets: RateLimitBuckets{Downloads: DownloadBucket{
@@ -83,11 +89,9 @@ var mmrOnly = map[string]bool{
 	"downloads.cache":                       true,
 	"downloads.expireAfterDays":             true,
 	"downloads.defaultRangeChunkSizeBytes":  true,
-	"urlPreviews":                           true,
 	"thumbnails":                            true,
 	"identicons":                            true,
 	"quarantine":                            true,
-	"timeouts":                              true,
 	"metrics":                               true,
 	"plugins":                               true,
 	"featureSupport":                        true,

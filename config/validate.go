@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -29,6 +30,10 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Thumbnails.validate("thumbnails")...)
 	errs = append(errs, c.RateLimit.validate("rateLimit")...)
 	errs = append(errs, c.Redis.validate("redis")...)
+	errs = append(errs, c.URLPreviews.validate("urlPreviews")...)
+	if c.Timeouts.URLPreviewTimeoutSeconds < 1 || c.Timeouts.ClientServerTimeoutSeconds < 1 {
+		errs = append(errs, errors.New("timeouts: urlPreviewTimeoutSeconds and clientServerTimeoutSeconds must be at least 1"))
+	}
 	for i, r := range c.Uploads.Quotas.Users {
 		path := fmt.Sprintf("uploads.quotas.users[%d]", i)
 		if r.Glob == "" {
@@ -212,6 +217,33 @@ func (r *RateLimit) validate(path string) []error {
 	}
 	if d.CapacityBytes > 0 && d.DrainBytesPerMinute == 0 {
 		errs = append(errs, fmt.Errorf("%s.buckets.downloads.drainBytesPerMinute: must be positive when capacityBytes is set", path))
+	}
+	return errs
+}
+
+func (u *URLPreviews) validate(path string) []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"numWords", u.NumWords}, {"maxLength", u.MaxLength}, {"numTitleWords", u.NumTitleWords},
+		{"maxTitleLength", u.MaxTitleLength}, {"numWorkers", u.NumWorkers}} {
+		if f.v < 1 {
+			errs = append(errs, fmt.Errorf("%s.%s: must be at least 1", path, f.name))
+		}
+	}
+	if u.MaxPageSizeBytes < 1 {
+		errs = append(errs, fmt.Errorf("%s.maxPageSizeBytes: must be at least 1", path))
+	}
+	for _, list := range []struct {
+		name  string
+		cidrs []string
+	}{{"disallowedNetworks", u.DisallowedNetworks}, {"allowedNetworks", u.AllowedNetworks}} {
+		for i, c := range list.cidrs {
+			if _, err := netip.ParsePrefix(c); err != nil {
+				errs = append(errs, fmt.Errorf("%s.%s[%d]: %q is not a CIDR range like 10.0.0.0/8", path, list.name, i, c))
+			}
+		}
 	}
 	return errs
 }

@@ -25,14 +25,12 @@ type Client struct {
 
 var _ Authenticator = (*Client)(nil)
 
-// NewClient returns a Client using hc, or a default with sane timeouts if hc is nil.
-func NewClient(hc *http.Client) *Client {
-	if hc == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 64
-		hc = &http.Client{Timeout: 30 * time.Second, Transport: tr}
-	}
-	return &Client{http: hc}
+// NewClient returns a Client whose calls give up after timeout, keeping
+// enough idle connections per homeserver for a busy server's token checks.
+func NewClient(timeout time.Duration) *Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &Client{http: &http.Client{Timeout: timeout, Transport: tr}}
 }
 
 // WhoAmI asks hs who owns token, via GET /_matrix/client/v3/account/whoami.

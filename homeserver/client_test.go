@@ -19,7 +19,7 @@ func TestClientWhoAmI(t *testing.T) {
 		"guest-token": {UserID: "@guest:example.org", IsGuest: true},
 	})
 	hs := &config.Homeserver{Name: "example.org", CSAPI: fake.URL + "/"}
-	c := homeserver.NewClient(nil)
+	c := homeserver.NewClient(30*time.Second)
 	ctx := context.Background()
 
 	id, err := c.WhoAmI(ctx, hs, "alice-token")
@@ -55,7 +55,7 @@ func TestCachedAuthenticator(t *testing.T) {
 	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{"tok": {UserID: "@a:example.org"}})
 	hs := &config.Homeserver{Name: "example.org", CSAPI: fake.URL}
 	other := &config.Homeserver{Name: "other.org", CSAPI: fake.URL}
-	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(nil), time.Hour)
+	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(30*time.Second), time.Hour)
 	ctx := context.Background()
 
 	var wg sync.WaitGroup
@@ -103,7 +103,7 @@ func TestCachedAuthenticator(t *testing.T) {
 func TestCacheDisabled(t *testing.T) {
 	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{"tok": {UserID: "@a:example.org"}})
 	hs := &config.Homeserver{Name: "example.org", CSAPI: fake.URL}
-	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(nil), 0)
+	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(30*time.Second), 0)
 	for range 3 {
 		if _, err := auth.WhoAmI(context.Background(), hs, "tok"); err != nil {
 			t.Fatal(err)

@@ -70,7 +70,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Log.WithFields(logrus.Fields{"datastore": ds.ID, "path": s.Root(), "for_kinds": ds.ForKinds}).Info("datastore ready")
 		m.blobs[ds.ID] = s
 	}
-	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(nil),
+	hsClient := homeserver.NewClient(time.Duration(m.Config.Timeouts.ClientServerTimeoutSeconds) * time.Second)
+	auth := homeserver.NewCachedAuthenticator(hsClient,
 		time.Duration(m.Config.AccessTokens.MaxCacheTimeSeconds)*time.Second)
 	limiter, err := m.openLimiter(ctx)
 	if err != nil {
