@@ -36,6 +36,7 @@ func (s *Server) routes(r *mux.Router) {
 		{"GET", c + "/download/{serverName}/{mediaId}/{fileName}", usersAndGuests, s.handleDownload},
 		{"GET", c + "/thumbnail/{serverName}/{mediaId}", usersAndGuests, s.handleThumbnail},
 		{"GET", c + "/config", users, s.handleConfig},
+		{"GET", c + "/preview_url", users, s.handlePreview},
 	}
 	table = append(table, route{"GET", "/_matrix/media/unstable/org.matrix.msc4034/usage", users, s.handleUsage})
 	// MSC2246's create exists only as v1.
@@ -49,6 +50,7 @@ func (s *Server) routes(r *mux.Router) {
 			route{"GET", p + "/download/{serverName}/{mediaId}/{fileName}", public, s.handleDownloadLegacy},
 			route{"GET", p + "/thumbnail/{serverName}/{mediaId}", public, s.handleThumbnailLegacy},
 			route{"GET", p + "/config", users, s.handleConfig},
+			route{"GET", p + "/preview_url", users, s.handlePreview},
 		)
 	}
 

@@ -49,3 +49,15 @@ type Pending struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }
+
+// URLPreview is a cached answer to /preview_url: the JSON body sent, or the
+// error, for one URL, hour bucket and language.
+type URLPreview struct {
+	URL       string
+	Bucket    int64  // hours since the epoch of the requested ts
+	Lang      string // Accept-Language used
+	Status    int    // HTTP status of the answer
+	Errcode   string // "" for a preview
+	Body      string // the JSON sent
+	CreatedAt time.Time
+}

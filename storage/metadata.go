@@ -41,6 +41,11 @@ type MetadataStore interface {
 	// DeleteExpiredPending removes reservations that expired before now and
 	// returns how many.
 	DeleteExpiredPending(ctx context.Context, now time.Time) (int64, error)
+	// URLPreview returns the cached preview of (url, bucket, lang), or an
+	// error wrapping ErrNotFound.
+	URLPreview(ctx context.Context, url string, bucket int64, lang string) (*URLPreview, error)
+	// CreateURLPreview caches p; an existing entry for its key is kept (no error).
+	CreateURLPreview(ctx context.Context, p *URLPreview) error
 	// Close releases the database. Calls after Close fail.
 	Close() error
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/netguard"
+	"github.com/mediarepo/mediarepo/preview"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/memlimit"
@@ -77,9 +79,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	previews, err := m.previewFetcher()
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(api.Options{
 		Config: m.Config, Meta: m.meta, Blobs: m.blobs, Auth: auth,
-		Thumbs: thumbnails.New(m.Config.Thumbnails), Limiter: limiter, Log: m.Log,
+		Thumbs: thumbnails.New(m.Config.Thumbnails), Limiter: limiter, Previews: previews, Log: m.Log,
 	})
 	if err != nil {
 		return err
@@ -147,6 +153,21 @@ func (m *Main) openLimiter(ctx context.Context) (storage.Limiter, error) {
 	m.closers = append(m.closers, l)
 	m.Log.WithField("shards", len(m.Config.Redis.Shards)).Info("rate limits shared through redis")
 	return l, nil
+}
+
+// previewFetcher builds the URL preview fetcher behind the network policy,
+// or returns nil when previews are off.
+func (m *Main) previewFetcher() (*preview.Fetcher, error) {
+	cfg := m.Config.URLPreviews
+	if !cfg.Enabled {
+		return nil, nil
+	}
+	policy, err := netguard.NewPolicy(cfg.AllowedNetworks, append(netguard.DefaultDenied(), cfg.DisallowedNetworks...))
+	if err != nil {
+		return nil, fmt.Errorf("urlPreviews: %w", err)
+	}
+	timeout := time.Duration(m.Config.Timeouts.URLPreviewTimeoutSeconds) * time.Second
+	return preview.New(cfg, policy.Client(timeout, cfg.PreviewUnsafeCertificates)), nil
 }
 
 // Addr is the address the server listens on (useful with port 0).

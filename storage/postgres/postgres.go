@@ -51,7 +51,11 @@ var queries = sqlstore.Queries{
 		WHERE origin = $1 AND media_id = $2 AND user_id = $3 AND expires_ts > $4`,
 	DeleteExpiredPending: `DELETE FROM pending_media WHERE expires_ts <= $1`,
 	SelectUsage:          `SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM media WHERE user_id = $1`,
-	NotifyUploaded:       `SELECT pg_notify('` + uploadsChannel + `', $1)`,
+	InsertURLPreview: `INSERT INTO url_previews (url, bucket, lang, status, errcode, body, created_ts)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+	SelectURLPreview: `SELECT url, bucket, lang, status, errcode, body, created_ts FROM url_previews
+		WHERE url = $1 AND bucket = $2 AND lang = $3`,
+	NotifyUploaded: `SELECT pg_notify('` + uploadsChannel + `', $1)`,
 }
 
 // Store is a MetadataStore on PostgreSQL.

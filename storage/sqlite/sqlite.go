@@ -50,7 +50,11 @@ var queries = sqlstore.Queries{
 		WHERE origin = ? AND media_id = ? AND user_id = ? AND expires_ts > ?`,
 	DeleteExpiredPending: `DELETE FROM pending_media WHERE expires_ts <= ?`,
 	SelectUsage:          `SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM media WHERE user_id = ?`,
-	NotifyUploaded:       ``,
+	InsertURLPreview: `INSERT INTO url_previews (url, bucket, lang, status, errcode, body, created_ts)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	SelectURLPreview: `SELECT url, bucket, lang, status, errcode, body, created_ts FROM url_previews
+		WHERE url = ? AND bucket = ? AND lang = ?`,
+	NotifyUploaded: ``,
 }
 
 // Store is a MetadataStore on SQLite.

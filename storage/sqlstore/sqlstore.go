@@ -54,6 +54,11 @@ type Queries struct {
 	// SelectUsage takes user_id and returns the sum of size_bytes (0 for
 	// none) and the count of the user's media.
 	SelectUsage string
+	// InsertURLPreview takes url, bucket, lang, status, errcode, body,
+	// created_ts and inserts nothing on a key conflict.
+	InsertURLPreview string
+	// SelectURLPreview takes url, bucket, lang and returns the same columns.
+	SelectURLPreview string
 }
 
 // Store implements storage.MetadataStore on a *sql.DB with a dialect's Queries.
@@ -262,6 +267,31 @@ func (s *Store) DeleteExpiredPending(ctx context.Context, now time.Time) (int64,
 		return 0, fmt.Errorf("delete expired reservations: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// URLPreview implements storage.MetadataStore.
+func (s *Store) URLPreview(ctx context.Context, url string, bucket int64, lang string) (*storage.URLPreview, error) {
+	var p storage.URLPreview
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.q.SelectURLPreview, url, bucket, lang).
+		Scan(&p.URL, &p.Bucket, &p.Lang, &p.Status, &p.Errcode, &p.Body, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("select url preview: %w", storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select url preview: %w", err)
+	}
+	p.CreatedAt = time.UnixMilli(created)
+	return &p, nil
+}
+
+// CreateURLPreview implements storage.MetadataStore.
+func (s *Store) CreateURLPreview(ctx context.Context, p *storage.URLPreview) error {
+	_, err := s.db.ExecContext(ctx, s.q.InsertURLPreview, p.URL, p.Bucket, p.Lang, p.Status, p.Errcode, p.Body, p.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("insert url preview: %w", err)
+	}
+	return nil
 }
 
 // inTx runs fn in a transaction, committing if it returns nil.
