@@ -19,6 +19,7 @@ const keyState ctxKey = 0
 // path free of request copies.
 type requestState struct {
 	id      string
+	ip      string // the client's address, from clientIP
 	base    *logrus.Logger
 	log     *logrus.Entry // made on first use
 	hs      *config.Homeserver

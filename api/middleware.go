@@ -21,7 +21,7 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		start := time.Now()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
-		st := &requestState{id: id, base: s.log}
+		st := &requestState{id: id, ip: s.clientIP(r), base: s.log}
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(withState(r.Context(), st)))
 
@@ -37,7 +37,7 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		fields["duration_ms"] = float64(time.Since(start).Microseconds()) / 1000
 		fields["bytes"] = rec.bytes
 		fields["server_name"] = r.Host
-		fields["client_ip"] = s.clientIP(r)
+		fields["client_ip"] = st.ip
 		if st.hs != nil {
 			fields["server_name"] = st.hs.Name
 		}

@@ -16,7 +16,7 @@ func (s *Server) withRateLimit(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.allow(r.Context(), "ip:"+s.clientIP(r)); err != nil {
+		if err := s.allow(r.Context(), "ip:"+stateFrom(r.Context()).ip); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -50,7 +50,7 @@ func (s *Server) takeDownload(r *http.Request, n int64) error {
 	if s.limiter == nil || b.CapacityBytes == 0 || r.Method == http.MethodHead {
 		return nil
 	}
-	ok, wait, err := s.limiter.TakeBytes(r.Context(), "dl:"+s.clientIP(r), n, b.CapacityBytes, b.OverflowLimitBytes, float64(b.DrainBytesPerMinute)/60)
+	ok, wait, err := s.limiter.TakeBytes(r.Context(), "dl:"+stateFrom(r.Context()).ip, n, b.CapacityBytes, b.OverflowLimitBytes, float64(b.DrainBytesPerMinute)/60)
 	if err != nil {
 		logFrom(r.Context()).WithError(err).Warn("rate limiter unavailable; download allowed")
 		return nil

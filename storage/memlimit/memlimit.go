@@ -5,6 +5,7 @@ package memlimit
 
 import (
 	"context"
+	"hash/maphash"
 	"math"
 	"sync"
 	"time"
@@ -16,14 +17,24 @@ import (
 
 var _ storage.Limiter = (*Limiter)(nil)
 
-// maxBuckets bounds memory: about 100 bytes a bucket.
-const maxBuckets = 200_000
+// maxBuckets bounds memory: about 100 bytes a bucket. The buckets are split
+// over shards, each with its own lock, so that concurrent requests for
+// different clients do not queue on one mutex.
+const (
+	maxBuckets = 200_000
+	shards     = 64
+)
 
 // Limiter is a storage.Limiter in this process's memory.
 type Limiter struct {
+	seed   maphash.Seed
+	shards [shards]shard
+	now    func() time.Time
+}
+
+type shard struct {
 	mu      sync.Mutex
 	buckets *lru.Cache[string, *bucket]
-	now     func() time.Time
 }
 
 // bucket is either a token bucket (level = tokens left) or a leaky bucket
@@ -35,20 +46,31 @@ type bucket struct {
 
 // New returns an empty Limiter.
 func New() *Limiter {
-	c, _ := lru.New[string, *bucket](maxBuckets)
-	return &Limiter{buckets: c, now: time.Now}
+	l := &Limiter{seed: maphash.MakeSeed(), now: time.Now}
+	for i := range l.shards {
+		l.shards[i].buckets, _ = lru.New[string, *bucket](maxBuckets / shards)
+	}
+	return l
+}
+
+// bucket returns the bucket for key, created by fresh if missing, with its
+// shard locked; the caller unlocks.
+func (l *Limiter) bucket(key string, fresh func() *bucket) (*bucket, *shard) {
+	sh := &l.shards[maphash.String(l.seed, key)%shards]
+	sh.mu.Lock()
+	b, ok := sh.buckets.Get(key)
+	if !ok {
+		b = fresh()
+		sh.buckets.Add(key, b)
+	}
+	return b, sh
 }
 
 // Allow implements storage.Limiter.
 func (l *Limiter) Allow(_ context.Context, key string, rate float64, burst int) (bool, time.Duration, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.now()
-	b, ok := l.buckets.Get("t:" + key)
-	if !ok {
-		b = &bucket{level: float64(burst), last: now}
-		l.buckets.Add("t:"+key, b)
-	}
+	b, sh := l.bucket("t:"+key, func() *bucket { return &bucket{level: float64(burst), last: now} })
+	defer sh.mu.Unlock()
 	b.level = math.Min(float64(burst), b.level+now.Sub(b.last).Seconds()*rate)
 	b.last = now
 	if b.level >= 1 {
@@ -60,14 +82,9 @@ func (l *Limiter) Allow(_ context.Context, key string, rate float64, burst int) 
 
 // TakeBytes implements storage.Limiter.
 func (l *Limiter) TakeBytes(_ context.Context, key string, n, capacity, overflow int64, drain float64) (bool, time.Duration, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.now()
-	b, ok := l.buckets.Get("b:" + key)
-	if !ok {
-		b = &bucket{last: now}
-		l.buckets.Add("b:"+key, b)
-	}
+	b, sh := l.bucket("b:"+key, func() *bucket { return &bucket{last: now} })
+	defer sh.mu.Unlock()
 	b.level = math.Max(0, b.level-now.Sub(b.last).Seconds()*drain)
 	b.last = now
 	if ok, wait := fits(b.level, n, capacity, overflow, drain); !ok {
