@@ -116,16 +116,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 			}()
 		}
 		wg.Wait()
-		wins := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case !errors.Is(err, storage.ErrExists):
-				t.Errorf("CreateMedia = %v, want nil or ErrExists", err)
-			}
-		}
-		if wins != 1 {
+		if wins := successes(t, errs, storage.ErrExists); wins != 1 {
 			t.Errorf("%d creates succeeded, want 1", wins)
 		}
 	})
@@ -277,16 +268,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 			}()
 		}
 		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.Is(err, storage.ErrLimitExceeded):
-				t.Errorf("CreatePending = %v, want nil or ErrLimitExceeded", err)
-			}
-		}
-		if ok != limit {
+		if ok := successes(t, errs, storage.ErrLimitExceeded); ok != limit {
 			t.Errorf("%d reservations made, want exactly %d", ok, limit)
 		}
 		// Another user is not affected; expired ones do not count.
@@ -351,15 +333,7 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 			}()
 		}
 		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.Is(err, storage.ErrQuotaExceeded):
-				t.Errorf("CreateMedia = %v, want nil or ErrQuotaExceeded", err)
-			}
-		}
+		ok := successes(t, errs, storage.ErrQuotaExceeded)
 		if u, _ := s.Usage(ctx, "@racer:example.org"); ok != 5 || u.Bytes != 50 {
 			t.Errorf("%d uploads stored (%d bytes), want exactly 5 (50 bytes)", ok, u.Bytes)
 		}
@@ -397,4 +371,20 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 			t.Errorf("another hour = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// successes counts the nil errors of a race and fails the test on any error
+// other than the expected refusal.
+func successes(t *testing.T, errs []error, refusal error) int {
+	t.Helper()
+	n := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, refusal):
+			t.Errorf("error %v, want nil or %v", err, refusal)
+		}
+	}
+	return n
 }
