@@ -9,9 +9,11 @@ import (
 	_ "image/jpeg" // decodes thumbnails
 	"image/png"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -359,4 +361,21 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+
+	got := tuneGC(func(string) string { return "" })
+	if got.percent != defaultGCPercent || got.limit != defaultMemoryLimit {
+		t.Errorf("defaults = %+v, want %d%% and %d bytes", got, defaultGCPercent, defaultMemoryLimit)
+	}
+	debug.SetGCPercent(150)
+	debug.SetMemoryLimit(123 << 20)
+	env := map[string]string{"GOGC": "150", "GOMEMLIMIT": "123MiB"}
+	got = tuneGC(func(k string) string { return env[k] })
+	if got.percent != 150 || got.limit != 123<<20 {
+		t.Errorf("with GOGC and GOMEMLIMIT set = %+v, want them left alone", got)
+	}
 }
