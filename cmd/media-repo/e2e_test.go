@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +71,7 @@ func TestE2E(t *testing.T) {
 			c := newE2EClient(t, proxyPort, sc.delegation)
 
 			t.Run("mautrix-go", func(t *testing.T) { checkMautrix(t, c, pngData) })
+			t.Run("async upload and URL preview", func(t *testing.T) { checkAsyncAndPreview(t, c, pngData) })
 			if sc.delegation {
 				// Node's fetch cannot be pointed at example.org, so matrix-js-sdk
 				// runs where the proxy's own address is the homeserver URL.
@@ -178,6 +180,41 @@ func checkMautrix(t *testing.T, c *e2eClient, png []byte) {
 	cfg, err := cli.GetMediaConfig(ctx)
 	if err != nil || cfg.UploadSize != 50<<20 {
 		t.Errorf("media config = %+v, %v; want m.upload.size %d", cfg, err, 50<<20)
+	}
+}
+
+// checkAsyncAndPreview reserves an mxc:// URI, starts a download that waits
+// for it, uploads with PUT, and asks for a preview of a page the test serves.
+func checkAsyncAndPreview(t *testing.T, c *e2eClient, png []byte) {
+	ctx := context.Background()
+	cli := c.mautrix(t, "alice", "alice-password")
+	created, err := cli.CreateMXC(ctx)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, err := cli.DownloadBytes(ctx, created.ContentURI) // waits for the upload
+		if err != nil {
+			t.Errorf("waiting download: %v", err)
+		}
+		got <- b
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := cli.UploadMedia(ctx, mautrix.ReqUploadMedia{MXC: created.ContentURI, ContentBytes: png, ContentType: "image/png"}); err != nil {
+		t.Fatalf("PUT to the reserved URI: %v", err)
+	}
+	if b := <-got; !bytes.Equal(b, png) {
+		t.Errorf("waiting download got %d bytes, want the %d uploaded", len(b), len(png))
+	}
+
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<html><head><meta property="og:title" content="E2E page"><title>x</title></head></html>`)
+	}))
+	defer site.Close()
+	p, err := cli.GetURLPreview(ctx, site.URL+"/page")
+	if err != nil || p.Title != "E2E page" {
+		t.Errorf("preview = %+v, %v; want og:title E2E page", p, err)
 	}
 }
 
@@ -383,6 +420,8 @@ homeservers:
   - {name: %s, csApi: "http://127.0.0.1:%d"}
   - {name: tenant2.example, csApi: "http://127.0.0.1:%d"}
 accessTokens: {maxCacheTimeSeconds: %d}
+# The test's own page is on loopback, which previews refuse unless allowed explicitly.
+urlPreviews: {enabled: true, allowedNetworks: ["127.0.0.0/8"]}
 datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
 uploads: {maxBytes: %d}
 `, port, useForwardedHost, database, serverName, hsPort, hsPort, int(tokenTTL.Seconds()), filepath.Join(dir, "media"), 50<<20)
