@@ -112,15 +112,16 @@ func (s *Server) thumbnailOf(ctx context.Context, m *storage.Media, spec thumbna
 			s.thumbCache.Add(key, th)
 			return th, nil
 		}
-		return nil, s.generate(gctx, m, []thumbnails.Spec{spec})
+		made, err := s.generate(gctx, m, []thumbnails.Spec{spec})
+		if err != nil {
+			return nil, err
+		}
+		return made[0], nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if th, ok := s.thumbCache.Get(key); ok {
-		return cachedThumbnail(th)
-	}
-	return v.(*storage.Thumbnail), nil
+	return cachedThumbnail(v.(*storage.Thumbnail))
 }
 
 // ensureConfiguredSizes stores every configured size of m that is not stored
@@ -146,43 +147,42 @@ func (s *Server) ensureConfiguredSizes(ctx context.Context, m *storage.Media) er
 		if len(missing) == 0 {
 			return nil, nil
 		}
-		return nil, s.generate(gctx, m, missing)
+		_, err = s.generate(gctx, m, missing)
+		return nil, err
 	})
 	return err
 }
 
-// generate makes the thumbnails of m for specs, stores them and caches them
-// (ErrUseOriginal as a nil entry). At most cap(genSlots) originals are decoded
-// at once, whatever the number of requests: each may take tens of megabytes.
-func (s *Server) generate(ctx context.Context, m *storage.Media, specs []thumbnails.Spec) error {
+// generate makes the thumbnails of m for specs, stores them and caches them.
+// The result has one entry per spec: the stored thumbnail, or nil where the
+// original should be served. At most cap(genSlots) originals are decoded at
+// once, whatever the number of requests: each may take tens of megabytes.
+func (s *Server) generate(ctx context.Context, m *storage.Media, specs []thumbnails.Spec) ([]*storage.Thumbnail, error) {
 	select {
 	case s.genSlots <- struct{}{}:
 		defer func() { <-s.genSlots }()
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	src, err := s.openBlob(ctx, m.DatastoreID, m.SHA256, m.Origin+"/"+m.MediaID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer src.Close()
 	results, err := s.thumbs.GenerateAll(ctx, src, m.SizeBytes, specs)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	made := make([]*storage.Thumbnail, len(specs))
 	for i, r := range results {
-		key := thumbKey(m, specs[i])
-		if errors.Is(r.Err, thumbnails.ErrUseOriginal) {
-			s.thumbCache.Add(key, nil)
-			continue
+		if !errors.Is(r.Err, thumbnails.ErrUseOriginal) {
+			if made[i], err = s.storeThumbnail(ctx, m, specs[i], r.Thumbnail); err != nil {
+				return nil, err
+			}
 		}
-		th, err := s.storeThumbnail(ctx, m, specs[i], r.Thumbnail)
-		if err != nil {
-			return err
-		}
-		s.thumbCache.Add(key, th)
+		s.thumbCache.Add(thumbKey(m, specs[i]), made[i]) // nil: the original
 	}
-	return nil
+	return made, nil
 }
 
 // storeThumbnail writes gen's bytes and its row. If another process stored the
