@@ -19,7 +19,7 @@ func TestClientWhoAmI(t *testing.T) {
 		"guest-token": {UserID: "@guest:example.org", IsGuest: true},
 	})
 	hs := &config.Homeserver{Name: "example.org", CSAPI: fake.URL + "/"}
-	c := homeserver.NewClient(30*time.Second)
+	c := homeserver.NewClient(30 * time.Second)
 	ctx := context.Background()
 
 	id, err := c.WhoAmI(ctx, hs, "alice-token")
