@@ -154,12 +154,21 @@ func TestCropIsCentredAndColoursKept(t *testing.T) {
 	}
 	img := mustDecode(t, th)
 	// The centred square of a 2:1 image keeps all four quadrants, meeting in the middle.
-	for _, p := range []struct {
-		x, y int
-		want color.Color
-	}{{10, 10, red}, {90, 10, green}, {10, 90, blue}, {90, 90, white}} {
-		if got := img.At(p.x, p.y); !near(got, p.want, 40) {
-			t.Errorf("pixel (%d,%d) = %v, want %v", p.x, p.y, got, p.want)
+	wantQuadrants(t, img, 10, 90)
+}
+
+// wantQuadrants checks the quadrants' colours at (lo,lo), (hi,lo), (lo,hi), (hi,hi).
+func wantQuadrants(t *testing.T, img image.Image, lo, hi int) {
+	t.Helper()
+	wantPixels(t, img, map[image.Point]color.Color{{lo, lo}: red, {hi, lo}: green, {lo, hi}: blue, {hi, hi}: white}, 40)
+}
+
+// wantPixels checks sampled pixels, within tol per channel.
+func wantPixels(t *testing.T, img image.Image, probes map[image.Point]color.Color, tol int) {
+	t.Helper()
+	for p, want := range probes {
+		if got := img.At(p.X, p.Y); !near(got, want, tol) {
+			t.Errorf("pixel %v = %v, want %v", p, got, want)
 		}
 	}
 }
@@ -237,11 +246,7 @@ func TestEXIFOrientation(t *testing.T) {
 			if b := img.Bounds(); b.Dx() != tt.wantW || b.Dy() != tt.wantH {
 				t.Fatalf("size = %v, want %dx%d", b, tt.wantW, tt.wantH)
 			}
-			for p, want := range tt.probes {
-				if got := img.At(p.X, p.Y); !near(got, want, 40) {
-					t.Errorf("pixel %v = %v, want %v", p, got, want)
-				}
-			}
+			wantPixels(t, img, tt.probes, 40)
 		})
 	}
 }
@@ -478,14 +483,7 @@ func TestPreShrinkKeepsColoursAndEdges(t *testing.T) {
 			if b := img.Bounds(); b.Dx() != 100 || b.Dy() != 100 {
 				t.Fatalf("size = %v", b)
 			}
-			for _, p := range []struct {
-				x, y int
-				want color.Color
-			}{{5, 5, red}, {94, 5, green}, {5, 94, blue}, {94, 94, white}} {
-				if got := img.At(p.x, p.y); !near(got, p.want, 40) {
-					t.Errorf("pixel (%d,%d) = %v, want %v", p.x, p.y, got, p.want)
-				}
-			}
+			wantQuadrants(t, img, 5, 94)
 		})
 	}
 }
@@ -571,11 +569,7 @@ func TestInputFormats(t *testing.T) {
 			if b := img.Bounds(); b.Dx() != tt.wantW || b.Dy() != tt.wantH {
 				t.Fatalf("size = %v, want %dx%d", b, tt.wantW, tt.wantH)
 			}
-			for p, want := range tt.probes {
-				if got := img.At(p.X, p.Y); !near(got, want, 60) {
-					t.Errorf("pixel %v = %v, want %v", p, got, want)
-				}
-			}
+			wantPixels(t, img, tt.probes, 60)
 		})
 	}
 	// golang.org/x/image does not animate WebP: an animated one (img2webp, two
