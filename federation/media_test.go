@@ -1,0 +1,165 @@
+package federation_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediarepo/mediarepo/federation"
+	"github.com/mediarepo/mediarepo/netguard"
+)
+
+// remoteServer is a fake homeserver "remote.test" on 127.0.0.1 with a
+// certificate from its own CA; handler answers its requests.
+func remoteServer(t *testing.T, handler http.HandlerFunc) (*httptest.Server, *x509.CertPool) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, _ := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	caCert, _ := x509.ParseCertificate(caDER)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "remote.test"},
+		DNSNames: []string{"remote.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, _ := x509.CreateCertificate(rand.Reader, leaf, caCert, &leafKey.PublicKey, caKey)
+	srv := httptest.NewUnstartedServer(handler)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return srv, pool
+}
+
+func newClient(t *testing.T, srv *httptest.Server, roots *x509.CertPool, allowLoopback bool) *federation.Client {
+	var allowed []string
+	if allowLoopback {
+		allowed = []string{"127.0.0.0/8"}
+	}
+	policy, err := netguard.NewPolicy(allowed, netguard.DefaultDenied())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := federation.ParseSigningKey(specKey)
+	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: policy.Control}
+	overrides := map[string]string{"remote.test": srv.Listener.Addr().String()}
+	return federation.NewClient(federation.ClientOptions{
+		Resolver: federation.NewResolver(policy.Client(5*time.Second, false), noDNS, overrides),
+		Keys:     map[string]*federation.SigningKey{"example.org": key},
+		Dial:     dialer.DialContext, Roots: roots, Timeout: 10 * time.Second,
+	})
+}
+
+// verifyXMatrix checks a request's X-Matrix header against the spec key, as
+// the remote homeserver would.
+func verifyXMatrix(r *http.Request) error {
+	m := regexp.MustCompile(`^X-Matrix origin="([^"]+)",destination="([^"]+)",key="ed25519:1",sig="([^"]+)"$`).
+		FindStringSubmatch(r.Header.Get("Authorization"))
+	if m == nil {
+		return fmt.Errorf("bad header %q", r.Header.Get("Authorization"))
+	}
+	canonical, _ := federation.CanonicalJSON(map[string]string{"method": r.Method, "uri": r.URL.RequestURI(), "origin": m[1], "destination": m[2]})
+	sig, _ := base64.RawStdEncoding.DecodeString(m[3])
+	pub, _ := base64.RawStdEncoding.DecodeString("XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI")
+	if m[1] != "example.org" || m[2] != "remote.test" || !ed25519.Verify(pub, canonical, sig) {
+		return errors.New("signature does not verify")
+	}
+	return nil
+}
+
+func multipartReply(w http.ResponseWriter, second string) {
+	w.Header().Set("Content-Type", "multipart/mixed; boundary=B0UND")
+	fmt.Fprint(w, "\r\n--B0UND\r\nContent-Type: application/json\r\n\r\n{}\r\n--B0UND\r\n"+second+"\r\n--B0UND--\r\n")
+}
+
+func TestDownload(t *testing.T) {
+	var srv *httptest.Server
+	srv, roots := remoteServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/_matrix/federation/v1/media/download/"):
+			if err := verifyXMatrix(r); err != nil {
+				w.WriteHeader(401)
+				fmt.Fprintf(w, `{"errcode":"M_UNAUTHORIZED","error":%q}`, err)
+				return
+			}
+			switch r.URL.Path[len("/_matrix/federation/v1/media/download/"):] {
+			case "bytes":
+				multipartReply(w, "Content-Type: img/png\r\nContent-Disposition: inline; filename*=utf-8''caf%C3%A9.png\r\n\r\nPNGBYTES")
+			case "located":
+				multipartReply(w, "Location: "+srv.URL+"/cdn/blob\r\n\r\n")
+			case "missing":
+				w.WriteHeader(404)
+				fmt.Fprint(w, `{"errcode":"M_NOT_FOUND","error":"no"}`)
+			default: // an old server: no federation media route
+				w.WriteHeader(404)
+				fmt.Fprint(w, `{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}`)
+			}
+		case r.URL.Path == "/cdn/blob":
+			if r.Header.Get("Authorization") != "" {
+				t.Error("credentials sent to a Location URL")
+			}
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprint(w, "from the cdn")
+		case r.URL.Path == "/_matrix/media/v3/download/remote.test/legacy":
+			if r.URL.Query().Get("allow_remote") != "false" || r.Host != "remote.test" {
+				t.Errorf("legacy request %s with Host %s", r.URL, r.Host)
+			}
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Disposition", `attachment; filename="old.txt"`)
+			fmt.Fprint(w, "legacy bytes")
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	c := newClient(t, srv, roots, true)
+	tests := map[string]struct {
+		id                 string
+		wantType, wantName string
+		wantBody           string
+	}{
+		"multipart bytes": {"bytes", "img/png", "café.png", "PNGBYTES"},
+		"location part":   {"located", "text/plain", "", "from the cdn"},
+		"legacy fallback": {"legacy", "text/plain", "old.txt", "legacy bytes"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			r, err := c.Download(context.Background(), "example.org", "remote.test", tt.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Body.Close()
+			body, _ := io.ReadAll(r.Body)
+			if r.ContentType != tt.wantType || r.FileName != tt.wantName || string(body) != tt.wantBody {
+				t.Errorf("got %q %q %q, want %q %q %q", r.ContentType, r.FileName, body, tt.wantType, tt.wantName, tt.wantBody)
+			}
+		})
+	}
+	if _, err := c.Download(context.Background(), "example.org", "remote.test", "missing"); !errors.Is(err, federation.ErrNotFound) {
+		t.Errorf("missing = %v, want ErrNotFound without a fallback", err)
+	}
+	// The loopback test server is refused without the explicit allowance.
+	strict := newClient(t, srv, roots, false)
+	_, err := strict.Download(context.Background(), "example.org", "remote.test", "bytes")
+	if !errors.Is(err, federation.ErrUnavailable) || !netguard.Blocked(err) {
+		t.Errorf("download from loopback, not allowed = %v, want a netguard refusal", err)
+	}
+}
