@@ -2,55 +2,24 @@ package federation_test
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mediarepo/mediarepo/federation"
+	"github.com/mediarepo/mediarepo/federation/federationtest"
 	"github.com/mediarepo/mediarepo/netguard"
 )
 
-// remoteServer is a fake homeserver "remote.test" on 127.0.0.1 with a
-// certificate from its own CA; handler answers its requests.
-func remoteServer(t *testing.T, handler http.HandlerFunc) (*httptest.Server, *x509.CertPool) {
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, _ := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	caCert, _ := x509.ParseCertificate(caDER)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "remote.test"},
-		DNSNames: []string{"remote.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	leafDER, _ := x509.CreateCertificate(rand.Reader, leaf, caCert, &leafKey.PublicKey, caKey)
-	srv := httptest.NewUnstartedServer(handler)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return srv, pool
-}
-
-func newClient(t *testing.T, srv *httptest.Server, roots *x509.CertPool, allowLoopback bool) *federation.Client {
+func newClient(t *testing.T, remote *federationtest.Remote, allowLoopback bool) *federation.Client {
 	var allowed []string
 	if allowLoopback {
 		allowed = []string{"127.0.0.0/8"}
@@ -61,11 +30,11 @@ func newClient(t *testing.T, srv *httptest.Server, roots *x509.CertPool, allowLo
 	}
 	key, _ := federation.ParseSigningKey(specKey)
 	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: policy.Control}
-	overrides := map[string]string{"remote.test": srv.Listener.Addr().String()}
+	overrides := map[string]string{"remote.test": remote.Listener.Addr().String()}
 	return federation.NewClient(federation.ClientOptions{
 		Resolver: federation.NewResolver(policy.Client(5*time.Second, false), noDNS, overrides),
 		Keys:     map[string]*federation.SigningKey{"example.org": key},
-		Dial:     dialer.DialContext, Roots: roots, Timeout: 10 * time.Second,
+		Dial:     dialer.DialContext, Roots: remote.Roots, Timeout: 10 * time.Second,
 	})
 }
 
@@ -92,8 +61,8 @@ func multipartReply(w http.ResponseWriter, second string) {
 }
 
 func TestDownload(t *testing.T) {
-	var srv *httptest.Server
-	srv, roots := remoteServer(t, func(w http.ResponseWriter, r *http.Request) {
+	var srv *federationtest.Remote
+	srv = federationtest.Start(t, "remote.test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/_matrix/federation/v1/media/download/"):
 			if err := verifyXMatrix(r); err != nil {
@@ -129,8 +98,8 @@ func TestDownload(t *testing.T) {
 		default:
 			http.NotFound(w, r)
 		}
-	})
-	c := newClient(t, srv, roots, true)
+	}))
+	c := newClient(t, srv, true)
 	tests := map[string]struct {
 		id                 string
 		wantType, wantName string
@@ -157,7 +126,7 @@ func TestDownload(t *testing.T) {
 		t.Errorf("missing = %v, want ErrNotFound without a fallback", err)
 	}
 	// The loopback test server is refused without the explicit allowance.
-	strict := newClient(t, srv, roots, false)
+	strict := newClient(t, srv, false)
 	_, err := strict.Download(context.Background(), "example.org", "remote.test", "bytes")
 	if !errors.Is(err, federation.ErrUnavailable) || !netguard.Blocked(err) {
 		t.Errorf("download from loopback, not allowed = %v, want a netguard refusal", err)
