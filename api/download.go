@@ -90,9 +90,9 @@ func cacheControl(authenticated bool) string {
 }
 
 // requestedMedia finds the media the route's {serverName}/{mediaId} name, if
-// the route may serve it: media of the request's homeserver, and on
-// unauthenticated routes only media from before the freeze. Invalid IDs are
-// refused before any lookup; other servers' media is not fetched (yet): 404.
+// the route may serve it: media of the request's homeserver, or of another
+// server (fetched over federation), and on unauthenticated routes only media
+// from before the freeze. Invalid IDs are refused before any lookup.
 func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.Media, error) {
 	serverName, _, err := pathVar(r, "serverName")
 	if err != nil {
@@ -105,7 +105,12 @@ func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.M
 	if !storage.ValidServerName(serverName) || !storage.ValidMediaID(mediaID) {
 		return nil, errNotFound("Media not found (malformed server name or media ID)")
 	}
-	m, err := s.localMedia(r.Context(), serverName, mediaID)
+	var m *storage.Media
+	if serverName != homeserverFrom(r.Context()).Name {
+		m, err = s.remoteMedia(r, serverName, mediaID, authenticated)
+	} else {
+		m, err = s.localMedia(r.Context(), serverName, mediaID)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		m, err = s.awaitUpload(r, serverName, mediaID, err) // reserved IDs wait for their upload
 	}
@@ -118,11 +123,8 @@ func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.M
 	return m, nil
 }
 
-// localMedia looks up media of the request's homeserver, through the cache.
+// localMedia looks up stored media, through the cache.
 func (s *Server) localMedia(ctx context.Context, serverName, mediaID string) (*storage.Media, error) {
-	if serverName != homeserverFrom(ctx).Name {
-		return nil, errNotFound("Media not found (remote media is not served by this repository yet)")
-	}
 	key := serverName + "/" + mediaID
 	if m, ok := s.mediaCache.Get(key); ok {
 		return m, nil

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/preview"
 	"github.com/mediarepo/mediarepo/storage"
@@ -42,6 +43,8 @@ type Options struct {
 	Limiter storage.Limiter
 	// Previews makes URL previews; nil turns /preview_url off.
 	Previews *preview.Fetcher
+	// Federation fetches remote media; nil serves local media only.
+	Federation *federation.Client
 	// UploadRecheck is how often a download waiting for an async upload looks
 	// again when no notification arrives; 0 means one second.
 	UploadRecheck time.Duration
@@ -49,27 +52,31 @@ type Options struct {
 
 // Server serves every media route. It is an http.Handler.
 type Server struct {
-	cfg           *config.Config
-	meta          storage.MetadataStore
-	blobs         map[string]storage.BlobStore
-	auth          homeserver.Authenticator
-	thumbs        *thumbnails.Generator
-	limiter       storage.Limiter  // nil: no rate limits
-	previews      *preview.Fetcher // nil: previews off
-	previewFlight singleflight.Group
-	previewSlots  chan struct{} // bounds previews fetched at once
-	log           *logrus.Logger
-	localStore    string // datastore ID new uploads go to
-	thumbStore    string // datastore ID thumbnails go to
-	mediaCache    *lru.Cache[string, *storage.Media]
-	thumbCache    *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
-	thumbFlight   singleflight.Group
-	sizes         []thumbnails.Spec // the configured sizes, made after uploads
-	genSlots      chan struct{}     // bounds concurrent thumbnail generation
-	pregen        *pregenerator
-	waiters       uploadWaiters
-	recheck       time.Duration
-	handler       http.Handler
+	cfg            *config.Config
+	meta           storage.MetadataStore
+	blobs          map[string]storage.BlobStore
+	auth           homeserver.Authenticator
+	thumbs         *thumbnails.Generator
+	limiter        storage.Limiter  // nil: no rate limits
+	previews       *preview.Fetcher // nil: previews off
+	previewFlight  singleflight.Group
+	previewSlots   chan struct{}      // bounds previews fetched at once
+	federation     *federation.Client // nil: no remote media
+	remoteStore    string             // datastore ID remote media goes to
+	remoteFlight   singleflight.Group
+	remoteFailures *lru.Cache[string, remoteFailure]
+	log            *logrus.Logger
+	localStore     string // datastore ID new uploads go to
+	thumbStore     string // datastore ID thumbnails go to
+	mediaCache     *lru.Cache[string, *storage.Media]
+	thumbCache     *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
+	thumbFlight    singleflight.Group
+	sizes          []thumbnails.Spec // the configured sizes, made after uploads
+	genSlots       chan struct{}     // bounds concurrent thumbnail generation
+	pregen         *pregenerator
+	waiters        uploadWaiters
+	recheck        time.Duration
+	handler        http.Handler
 
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
@@ -81,7 +88,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Config == nil || opts.Meta == nil || opts.Auth == nil || opts.Thumbs == nil || opts.Log == nil || len(opts.Blobs) == 0 {
 		return nil, errors.New("api.New: Config, Meta, Blobs, Auth, Thumbs and Log are required")
 	}
-	s := &Server{cfg: opts.Config, meta: opts.Meta, blobs: opts.Blobs, auth: opts.Auth, thumbs: opts.Thumbs, limiter: opts.Limiter, previews: opts.Previews, log: opts.Log}
+	s := &Server{cfg: opts.Config, meta: opts.Meta, blobs: opts.Blobs, auth: opts.Auth, thumbs: opts.Thumbs, limiter: opts.Limiter, previews: opts.Previews, federation: opts.Federation, log: opts.Log}
 	for _, ds := range s.cfg.Datastores {
 		if _, ok := s.blobs[ds.ID]; !ok {
 			return nil, fmt.Errorf("api.New: no blob store for datastore %q", ds.ID)
@@ -92,6 +99,9 @@ func New(opts Options) (*Server, error) {
 		if s.thumbStore == "" && ds.For(config.KindThumbnails) {
 			s.thumbStore = ds.ID
 		}
+		if s.remoteStore == "" && ds.For(config.KindRemoteMedia) {
+			s.remoteStore = ds.ID
+		}
 	}
 	if s.localStore == "" {
 		return nil, errors.New("api.New: no datastore takes local_media")
@@ -99,8 +109,12 @@ func New(opts Options) (*Server, error) {
 	if s.thumbStore == "" {
 		s.thumbStore = s.localStore
 	}
+	if s.remoteStore == "" {
+		s.remoteStore = s.localStore
+	}
 	s.mediaCache, _ = lru.New[string, *storage.Media](mediaCacheEntries)
 	s.thumbCache, _ = lru.New[string, *storage.Thumbnail](mediaCacheEntries)
+	s.remoteFailures, _ = lru.New[string, remoteFailure](mediaCacheEntries)
 	s.sizes = configuredSizes(s.cfg.Thumbnails)
 	s.recheck = cmp.Or(opts.UploadRecheck, time.Second)
 	s.previewSlots = make(chan struct{}, max(1, s.cfg.URLPreviews.NumWorkers))

@@ -36,6 +36,8 @@ type Config struct {
 	URLPreviews URLPreviews `yaml:"urlPreviews"`
 	// Timeouts bound outbound requests.
 	Timeouts Timeouts `yaml:"timeouts"`
+	// Federation controls fetching media from other servers.
+	Federation Federation `yaml:"federation"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -91,6 +93,10 @@ type Homeserver struct {
 	// CSAPI is the base URL where the homeserver's client-server API is reached;
 	// access tokens are checked against its /account/whoami.
 	CSAPI string `yaml:"csApi"`
+	// SigningKeyPath is the homeserver's signing key file (Synapse's format),
+	// used to sign federation requests for remote media. Without it, remote
+	// media is fetched over the unauthenticated legacy route only.
+	SigningKeyPath string `yaml:"signingKeyPath"`
 }
 
 // AccessTokens controls access-token caching.
@@ -295,6 +301,8 @@ type Timeouts struct {
 	URLPreviewTimeoutSeconds int `yaml:"urlPreviewTimeoutSeconds"`
 	// ClientServerTimeoutSeconds bounds a call to a homeserver (token checks).
 	ClientServerTimeoutSeconds int `yaml:"clientServerTimeoutSeconds"`
+	// FederationTimeoutSeconds bounds fetching one piece of remote media.
+	FederationTimeoutSeconds int `yaml:"federationTimeoutSeconds"`
 }
 
 // Redis is a Redis ring shared by every mediarepo process.
@@ -319,6 +327,24 @@ type RedisShard struct {
 type Downloads struct {
 	// MaxBytes is the largest remote file fetched; 0 means no limit.
 	MaxBytes int64 `yaml:"maxBytes"`
+	// FailureCacheMinutes is how long a failed remote fetch is remembered.
+	FailureCacheMinutes int `yaml:"failureCacheMinutes"`
+}
+
+// Federation controls fetching media from other servers.
+type Federation struct {
+	// IgnoredHosts are servers whose media is never fetched or served.
+	IgnoredHosts []string `yaml:"ignoredHosts"`
+	// DisallowedNetworks are refused in addition to the built-in list.
+	DisallowedNetworks []string `yaml:"disallowedNetworks"`
+	// AllowedNetworks, if not empty, are the only networks reached; an entry
+	// at least as specific as a disallowed one overrides it.
+	AllowedNetworks []string `yaml:"allowedNetworks"`
+	// CustomCAFiles are PEM files of extra CAs trusted for federation TLS.
+	CustomCAFiles []string `yaml:"customCAFiles"`
+	// ServerOverrides maps server names to host:port, skipping discovery; the
+	// certificate is still checked for the server name.
+	ServerOverrides map[string]string `yaml:"serverOverrides"`
 }
 
 // Thumbnail methods.

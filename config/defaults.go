@@ -17,13 +17,13 @@ func Default() *Config {
 		},
 		AccessTokens: AccessTokens{MaxCacheTimeSeconds: 60},
 		Uploads:      Uploads{MaxBytes: 104857600, MaxPending: 5, MaxAgeSeconds: 86400},
-		Downloads:    Downloads{MaxBytes: 104857600},
+		Downloads:    Downloads{MaxBytes: 104857600, FailureCacheMinutes: 5},
 		URLPreviews: URLPreviews{
 			MaxPageSizeBytes: 10485760, NumWords: 50, MaxLength: 200, NumTitleWords: 30, MaxTitleLength: 150,
 			FilePreviewTypes: []string{"image/*"}, NumWorkers: 10,
 			DefaultLanguage: "en-US,en", UserAgent: "mediarepo (Matrix URL previews)",
 		},
-		Timeouts: Timeouts{URLPreviewTimeoutSeconds: 10, ClientServerTimeoutSeconds: 30},
+		Timeouts: Timeouts{URLPreviewTimeoutSeconds: 10, ClientServerTimeoutSeconds: 30, FederationTimeoutSeconds: 120},
 		RateLimit: RateLimit{
 			Enabled: true, RequestsPerSecond: 20, Burst: 100,
 			Buckets: RateLimitBuckets{Downloads: DownloadBucket{
@@ -61,10 +61,9 @@ func DefaultThumbnailSizes() []ThumbnailSize {
 var mmrOnly = map[string]bool{
 	"repo.logDirectory":                     true,
 	"repo.logColors":                        true,
-	"federation":                            true,
+	"federation.backoffAt":                  true,
 	"homeservers[].backoffAt":               true,
 	"homeservers[].adminApiKind":            true,
-	"homeservers[].signingKeyPath":          true,
 	"accessTokens.useLocalAppserviceConfig": true,
 	"accessTokens.appservices":              true,
 	"datastores[].enabled":                  true,
@@ -85,7 +84,6 @@ var mmrOnly = map[string]bool{
 	"uploads.exclusions":                    true,
 	"uploads.storagePaths":                  true,
 	"downloads.numWorkers":                  true,
-	"downloads.failureCacheMinutes":         true,
 	"downloads.cache":                       true,
 	"downloads.expireAfterDays":             true,
 	"downloads.defaultRangeChunkSizeBytes":  true,

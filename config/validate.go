@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -31,8 +32,18 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.RateLimit.validate("rateLimit")...)
 	errs = append(errs, c.Redis.validate("redis")...)
 	errs = append(errs, c.URLPreviews.validate("urlPreviews")...)
-	if c.Timeouts.URLPreviewTimeoutSeconds < 1 || c.Timeouts.ClientServerTimeoutSeconds < 1 {
-		errs = append(errs, errors.New("timeouts: urlPreviewTimeoutSeconds and clientServerTimeoutSeconds must be at least 1"))
+	if c.Timeouts.URLPreviewTimeoutSeconds < 1 || c.Timeouts.ClientServerTimeoutSeconds < 1 || c.Timeouts.FederationTimeoutSeconds < 1 {
+		errs = append(errs, errors.New("timeouts: every timeout must be at least 1 second"))
+	}
+	if c.Downloads.FailureCacheMinutes < 0 {
+		errs = append(errs, errors.New("downloads.failureCacheMinutes: must not be negative"))
+	}
+	errs = append(errs, cidrErrors("federation.disallowedNetworks", c.Federation.DisallowedNetworks)...)
+	errs = append(errs, cidrErrors("federation.allowedNetworks", c.Federation.AllowedNetworks)...)
+	for name, addr := range c.Federation.ServerOverrides {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("federation.serverOverrides.%s: %q is not host:port", name, addr))
+		}
 	}
 	for i, r := range c.Uploads.Quotas.Users {
 		path := fmt.Sprintf("uploads.quotas.users[%d]", i)
@@ -235,14 +246,16 @@ func (u *URLPreviews) validate(path string) []error {
 	if u.MaxPageSizeBytes < 1 {
 		errs = append(errs, fmt.Errorf("%s.maxPageSizeBytes: must be at least 1", path))
 	}
-	for _, list := range []struct {
-		name  string
-		cidrs []string
-	}{{"disallowedNetworks", u.DisallowedNetworks}, {"allowedNetworks", u.AllowedNetworks}} {
-		for i, c := range list.cidrs {
-			if _, err := netip.ParsePrefix(c); err != nil {
-				errs = append(errs, fmt.Errorf("%s.%s[%d]: %q is not a CIDR range like 10.0.0.0/8", path, list.name, i, c))
-			}
+	errs = append(errs, cidrErrors(path+".disallowedNetworks", u.DisallowedNetworks)...)
+	errs = append(errs, cidrErrors(path+".allowedNetworks", u.AllowedNetworks)...)
+	return errs
+}
+
+func cidrErrors(path string, cidrs []string) []error {
+	var errs []error
+	for i, c := range cidrs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			errs = append(errs, fmt.Errorf("%s[%d]: %q is not a CIDR range like 10.0.0.0/8", path, i, c))
 		}
 	}
 	return errs

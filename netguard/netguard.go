@@ -145,11 +145,16 @@ func (p *Policy) Control(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// Dialer returns a net.Dialer that refuses disallowed addresses.
+func (p *Policy) Dialer() *net.Dialer {
+	return &net.Dialer{Timeout: 10 * time.Second, Control: p.Control}
+}
+
 // Client returns an http.Client that dials only allowed addresses, ignores
 // proxy environment variables (a proxy would dial for us, unchecked), and
 // gives up after timeout. insecureTLS skips certificate checks.
 func (p *Policy) Client(timeout time.Duration, insecureTLS bool) *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: p.Control}
+	dialer := p.Dialer()
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 
 	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/netguard"
 	"github.com/mediarepo/mediarepo/preview"
@@ -83,9 +87,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	fed, err := m.federationClient()
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(api.Options{
 		Config: m.Config, Meta: m.meta, Blobs: m.blobs, Auth: auth,
-		Thumbs: thumbnails.New(m.Config.Thumbnails), Limiter: limiter, Previews: previews, Log: m.Log,
+		Thumbs: thumbnails.New(m.Config.Thumbnails), Limiter: limiter, Previews: previews,
+		Federation: fed, Log: m.Log,
 	})
 	if err != nil {
 		return err
@@ -168,6 +177,47 @@ func (m *Main) previewFetcher() (*preview.Fetcher, error) {
 	}
 	timeout := time.Duration(m.Config.Timeouts.URLPreviewTimeoutSeconds) * time.Second
 	return preview.New(cfg, policy.Client(timeout, cfg.PreviewUnsafeCertificates)), nil
+}
+
+// federationClient builds the remote-media client: signing keys of the
+// homeservers that have one, the network policy, extra CAs and overrides.
+func (m *Main) federationClient() (*federation.Client, error) {
+	cfg := m.Config.Federation
+	keys := map[string]*federation.SigningKey{}
+	for i, hs := range m.Config.Homeservers {
+		if hs.SigningKeyPath == "" {
+			m.Log.WithField("server_name", hs.Name).Warn("no signingKeyPath: remote media is fetched over the legacy route only")
+			continue
+		}
+		k, err := federation.LoadSigningKey(hs.SigningKeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("homeservers[%d].signingKeyPath: %w", i, err)
+		}
+		keys[hs.Name] = k
+	}
+	policy, err := netguard.NewPolicy(cfg.AllowedNetworks, append(netguard.DefaultDenied(), cfg.DisallowedNetworks...))
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	for i, path := range cfg.CustomCAFiles {
+		pem, err := os.ReadFile(path)
+		if err != nil || !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("federation.customCAFiles[%d]: %s holds no PEM certificate (%v)", i, path, err)
+		}
+	}
+	dial := policy.Dialer().DialContext
+	wellKnown := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Proxy: nil, DialContext: dial, TLSClientConfig: &tls.Config{RootCAs: roots}, ResponseHeaderTimeout: 10 * time.Second,
+	}}
+	return federation.NewClient(federation.ClientOptions{
+		Resolver: federation.NewResolver(wellKnown, net.DefaultResolver, cfg.ServerOverrides),
+		Keys:     keys, Dial: dial, Roots: roots,
+		Timeout: time.Duration(m.Config.Timeouts.FederationTimeoutSeconds) * time.Second,
+	}), nil
 }
 
 // Addr is the address the server listens on (useful with port 0).
