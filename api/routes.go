@@ -15,6 +15,7 @@ const (
 	public         access = iota // anyone; the legacy unauthenticated routes
 	users                        // a valid access token, not a guest
 	usersAndGuests               // a valid access token, guests too
+	servers                      // a valid X-Matrix signature of another server
 )
 
 // legacyVersions are the /_matrix/media versions Synapse accepts.
@@ -39,6 +40,11 @@ func (s *Server) routes(r *mux.Router) {
 		{"GET", c + "/preview_url", users, s.handlePreview},
 	}
 	table = append(table, route{"GET", "/_matrix/media/unstable/org.matrix.msc4034/usage", users, s.handleUsage})
+	const f = "/_matrix/federation/v1/media"
+	table = append(table,
+		route{"GET", f + "/download/{mediaId}", servers, s.handleFederationDownload},
+		route{"GET", f + "/thumbnail/{mediaId}", servers, s.handleFederationThumbnail},
+	)
 	// MSC2246's create exists only as v1.
 	table = append(table, route{"POST", "/_matrix/media/v1/create", users, s.handleCreate})
 	for _, v := range legacyVersions {
@@ -61,6 +67,8 @@ func (s *Server) routes(r *mux.Router) {
 			h = s.requireUser(h, false)
 		case usersAndGuests:
 			h = s.requireUser(h, true)
+		case servers:
+			h = s.requireServer(h)
 		}
 		methods := []string{rt.method}
 		if rt.method == http.MethodGet {

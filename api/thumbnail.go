@@ -32,24 +32,8 @@ func (s *Server) handleThumbnailLegacy(w http.ResponseWriter, r *http.Request) e
 }
 
 func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated bool) error {
-	q := r.URL.Query()
-	width, err := positiveParam(q, "width")
+	spec, err := s.thumbnailSpec(r)
 	if err != nil {
-		return err
-	}
-	height, err := positiveParam(q, "height")
-	if err != nil {
-		return err
-	}
-	method := q.Get("method")
-	if method != "" && method != config.MethodScale && method != config.MethodCrop {
-		return errInvalidParam("method must be scale or crop")
-	}
-	animated, err := animatedParam(q, s.cfg.Thumbnails.DefaultAnimated)
-	if err != nil {
-		return err
-	}
-	if err := checkDownloadParams(r); err != nil {
 		return err
 	}
 	m, err := s.requestedMedia(r, authenticated)
@@ -57,7 +41,6 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 		return err
 	}
 
-	spec := thumbnails.Choose(s.cfg.Thumbnails, width, height, method, animated)
 	th, err := s.thumbnailOf(r.Context(), m, spec)
 	if errors.Is(err, thumbnails.ErrUseOriginal) {
 		return s.serveOriginal(w, r, m, m.UploadName, authenticated)
@@ -81,6 +64,32 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 		cacheControl: cacheControl(authenticated),
 	})
 	return nil
+}
+
+// thumbnailSpec reads width, height, method and animated, and picks the
+// size to serve.
+func (s *Server) thumbnailSpec(r *http.Request) (thumbnails.Spec, error) {
+	q := r.URL.Query()
+	width, err := positiveParam(q, "width")
+	if err != nil {
+		return thumbnails.Spec{}, err
+	}
+	height, err := positiveParam(q, "height")
+	if err != nil {
+		return thumbnails.Spec{}, err
+	}
+	method := q.Get("method")
+	if method != "" && method != config.MethodScale && method != config.MethodCrop {
+		return thumbnails.Spec{}, errInvalidParam("method must be scale or crop")
+	}
+	animated, err := animatedParam(q, s.cfg.Thumbnails.DefaultAnimated)
+	if err != nil {
+		return thumbnails.Spec{}, err
+	}
+	if err := checkDownloadParams(r); err != nil {
+		return thumbnails.Spec{}, err
+	}
+	return thumbnails.Choose(s.cfg.Thumbnails, width, height, method, animated), nil
 }
 
 // thumbnailOf returns the stored thumbnail of m for spec, generating and

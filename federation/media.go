@@ -44,6 +44,7 @@ type Client struct {
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport // by TLS server name
+	serverKeys map[string]serverKeys      // by server name
 }
 
 // ClientOptions are a Client's dependencies.
@@ -59,7 +60,7 @@ type ClientOptions struct {
 // NewClient returns a Client.
 func NewClient(o ClientOptions) *Client {
 	c := &Client{resolver: o.Resolver, keys: o.Keys, dial: o.Dial, roots: o.Roots, timeout: o.Timeout,
-		transports: map[string]*http.Transport{}}
+		transports: map[string]*http.Transport{}, serverKeys: map[string]serverKeys{}}
 	c.plain = &http.Client{Timeout: o.Timeout, Transport: c.transport(""), CheckRedirect: limitRedirects}
 	return c
 }

@@ -92,3 +92,22 @@ func CanonicalJSON(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
+
+// GenerateSigningKey makes a new key with the given version (e.g. "a_1bcd").
+func GenerateSigningKey(version string) (*SigningKey, error) {
+	if !keyVersion.MatchString(version) {
+		return nil, fmt.Errorf("signing key version %q: use letters, digits and _", version)
+	}
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &SigningKey{ID: "ed25519:" + version, key: priv}, nil
+}
+
+// String encodes the key in Synapse's file format, which Dendrite's
+// private_key (PEM) is converted from by the keys command.
+func (k *SigningKey) String() string {
+	return fmt.Sprintf("ed25519 %s %s\n", strings.TrimPrefix(k.ID, "ed25519:"),
+		base64.RawStdEncoding.EncodeToString(k.key.Seed()))
+}
