@@ -42,6 +42,10 @@ func (s *Server) remoteMedia(r *http.Request, server, mediaID string, authentica
 	v, err, _ := s.remoteFlight.Do(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.Timeouts.FederationTimeoutSeconds)*time.Second)
 		defer cancel()
+		// A fetch that finished since our look-up (here or in another process) is used.
+		if m, err := s.meta.Media(fctx, server, mediaID); err == nil {
+			return m, nil
+		}
 		m, err := s.fetchRemote(fctx, homeserverFrom(ctx).Name, server, mediaID)
 		if err != nil {
 			me := remoteError(err)
