@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -25,13 +26,14 @@ type SigningKey struct {
 
 var keyVersion = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
 
-// LoadSigningKey reads a Synapse-format signing key file (the first key in it).
+// LoadSigningKey reads a signing key file in Synapse's format (the first key
+// in it) or Dendrite's PEM format.
 func LoadSigningKey(path string) (*SigningKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read signing key: %w", err)
 	}
-	return ParseSigningKey(string(data))
+	return ParseAnySigningKey(data)
 }
 
 // ParseSigningKey parses the contents of a Synapse-format signing key file.
@@ -110,4 +112,26 @@ func GenerateSigningKey(version string) (*SigningKey, error) {
 func (k *SigningKey) String() string {
 	return fmt.Sprintf("ed25519 %s %s\n", strings.TrimPrefix(k.ID, "ed25519:"),
 		base64.RawStdEncoding.EncodeToString(k.key.Seed()))
+}
+
+// dendritePEMType is the PEM block type of Dendrite's private_key file.
+const dendritePEMType = "MATRIX PRIVATE KEY"
+
+// ParseAnySigningKey reads either Synapse's format or Dendrite's PEM format.
+func ParseAnySigningKey(data []byte) (*SigningKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return ParseSigningKey(string(data))
+	}
+	id := block.Headers["Key-ID"]
+	if block.Type != dendritePEMType || !strings.HasPrefix(id, "ed25519:") || !keyVersion.MatchString(strings.TrimPrefix(id, "ed25519:")) ||
+		len(block.Bytes) != ed25519.SeedSize {
+		return nil, errors.New(`signing key: a PEM key must be a "MATRIX PRIVATE KEY" with a Key-ID header and a 32-byte seed`)
+	}
+	return &SigningKey{ID: id, key: ed25519.NewKeyFromSeed(block.Bytes)}, nil
+}
+
+// DendritePEM encodes the key as Dendrite's private_key file.
+func (k *SigningKey) DendritePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: dendritePEMType, Headers: map[string]string{"Key-ID": k.ID}, Bytes: k.key.Seed()})
 }
