@@ -88,7 +88,7 @@ func TestFederationBetweenTwoInstances(t *testing.T) {
 
 	// B's user asks B for A's media: B fetches it over the signed route.
 	var wg sync.WaitGroup
-	bodies := make([][]byte, 20)
+	bodies := make([][]byte, 100)
 	for i := range bodies {
 		wg.Add(1)
 		go func() {
@@ -112,7 +112,7 @@ func TestFederationBetweenTwoInstances(t *testing.T) {
 	if resp.Header.Get("Content-Type") != "application/x-custom" || params["filename"] != "résumé final.pdf" {
 		t.Errorf("through B: Content-Type %q, filename %q", resp.Header.Get("Content-Type"), params["filename"])
 	}
-	// One outbound fetch for the 21 requests: A logged one federation download.
+	// One outbound fetch for the 101 requests: A logged one federation download.
 	if n := strings.Count(a.logs.String(), "path=/_matrix/federation/v1/media/download/"+id); n != 1 {
 		t.Errorf("A served %d federation downloads, want 1", n)
 	}

@@ -132,3 +132,46 @@ func TestDownload(t *testing.T) {
 		t.Errorf("download from loopback, not allowed = %v, want a netguard refusal", err)
 	}
 }
+
+func TestDownloadRefusals(t *testing.T) {
+	srv := federationtest.Start(t, "remote.test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/_matrix/media/v3/download/remote.test/slow":
+			time.Sleep(2 * time.Second)
+		case "/_matrix/media/v3/download/remote.test/redirect":
+			http.Redirect(w, r, "https://10.255.255.1/private", http.StatusFound)
+		default:
+			w.WriteHeader(404)
+			fmt.Fprint(w, `{"errcode":"M_UNRECOGNIZED"}`)
+		}
+	}))
+	policy, _ := netguard.NewPolicy([]string{"127.0.0.0/8"}, netguard.DefaultDenied())
+	key, _ := federation.ParseSigningKey(specKey)
+	client := func(timeout time.Duration, allowLoopback bool) *federation.Client {
+		p := policy
+		if !allowLoopback {
+			p, _ = netguard.NewPolicy(nil, netguard.DefaultDenied())
+		}
+		return federation.NewClient(federation.ClientOptions{
+			Resolver: federation.NewResolver(p.Client(5*time.Second, false), noDNS,
+				map[string]string{"remote.test": srv.Listener.Addr().String()}),
+			Keys: map[string]*federation.SigningKey{"example.org": key},
+			Dial: p.Dialer().DialContext, Roots: srv.Roots, Timeout: timeout,
+		})
+	}
+	ctx := context.Background()
+
+	if _, err := client(300*time.Millisecond, true).Download(ctx, "example.org", "remote.test", "slow"); !errors.Is(err, federation.ErrUnavailable) {
+		t.Errorf("slow remote = %v, want ErrUnavailable after the timeout", err)
+	}
+	_, err := client(5*time.Second, true).Download(ctx, "example.org", "remote.test", "redirect")
+	if !netguard.Blocked(err) {
+		t.Errorf("redirect to a private address = %v, want a netguard refusal", err)
+	}
+	// A server name that resolves to loopback, loopback not allowed: no connection.
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	_, err = client(5*time.Second, false).Download(ctx, "example.org", "localhost:"+port, "abc")
+	if !netguard.Blocked(err) {
+		t.Errorf("localhost without the loopback switch = %v, want a netguard refusal", err)
+	}
+}
