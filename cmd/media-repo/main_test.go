@@ -379,3 +379,45 @@ func TestTuneGC(t *testing.T) {
 		t.Errorf("with GOGC and GOMEMLIMIT set = %+v, want them left alone", got)
 	}
 }
+
+func TestFederationStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
+	tests := map[string]struct {
+		extra string
+		want  string
+	}{
+		"missing signing key": {"", "homeservers[0].signingKeyPath"},
+		"bad CA file":         {fmt.Sprintf("federation: {customCAFiles: [%q]}", notPEM), "federation.customCAFiles[0]"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			key := filepath.Join(dir, "missing.key")
+			if tt.extra != "" {
+				key = ""
+			}
+			cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+repo: {port: 0}
+database: {sqlite: %q}
+homeservers: [{name: example.org, csApi: "http://127.0.0.1:1", signingKeyPath: %q}]
+datastores: [{type: file, id: d, forKinds: [all], opts: {path: %q}}]
+%s
+`, filepath.Join(t.TempDir(), "m.db"), key, filepath.Join(t.TempDir(), "media"), tt.extra)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := logrus.New()
+			log.SetOutput(io.Discard)
+			m := NewMain(cfg, log)
+			err = m.Run(context.Background())
+			if err == nil {
+				m.Close()
+				t.Fatal("Run succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run error = %v, want it to name %s", err, tt.want)
+			}
+		})
+	}
+}
