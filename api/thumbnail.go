@@ -40,7 +40,6 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 	if err != nil {
 		return err
 	}
-
 	th, err := s.thumbnailOf(r.Context(), m, spec)
 	if errors.Is(err, thumbnails.ErrUseOriginal) {
 		return s.serveOriginal(w, r, m, m.UploadName, authenticated)
