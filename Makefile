@@ -33,6 +33,8 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzValidIDs -fuzztime=15s ./storage/
 	$(GO) test -run=^$$ -fuzz=FuzzContentDisposition -fuzztime=15s ./api/
 	$(GO) test -run=^$$ -fuzz=FuzzGenerate -fuzztime=15s ./thumbnails/
+	$(GO) test -run=^$$ -fuzz=FuzzParseXMatrix -fuzztime=15s ./federation/
+	$(GO) test -run=^$$ -fuzz=FuzzCanonicalJSON -fuzztime=15s ./federation/
 
 # Go benchmarks of the hot paths.
 bench:

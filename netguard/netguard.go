@@ -1,5 +1,5 @@
-// Package netguard keeps outbound connections (URL previews now, federation
-// later) away from internal networks: every address actually dialled, after
+// Package netguard keeps outbound connections (URL previews, federation) away
+// from internal networks: every address actually dialled, after
 // DNS and after every redirect, is checked against CIDR deny and allow lists,
 // so DNS rebinding and redirects to 127.0.0.1 get nowhere. It imports nothing
 // from this module.

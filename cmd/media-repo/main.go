@@ -1,5 +1,5 @@
 // Command media-repo is the mediarepo server: a Matrix media repository that
-// serves /_matrix/media, /_matrix/client/v1/media and (later) federation media
+// serves /_matrix/media, /_matrix/client/v1/media and /_matrix/federation/v1/media
 // for one or more homeservers.
 package main
 
