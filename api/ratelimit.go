@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mediarepo/mediarepo/storage"
@@ -11,11 +12,17 @@ import (
 // withRateLimit refuses requests from a client IP beyond rateLimit's rate and
 // burst. The IP comes from clientIP, so rotating X-Forwarded-For does not
 // give a client a fresh bucket unless it comes through a trusted proxy.
+// Federation requests are exempt: one large homeserver fetching its users'
+// media is one IP, and its requests are signed.
 func (s *Server) withRateLimit(next http.Handler) http.Handler {
 	if s.limiter == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_matrix/federation/") {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if err := s.allow(r.Context(), "ip:"+stateFrom(r.Context()).ip); err != nil {
 			s.fail(w, r, err)
 			return

@@ -49,6 +49,15 @@ func TestRateLimitPerIP(t *testing.T) {
 	if e.RetryAfterMS < 900_000 {
 		t.Errorf("retry_after_ms = %d, want about 1000000", e.RetryAfterMS)
 	}
+	// Federation requests are not counted: they are signed, and one busy
+	// homeserver is one IP. (Unsigned here, so 401, not 429.)
+	for range 2 {
+		resp, body := ts.do(t, "GET", "/_matrix/federation/v1/media/download/abc", nil,
+			withHeader("X-Forwarded-For", "198.51.100.7"))
+		if resp.StatusCode == 429 {
+			t.Errorf("federation request rate-limited: %s", body)
+		}
+	}
 	// Another client is not affected.
 	resp, _ = ts.do(t, "GET", "/_matrix/media/v3/download/example.org/none", nil, withHeader("X-Forwarded-For", "203.0.113.5"))
 	if resp.StatusCode != 404 {
