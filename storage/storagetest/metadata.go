@@ -104,18 +104,11 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 	t.Run("concurrent creates of one key: exactly one wins", func(t *testing.T) {
 		s := open(t)
 		const n = 8
-		var wg sync.WaitGroup
-		errs := make([]error, n)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				m := sample()
-				m.UploadName = fmt.Sprint(i)
-				errs[i] = s.CreateMedia(ctx, m, storage.Quota{})
-			}()
-		}
-		wg.Wait()
+		errs := concurrently(n, func(i int) error {
+			m := sample()
+			m.UploadName = fmt.Sprint(i)
+			return s.CreateMedia(ctx, m, storage.Quota{})
+		})
 		if wins := successes(t, errs, storage.ErrExists); wins != 1 {
 			t.Errorf("%d creates succeeded, want 1", wins)
 		}
@@ -258,16 +251,9 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 	t.Run("pending limit holds under concurrency", func(t *testing.T) {
 		s := open(t)
 		const limit, tries = 3, 12
-		var wg sync.WaitGroup
-		errs := make([]error, tries)
-		for i := range tries {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = s.CreatePending(ctx, reserve(fmt.Sprintf("p%d", i), "@a:example.org", later), limit)
-			}()
-		}
-		wg.Wait()
+		errs := concurrently(tries, func(i int) error {
+			return s.CreatePending(ctx, reserve(fmt.Sprintf("p%d", i), "@a:example.org", later), limit)
+		})
 		if ok := successes(t, errs, storage.ErrLimitExceeded); ok != limit {
 			t.Errorf("%d reservations made, want exactly %d", ok, limit)
 		}
@@ -321,18 +307,11 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 		s := open(t)
 		const n, size = 12, 10
 		q := storage.Quota{MaxBytes: 55} // room for 5 of the 12
-		var wg sync.WaitGroup
-		errs := make([]error, n)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				m := sample()
-				m.MediaID, m.UserID, m.SizeBytes = fmt.Sprint("race", i), "@racer:example.org", size
-				errs[i] = s.CreateMedia(ctx, m, q)
-			}()
-		}
-		wg.Wait()
+		errs := concurrently(n, func(i int) error {
+			m := sample()
+			m.MediaID, m.UserID, m.SizeBytes = fmt.Sprint("race", i), "@racer:example.org", size
+			return s.CreateMedia(ctx, m, q)
+		})
 		ok := successes(t, errs, storage.ErrQuotaExceeded)
 		if u, _ := s.Usage(ctx, "@racer:example.org"); ok != 5 || u.Bytes != 50 {
 			t.Errorf("%d uploads stored (%d bytes), want exactly 5 (50 bytes)", ok, u.Bytes)
@@ -371,6 +350,21 @@ func RunMetadataStore(t *testing.T, open func(t *testing.T) storage.MetadataStor
 			t.Errorf("another hour = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// concurrently runs fn(0..n-1) at once and returns their errors in order.
+func concurrently(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // successes counts the nil errors of a race and fails the test on any error
