@@ -12,7 +12,7 @@ import (
 
 	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/config"
-	"github.com/mediarepo/mediarepo/storage/memlimit"
+	"github.com/mediarepo/mediarepo/ratelimit/memlimit"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 

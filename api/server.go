@@ -22,6 +22,7 @@ import (
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/preview"
+	"github.com/mediarepo/mediarepo/ratelimit"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
@@ -40,7 +41,7 @@ type Options struct {
 	Thumbs *thumbnails.Generator
 	Log    *logrus.Logger
 	// Limiter keeps rate-limit buckets; nil turns rate limiting off.
-	Limiter storage.Limiter
+	Limiter ratelimit.Limiter
 	// Previews makes URL previews; nil turns /preview_url off.
 	Previews *preview.Fetcher
 	// Federation fetches remote media; nil serves local media only.
@@ -57,8 +58,8 @@ type Server struct {
 	blobs          map[string]storage.BlobStore
 	auth           homeserver.Authenticator
 	thumbs         *thumbnails.Generator
-	limiter        storage.Limiter  // nil: no rate limits
-	previews       *preview.Fetcher // nil: previews off
+	limiter        ratelimit.Limiter // nil: no rate limits
+	previews       *preview.Fetcher  // nil: previews off
 	previewFlight  singleflight.Group
 	previewSlots   chan struct{}      // bounds previews fetched at once
 	federation     *federation.Client // nil: no remote media

@@ -21,11 +21,12 @@ import (
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/netguard"
 	"github.com/mediarepo/mediarepo/preview"
+	"github.com/mediarepo/mediarepo/ratelimit"
+	"github.com/mediarepo/mediarepo/ratelimit/memlimit"
+	"github.com/mediarepo/mediarepo/ratelimit/redislimit"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
-	"github.com/mediarepo/mediarepo/storage/memlimit"
 	"github.com/mediarepo/mediarepo/storage/postgres"
-	"github.com/mediarepo/mediarepo/storage/redislimit"
 	"github.com/mediarepo/mediarepo/storage/sqlite"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
@@ -146,7 +147,7 @@ func (m *Main) openMeta(ctx context.Context) error {
 }
 
 // openLimiter returns the rate-limit store rateLimit and redis ask for, or nil.
-func (m *Main) openLimiter(ctx context.Context) (storage.Limiter, error) {
+func (m *Main) openLimiter(ctx context.Context) (ratelimit.Limiter, error) {
 	if !m.Config.RateLimit.Enabled {
 		m.Log.Info("rate limiting off")
 		return nil, nil

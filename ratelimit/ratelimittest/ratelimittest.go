@@ -1,19 +1,23 @@
-package storagetest
+// Package ratelimittest holds the conformance suite every ratelimit.Limiter
+// runs, and the Redis address tests use.
+package ratelimittest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/ratelimit"
 )
 
 // RunLimiter checks the Limiter contract. Rates are slow enough that no
 // refill or drain happens during a test, so nothing depends on timing.
-func RunLimiter(t *testing.T, open func(t *testing.T) storage.Limiter) {
+func RunLimiter(t *testing.T, open func(t *testing.T) ratelimit.Limiter) {
 	ctx := context.Background()
 	const slow = 0.001 // a token, or a byte, per 1000 s
 
@@ -117,4 +121,12 @@ func RedisAddr(t testing.TB) string {
 // UniquePrefix returns a key prefix no other test uses.
 func UniquePrefix(t testing.TB) string {
 	return fmt.Sprintf("mediarepo-test:%s:", randomHex(t, 8))
+}
+
+func randomHex(t testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }

@@ -1,7 +1,7 @@
-// Package redislimit is the storage.Limiter shared by every process through
+// Package redislimit is the ratelimit.Limiter shared by every process through
 // Redis (one Ring over the configured shards, as matrix-media-repo's redis
 // section describes). Each decision is one Lua script, so it is atomic per
-// key. It imports storage and config.
+// key. It imports ratelimit and config.
 package redislimit
 
 import (
@@ -13,12 +13,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mediarepo/mediarepo/config"
-	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/ratelimit"
 )
 
-var _ storage.Limiter = (*Limiter)(nil)
+var _ ratelimit.Limiter = (*Limiter)(nil)
 
-// Limiter is a storage.Limiter on Redis.
+// Limiter is a ratelimit.Limiter on Redis.
 type Limiter struct {
 	ring   *redis.Ring
 	prefix string
@@ -79,12 +79,12 @@ func (l *Limiter) WithPrefix(prefix string) *Limiter {
 	return &c
 }
 
-// Allow implements storage.Limiter.
+// Allow implements ratelimit.Limiter.
 func (l *Limiter) Allow(ctx context.Context, key string, rate float64, burst int) (bool, time.Duration, error) {
 	return l.run(ctx, l.allow, "t:"+key, rate, burst)
 }
 
-// TakeBytes implements storage.Limiter.
+// TakeBytes implements ratelimit.Limiter.
 func (l *Limiter) TakeBytes(ctx context.Context, key string, n, capacity, overflow int64, drain float64) (bool, time.Duration, error) {
 	return l.run(ctx, l.take, "b:"+key, n, capacity, overflow, drain)
 }

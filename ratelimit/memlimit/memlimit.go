@@ -1,6 +1,6 @@
-// Package memlimit is the in-process storage.Limiter: buckets in a bounded
+// Package memlimit is the in-process ratelimit.Limiter: buckets in a bounded
 // LRU, so a flood of distinct keys (IPs) cannot grow memory without bound;
-// an evicted bucket simply starts full again. It imports only storage.
+// an evicted bucket simply starts full again. It imports only ratelimit.
 package memlimit
 
 import (
@@ -11,11 +11,10 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-
-	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/ratelimit"
 )
 
-var _ storage.Limiter = (*Limiter)(nil)
+var _ ratelimit.Limiter = (*Limiter)(nil)
 
 // maxBuckets bounds memory: about 100 bytes a bucket. The buckets are split
 // over shards, each with its own lock, so that concurrent requests for
@@ -25,7 +24,7 @@ const (
 	shards     = 64
 )
 
-// Limiter is a storage.Limiter in this process's memory.
+// Limiter is a ratelimit.Limiter in this process's memory.
 type Limiter struct {
 	seed   maphash.Seed
 	shards [shards]shard
@@ -66,7 +65,7 @@ func (l *Limiter) bucket(key string, fresh func() *bucket) (*bucket, *shard) {
 	return b, sh
 }
 
-// Allow implements storage.Limiter.
+// Allow implements ratelimit.Limiter.
 func (l *Limiter) Allow(_ context.Context, key string, rate float64, burst int) (bool, time.Duration, error) {
 	now := l.now()
 	b, sh := l.bucket("t:"+key, func() *bucket { return &bucket{level: float64(burst), last: now} })
@@ -80,7 +79,7 @@ func (l *Limiter) Allow(_ context.Context, key string, rate float64, burst int) 
 	return false, seconds((1 - b.level) / rate), nil
 }
 
-// TakeBytes implements storage.Limiter.
+// TakeBytes implements ratelimit.Limiter.
 func (l *Limiter) TakeBytes(_ context.Context, key string, n, capacity, overflow int64, drain float64) (bool, time.Duration, error) {
 	now := l.now()
 	b, sh := l.bucket("b:"+key, func() *bucket { return &bucket{last: now} })

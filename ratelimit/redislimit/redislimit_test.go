@@ -5,27 +5,27 @@ import (
 	"testing"
 
 	"github.com/mediarepo/mediarepo/config"
-	"github.com/mediarepo/mediarepo/storage"
-	"github.com/mediarepo/mediarepo/storage/redislimit"
-	"github.com/mediarepo/mediarepo/storage/storagetest"
+	"github.com/mediarepo/mediarepo/ratelimit"
+	"github.com/mediarepo/mediarepo/ratelimit/ratelimittest"
+	"github.com/mediarepo/mediarepo/ratelimit/redislimit"
 )
 
 func TestLimiter(t *testing.T) {
-	storagetest.RunLimiter(t, func(t *testing.T) storage.Limiter {
-		cfg := config.Redis{Enabled: true, Shards: []config.RedisShard{{Name: "one", Addr: storagetest.RedisAddr(t)}}}
+	ratelimittest.RunLimiter(t, func(t *testing.T) ratelimit.Limiter {
+		cfg := config.Redis{Enabled: true, Shards: []config.RedisShard{{Name: "one", Addr: ratelimittest.RedisAddr(t)}}}
 		l, err := redislimit.Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("redis at %s: %v (MEDIAREPO_TEST_SKIP_REDIS=1 skips)", cfg.Shards[0].Addr, err)
 		}
 		t.Cleanup(func() { l.Close() })
-		return l.WithPrefix(storagetest.UniquePrefix(t))
+		return l.WithPrefix(ratelimittest.UniquePrefix(t))
 	})
 }
 
 func TestSharedBetweenProcesses(t *testing.T) {
 	// Two limiters (two processes) on one Redis see one bucket.
-	cfg := config.Redis{Enabled: true, Shards: []config.RedisShard{{Name: "one", Addr: storagetest.RedisAddr(t)}}}
-	prefix := storagetest.UniquePrefix(t)
+	cfg := config.Redis{Enabled: true, Shards: []config.RedisShard{{Name: "one", Addr: ratelimittest.RedisAddr(t)}}}
+	prefix := ratelimittest.UniquePrefix(t)
 	var ls []*redislimit.Limiter
 	for range 2 {
 		l, err := redislimit.Open(context.Background(), cfg)

@@ -1,4 +1,8 @@
-package storage
+// Package ratelimit owns rate limiting: the Limiter interface that keeps
+// buckets (in memory, memlimit; shared through Redis, redislimit) and the
+// policy that applies rateLimit's settings to requests and downloaded bytes.
+// It imports config only; ratelimittest holds the conformance suite.
+package ratelimit
 
 import (
 	"context"
@@ -7,7 +11,7 @@ import (
 
 // Limiter keeps rate-limit buckets by key. In one process it is memory; with
 // Redis every process shares the same buckets. Implementations hold the
-// contract checked by storagetest.RunLimiter.
+// contract checked by ratelimittest.RunLimiter.
 type Limiter interface {
 	// Allow takes one token from the token bucket key, which refills at rate
 	// tokens a second up to burst. When none is left it returns false and how
