@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
@@ -133,7 +132,7 @@ func TestReservationExpires(t *testing.T) {
 func TestDownloadWaitsForUpload(t *testing.T) {
 	// No polling fallback: only the in-process wake-up can end the wait early.
 	ts := newTestServerOn(t, storagetest.OpenSQLite(t), filepath.Join(t.TempDir(), "blobs"), nil,
-		func(o *api.Options) { o.UploadRecheck = time.Hour })
+		func(o *stack) { o.uploadRecheck = time.Hour })
 	t.Run("times out", func(t *testing.T) {
 		id := ts.mustCreate(t, aliceToken)
 		for _, path := range []string{
@@ -167,7 +166,7 @@ func TestDownloadWaitsAcrossProcesses(t *testing.T) {
 	// is set far beyond the wait, so only a notification can wake them.
 	meta := storagetest.OpenPostgres(t)
 	blobDir := filepath.Join(t.TempDir(), "blobs")
-	noPolling := func(o *api.Options) { o.UploadRecheck = time.Hour }
+	noPolling := func(o *stack) { o.uploadRecheck = time.Hour }
 	a := newTestServerOn(t, meta, blobDir, nil, noPolling)
 	b := newTestServerOn(t, meta, blobDir, nil, noPolling)
 	id := a.mustCreate(t, aliceToken)

@@ -1,13 +1,10 @@
 package api
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
+	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/storage"
 )
 
@@ -52,7 +49,7 @@ func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storag
 	if err := s.takeDownload(r, m.SizeBytes); err != nil {
 		return err
 	}
-	blob, err := s.openBlob(r.Context(), m.DatastoreID, m.SHA256, m.Origin+"/"+m.MediaID)
+	blob, err := s.media.Open(r.Context(), m)
 	if err != nil {
 		return err
 	}
@@ -65,21 +62,6 @@ func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storag
 		cacheControl: cacheControl(authenticated),
 	})
 	return nil
-}
-
-// openBlob opens a blob of the named datastore; what names the media for errors.
-func (s *Server) openBlob(ctx context.Context, datastore, sha256, what string) (io.ReadSeekCloser, error) {
-	blobs, ok := s.blobs[datastore]
-	if !ok {
-		return nil, fmt.Errorf("%s is in datastore %q, which is not configured", what, datastore)
-	}
-	blob, err := blobs.Open(ctx, sha256)
-	if errors.Is(err, storage.ErrNotFound) {
-		e := errNotFound("Media not found")
-		e.Err = fmt.Errorf("blob of %s is missing: %w", what, err)
-		return nil, e
-	}
-	return blob, err
 }
 
 func cacheControl(authenticated bool) string {
@@ -105,35 +87,19 @@ func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.M
 	if !storage.ValidServerName(serverName) || !storage.ValidMediaID(mediaID) {
 		return nil, errNotFound("Media not found (malformed server name or media ID)")
 	}
-	var m *storage.Media
-	if serverName != homeserverFrom(r.Context()).Name {
-		m, err = s.remoteMedia(r, serverName, mediaID, authenticated)
-	} else {
-		m, err = s.localMedia(r.Context(), serverName, mediaID)
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		m, err = s.awaitUpload(r, serverName, mediaID, err) // reserved IDs wait for their upload
-	}
+	m, err := s.media.Find(r.Context(), media.Request{
+		Origin: serverName, MediaID: mediaID, Local: homeserverFrom(r.Context()).Name,
+		// The legacy routes fetch nothing new while media is frozen behind
+		// authentication, nor when asked not to.
+		Remote: authenticated || (!s.cfg.Repo.FreezeUnauthenticatedMedia && r.URL.Query().Get("allow_remote") != "false"),
+		Wait:   uploadWait(r),
+	})
 	if err != nil {
 		return nil, err
 	}
 	if !authenticated && m.Authenticated {
 		return nil, errNotFound("Media not found (this media is only served on /_matrix/client/v1/media)")
 	}
-	return m, nil
-}
-
-// localMedia looks up stored media, through the cache.
-func (s *Server) localMedia(ctx context.Context, serverName, mediaID string) (*storage.Media, error) {
-	key := serverName + "/" + mediaID
-	if m, ok := s.mediaCache.Get(key); ok {
-		return m, nil
-	}
-	m, err := s.meta.Media(ctx, serverName, mediaID)
-	if err != nil {
-		return nil, err
-	}
-	s.mediaCache.Add(key, m)
 	return m, nil
 }
 

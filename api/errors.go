@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
@@ -92,13 +94,27 @@ func matrixError(err error) *Error {
 	return &Error{Status: 500, Code: "M_UNKNOWN", Message: "Internal server error", Err: err}
 }
 
-// sentinels maps lower packages' sentinel errors to Matrix errors.
+// sentinels maps lower packages' sentinel errors to Matrix errors. Order
+// matters: an error may wrap several (a failed remote fetch wraps
+// media.ErrRemoteFailed and what went wrong), and the first match wins.
 var sentinels = []struct {
 	err    error
 	status int
 	code   string
 	msg    string
 }{
+	{federation.ErrNotFound, 404, "M_NOT_FOUND", "Media not found on the remote server"},
+	{media.ErrRemoteTooLarge, 502, "M_TOO_LARGE", "The remote media is larger than this server accepts"},
+	{media.ErrRemoteFailed, 502, "M_UNKNOWN", "The remote server could not be reached for this media"},
+	{media.ErrNoRemote, 404, "M_NOT_FOUND", "Media not found (this repository does not fetch media from that server)"},
+	{media.ErrNotCached, 404, "M_NOT_FOUND", "Media not found (remote media is fetched only on /_matrix/client/v1/media)"},
+	{media.ErrNotYetUploaded, 504, "M_NOT_YET_UPLOADED", "The media has not been uploaded yet"},
+	{media.ErrCannotOverwrite, 409, "M_CANNOT_OVERWRITE_MEDIA", "This media has already been uploaded"},
+	{media.ErrNotReserved, 404, "M_NOT_FOUND", "This media ID was never created, or it expired"},
+	{media.ErrNotOwner, 403, "M_FORBIDDEN", "This media ID was created by another user"},
+	{media.ErrTooManyPending, 429, "M_LIMIT_EXCEEDED", "Too many media IDs reserved and not uploaded yet"},
+	{media.ErrTooLarge, 413, "M_TOO_LARGE", "Upload is larger than the limit of this server"},
+	{media.ErrTooSmall, 400, "M_TOO_SMALL", "Upload is smaller than the minimum size of this server"},
 	{storage.ErrNotFound, 404, "M_NOT_FOUND", "Media not found"},
 	{storage.ErrQuotaExceeded, 403, "M_FORBIDDEN", "Your media storage quota is used up"},
 	{homeserver.ErrUnknownToken, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token"},

@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/mediarepo/mediarepo/federation"
+	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
@@ -56,7 +57,12 @@ func (s *Server) handleFederationDownload(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	return s.writeMultipartMedia(w, r, m.DatastoreID, m.SHA256, m.ContentType, contentDisposition(m.ContentType, m.UploadName))
+	blob, err := s.media.Open(r.Context(), m)
+	if err != nil {
+		return err
+	}
+	defer blob.Close()
+	return writeMultipartMedia(w, blob, m.ContentType, contentDisposition(m.ContentType, m.UploadName))
 }
 
 // handleFederationThumbnail serves GET /_matrix/federation/v1/media/thumbnail/{mediaId}.
@@ -69,14 +75,24 @@ func (s *Server) handleFederationThumbnail(w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return err
 	}
-	th, err := s.thumbnailOf(r.Context(), m, spec)
+	th, err := s.thumbs.Thumbnail(r.Context(), m, spec)
 	if errors.Is(err, thumbnails.ErrUseOriginal) {
-		return s.writeMultipartMedia(w, r, m.DatastoreID, m.SHA256, m.ContentType, contentDisposition(m.ContentType, m.UploadName))
+		blob, err := s.media.Open(r.Context(), m)
+		if err != nil {
+			return err
+		}
+		defer blob.Close()
+		return writeMultipartMedia(w, blob, m.ContentType, contentDisposition(m.ContentType, m.UploadName))
 	}
 	if err != nil {
 		return err
 	}
-	return s.writeMultipartMedia(w, r, th.DatastoreID, th.SHA256, th.ContentType, "inline; filename=thumbnail."+extension(th.ContentType))
+	blob, err := s.thumbs.Open(r.Context(), th)
+	if err != nil {
+		return err
+	}
+	defer blob.Close()
+	return writeMultipartMedia(w, blob, th.ContentType, "inline; filename=thumbnail."+extension(th.ContentType))
 }
 
 // federationMedia finds the route's {mediaId} among the local media of the
@@ -93,20 +109,11 @@ func (s *Server) federationMedia(r *http.Request) (*storage.Media, error) {
 		return nil, errNotFound("Media not found (malformed media ID)")
 	}
 	origin := homeserverFrom(r.Context()).Name
-	m, err := s.localMedia(r.Context(), origin, mediaID)
-	if errors.Is(err, storage.ErrNotFound) {
-		m, err = s.awaitUpload(r, origin, mediaID, err)
-	}
-	return m, err
+	return s.media.Find(r.Context(), media.Request{Origin: origin, MediaID: mediaID, Local: origin, Wait: uploadWait(r)})
 }
 
 // writeMultipartMedia answers with the spec's two parts: {} and the blob.
-func (s *Server) writeMultipartMedia(w http.ResponseWriter, r *http.Request, datastore, sum, contentType, disposition string) error {
-	blob, err := s.openBlob(r.Context(), datastore, sum, "federation media "+sum)
-	if err != nil {
-		return err
-	}
-	defer blob.Close()
+func writeMultipartMedia(w http.ResponseWriter, blob io.Reader, contentType, disposition string) error {
 	mw := multipart.NewWriter(w)
 	w.Header().Set("Content-Type", "multipart/mixed; boundary="+mw.Boundary())
 	w.Header().Set("Cache-Control", cacheAuthenticated)

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/federation/federationtest"
 	"github.com/mediarepo/mediarepo/netguard"
@@ -63,7 +62,7 @@ func twoPeers(t *testing.T) (a, b *peer) {
 			Dial:     policy.Dialer().DialContext, Roots: roots, Timeout: 10 * time.Second,
 		})
 		p.testServer = newTestServerOn(t, storagetest.OpenSQLite(t), filepath.Join(t.TempDir(), "blobs"), nil,
-			func(o *api.Options) { o.Federation = client })
+			func(o *stack) { o.federation = client })
 		keyDoc, err := p.key.KeyResponse(p.name, time.Now().Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)

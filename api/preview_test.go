@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/netguard"
 	"github.com/mediarepo/mediarepo/preview"
@@ -52,12 +51,12 @@ func testSite(t *testing.T) (*httptest.Server, *atomic.Int32) {
 func newPreviewServer(t *testing.T, allowed []string) *testServer {
 	return newTestServerOn(t, storagetest.OpenSQLite(t), filepath.Join(t.TempDir(), "blobs"),
 		func(c *config.Config) { c.URLPreviews.Enabled = true },
-		func(o *api.Options) {
+		func(o *stack) {
 			policy, err := netguard.NewPolicy(allowed, netguard.DefaultDenied())
 			if err != nil {
 				t.Fatal(err)
 			}
-			o.Previews = preview.New(o.Config.URLPreviews, policy.Client(10*time.Second, false))
+			o.previews = preview.NewFetcher(o.cfg.URLPreviews, policy.Client(10*time.Second, false))
 		})
 }
 

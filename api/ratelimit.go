@@ -2,11 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
-	"time"
 
-	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/ratelimit"
 )
 
 // withRateLimit refuses requests from a client IP beyond rateLimit's rate and
@@ -15,7 +15,7 @@ import (
 // Federation requests are exempt: one large homeserver fetching its users'
 // media is one IP, and its requests are signed.
 func (s *Server) withRateLimit(next http.Handler) http.Handler {
-	if s.limiter == nil {
+	if s.limits == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -31,85 +31,42 @@ func (s *Server) withRateLimit(next http.Handler) http.Handler {
 	})
 }
 
-// allow takes a request token for key, or returns 429 M_LIMIT_EXCEEDED. When
-// the limiter itself fails (Redis down), requests are let through: a broken
-// limiter must not take the media repository down with it.
+// allow takes a request token for key, or returns 429 M_LIMIT_EXCEEDED.
 func (s *Server) allow(ctx context.Context, key string) error {
-	if s.limiter == nil {
+	if s.limits == nil {
 		return nil
 	}
-	rl := s.cfg.RateLimit
-	ok, wait, err := s.limiter.Allow(ctx, key, rl.RequestsPerSecond, rl.Burst)
-	if err != nil {
-		logFrom(ctx).WithError(err).Warn("rate limiter unavailable; request allowed")
-		return nil
-	}
-	if !ok {
-		return errLimitExceeded("Too many requests", wait)
-	}
-	return nil
+	return s.limited(ctx, s.limits.Request(ctx, key), "Too many requests")
 }
 
 // takeDownload charges n served bytes to the client's download bucket, or
 // returns 429 M_LIMIT_EXCEEDED. HEAD requests are free.
 func (s *Server) takeDownload(r *http.Request, n int64) error {
-	b := s.cfg.RateLimit.Buckets.Downloads
-	if s.limiter == nil || b.CapacityBytes == 0 || r.Method == http.MethodHead {
+	if s.limits == nil || r.Method == http.MethodHead {
 		return nil
 	}
-	ok, wait, err := s.limiter.TakeBytes(r.Context(), "dl:"+stateFrom(r.Context()).ip, n, b.CapacityBytes, b.OverflowLimitBytes, float64(b.DrainBytesPerMinute)/60)
-	if err != nil {
-		logFrom(r.Context()).WithError(err).Warn("rate limiter unavailable; download allowed")
+	ctx := r.Context()
+	return s.limited(ctx, s.limits.Download(ctx, "dl:"+stateFrom(ctx).ip, n), "Too much downloaded; try again later")
+}
+
+// limited turns a rate-limit decision into the answer. When the limiter
+// itself fails (Redis down), requests are let through: a broken limiter must
+// not take the media repository down with it.
+func (s *Server) limited(ctx context.Context, err error, msg string) error {
+	var ex *ratelimit.ExceededError
+	switch {
+	case err == nil:
 		return nil
+	case errors.As(err, &ex):
+		return &Error{Status: 429, Code: "M_LIMIT_EXCEEDED", Message: msg, RetryAfter: ex.RetryAfter, Err: err}
 	}
-	if !ok {
-		return errLimitExceeded("Too much downloaded; try again later", wait)
-	}
+	logFrom(ctx).WithError(err).Warn("rate limiter unavailable; request allowed")
 	return nil
-}
-
-func errLimitExceeded(msg string, wait time.Duration) *Error {
-	return &Error{Status: 429, Code: "M_LIMIT_EXCEEDED", Message: msg, RetryAfter: max(wait, time.Second)}
-}
-
-// quota returns the storage quota and pending limit that apply to userID.
-func (s *Server) quota(userID string) (storage.Quota, int) {
-	rule, ok := s.cfg.Uploads.Quotas.Quota(userID)
-	if !ok {
-		return storage.Quota{}, s.cfg.Uploads.MaxPending
-	}
-	pending := s.cfg.Uploads.MaxPending
-	if rule.MaxPending > 0 {
-		pending = rule.MaxPending
-	}
-	return storage.Quota{MaxBytes: rule.MaxBytes, MaxFiles: rule.MaxFiles}, pending
-}
-
-// checkQuotaBeforeUpload refuses an upload before its body is read when the
-// user is already at their quota. The final, atomic check happens when the
-// row is written.
-func (s *Server) checkQuotaBeforeUpload(ctx context.Context, userID string) error {
-	q, _ := s.quota(userID)
-	if q.MaxBytes <= 0 && q.MaxFiles <= 0 {
-		return nil
-	}
-	u, err := s.meta.Usage(ctx, userID)
-	if err != nil {
-		return err
-	}
-	if (q.MaxBytes > 0 && u.Bytes >= q.MaxBytes) || (q.MaxFiles > 0 && u.Files >= q.MaxFiles) {
-		return errQuotaExceeded()
-	}
-	return nil
-}
-
-func errQuotaExceeded() *Error {
-	return &Error{Status: 403, Code: "M_FORBIDDEN", Message: "Your media storage quota is used up"}
 }
 
 // handleUsage serves GET /_matrix/media/unstable/org.matrix.msc4034/usage.
 func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) error {
-	u, err := s.meta.Usage(r.Context(), userFrom(r.Context()).UserID)
+	u, err := s.media.Usage(r.Context(), userFrom(r.Context()).UserID)
 	if err != nil {
 		return err
 	}
@@ -122,7 +79,7 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) error {
 
 // quotaFields are the MSC4034 additions to /media/config for userID.
 func (s *Server) quotaFields(userID string, into map[string]any) {
-	q, _ := s.quota(userID)
+	q, _ := s.media.Quota(userID)
 	if q.MaxBytes > 0 {
 		into["org.matrix.msc4034.storage.size"] = q.MaxBytes
 	}

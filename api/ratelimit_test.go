@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/ratelimit/memlimit"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
@@ -21,7 +20,7 @@ import (
 func newLimitedServer(t *testing.T, rl config.RateLimit) *testServer {
 	return newTestServerOn(t, storagetest.OpenSQLite(t), filepath.Join(t.TempDir(), "blobs"),
 		func(c *config.Config) { c.RateLimit = rl },
-		func(o *api.Options) { o.Limiter = memlimit.New() })
+		func(o *stack) { o.limiter = memlimit.New() })
 }
 
 func TestRateLimitPerIP(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/federation/federationtest"
@@ -59,7 +58,7 @@ func newFederatingServer(t *testing.T, remote *federationtest.Remote, edit func(
 				edit(c)
 			}
 		},
-		func(o *api.Options) { o.Federation = client })
+		func(o *stack) { o.federation = client })
 }
 
 func TestRemoteMedia(t *testing.T) {

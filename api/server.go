@@ -1,126 +1,66 @@
-// Package api is the HTTP edge: routing, host selection, authentication, the
-// Matrix error format and serving media bytes. It depends on the storage and
-// homeserver interfaces, never on an implementation.
+// Package api is the HTTP edge: routing, host selection, authentication,
+// request parsing, the Matrix error format and serving media bytes. Each
+// handler parses, calls a service (media, thumbnailer, preview) and responds;
+// nothing here owns a cache, a worker or a goroutine. It never imports a
+// storage implementation.
 package api
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"runtime"
-	"sync"
-	"time"
 
 	"github.com/gorilla/mux"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/preview"
 	"github.com/mediarepo/mediarepo/ratelimit"
-	"github.com/mediarepo/mediarepo/storage"
-	"github.com/mediarepo/mediarepo/thumbnails"
+	"github.com/mediarepo/mediarepo/thumbnailer"
 )
-
-// mediaCacheEntries bounds the in-process cache of media rows. Rows are
-// immutable, so the cache needs no invalidation until deletion arrives.
-const mediaCacheEntries = 50_000
 
 // Options are the Server's dependencies.
 type Options struct {
-	Config *config.Config
-	Meta   storage.MetadataStore
-	// Blobs maps each configured datastore ID to its store.
-	Blobs  map[string]storage.BlobStore
-	Auth   homeserver.Authenticator
-	Thumbs *thumbnails.Generator
-	Log    *logrus.Logger
-	// Limiter keeps rate-limit buckets; nil turns rate limiting off.
-	Limiter ratelimit.Limiter
-	// Previews makes URL previews; nil turns /preview_url off.
-	Previews *preview.Fetcher
-	// Federation fetches remote media; nil serves local media only.
+	Config     *config.Config
+	Media      *media.Service
+	Thumbnails *thumbnailer.Service
+	Auth       homeserver.Authenticator
+	Log        *logrus.Logger
+	// Limits applies rate limits; nil turns rate limiting off.
+	Limits *ratelimit.Limits
+	// Previews answers /preview_url; nil turns it off.
+	Previews *preview.Service
+	// Federation verifies other servers' requests; nil turns the federation
+	// routes off.
 	Federation *federation.Client
-	// UploadRecheck is how often a download waiting for an async upload looks
-	// again when no notification arrives; 0 means one second.
-	UploadRecheck time.Duration
 }
 
-// Server serves every media route. It is an http.Handler.
+// Server serves every media route. It is an http.Handler and holds no state
+// of its own: caches, workers and shared work belong to the services.
 type Server struct {
-	cfg            *config.Config
-	meta           storage.MetadataStore
-	blobs          map[string]storage.BlobStore
-	auth           homeserver.Authenticator
-	thumbs         *thumbnails.Generator
-	limiter        ratelimit.Limiter // nil: no rate limits
-	previews       *preview.Fetcher  // nil: previews off
-	previewFlight  singleflight.Group
-	previewSlots   chan struct{}      // bounds previews fetched at once
-	federation     *federation.Client // nil: no remote media
-	remoteStore    string             // datastore ID remote media goes to
-	remoteFlight   singleflight.Group
-	remoteFailures *lru.Cache[string, remoteFailure]
-	log            *logrus.Logger
-	localStore     string // datastore ID new uploads go to
-	thumbStore     string // datastore ID thumbnails go to
-	mediaCache     *lru.Cache[string, *storage.Media]
-	thumbCache     *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
-	thumbFlight    singleflight.Group
-	sizes          []thumbnails.Spec // the configured sizes, made after uploads
-	genSlots       chan struct{}     // bounds concurrent thumbnail generation
-	pregen         *pregenerator
-	waiters        uploadWaiters
-	recheck        time.Duration
-	handler        http.Handler
-
-	stopBackground context.CancelFunc
-	background     sync.WaitGroup
+	cfg        *config.Config
+	media      *media.Service
+	thumbs     *thumbnailer.Service
+	auth       homeserver.Authenticator
+	log        *logrus.Logger
+	limits     *ratelimit.Limits  // nil: no rate limits
+	previews   *preview.Service   // nil: previews off
+	federation *federation.Client // nil: no federation routes
+	handler    http.Handler
 }
 
-// New checks opts and builds the Server. It starts the background work
-// (thumbnail workers, upload watcher, reservation sweeper); Close stops it.
+// New checks opts and builds the Server.
 func New(opts Options) (*Server, error) {
-	if opts.Config == nil || opts.Meta == nil || opts.Auth == nil || opts.Thumbs == nil || opts.Log == nil || len(opts.Blobs) == 0 {
-		return nil, errors.New("api.New: Config, Meta, Blobs, Auth, Thumbs and Log are required")
+	if opts.Config == nil || opts.Media == nil || opts.Thumbnails == nil || opts.Auth == nil || opts.Log == nil {
+		return nil, errors.New("api.New: Config, Media, Thumbnails, Auth and Log are required")
 	}
-	s := &Server{cfg: opts.Config, meta: opts.Meta, blobs: opts.Blobs, auth: opts.Auth, thumbs: opts.Thumbs, limiter: opts.Limiter, previews: opts.Previews, federation: opts.Federation, log: opts.Log}
-	for _, ds := range s.cfg.Datastores {
-		if _, ok := s.blobs[ds.ID]; !ok {
-			return nil, fmt.Errorf("api.New: no blob store for datastore %q", ds.ID)
-		}
-		if s.localStore == "" && ds.For(config.KindLocalMedia) {
-			s.localStore = ds.ID
-		}
-		if s.thumbStore == "" && ds.For(config.KindThumbnails) {
-			s.thumbStore = ds.ID
-		}
-		if s.remoteStore == "" && ds.For(config.KindRemoteMedia) {
-			s.remoteStore = ds.ID
-		}
+	s := &Server{
+		cfg: opts.Config, media: opts.Media, thumbs: opts.Thumbnails, auth: opts.Auth, log: opts.Log,
+		limits: opts.Limits, previews: opts.Previews, federation: opts.Federation,
 	}
-	if s.localStore == "" {
-		return nil, errors.New("api.New: no datastore takes local_media")
-	}
-	if s.thumbStore == "" {
-		s.thumbStore = s.localStore
-	}
-	if s.remoteStore == "" {
-		s.remoteStore = s.localStore
-	}
-	s.mediaCache, _ = lru.New[string, *storage.Media](mediaCacheEntries)
-	s.thumbCache, _ = lru.New[string, *storage.Thumbnail](mediaCacheEntries)
-	s.remoteFailures, _ = lru.New[string, remoteFailure](mediaCacheEntries)
-	s.sizes = configuredSizes(s.cfg.Thumbnails)
-	s.recheck = cmp.Or(opts.UploadRecheck, time.Second)
-	s.previewSlots = make(chan struct{}, max(1, s.cfg.URLPreviews.NumWorkers))
-	s.genSlots = make(chan struct{}, max(s.cfg.Thumbnails.NumWorkers, runtime.NumCPU()))
-
 	router := mux.NewRouter().UseEncodedPath().SkipClean(true)
 	router.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
 		return errUnrecognized(http.StatusNotFound)
@@ -140,7 +80,6 @@ func New(opts Options) (*Server, error) {
 		hosted.ServeHTTP(w, r)
 	})
 	s.handler = s.withRequestLog(s.withRecover(withCORS(top)))
-	s.startBackground()
 	return s, nil
 }
 

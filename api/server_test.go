@@ -12,16 +12,22 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/homeserver/homeservertest"
+	"github.com/mediarepo/mediarepo/media"
+	"github.com/mediarepo/mediarepo/preview"
+	"github.com/mediarepo/mediarepo/ratelimit"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
+	"github.com/mediarepo/mediarepo/thumbnailer"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
@@ -54,7 +60,7 @@ func backends(t *testing.T, fn func(t *testing.T, backend string)) {
 // change config values before the server is built.
 func newTestServer(t testing.TB, backend string, edit func(*config.Config)) *testServer {
 	t.Helper()
-	var meta storage.MetadataStore
+	var meta metaStore
 	switch backend {
 	case "postgres":
 		meta = storagetest.OpenPostgres(t)
@@ -64,9 +70,28 @@ func newTestServer(t testing.TB, backend string, edit func(*config.Config)) *tes
 	return newTestServerOn(t, meta, filepath.Join(t.TempDir(), "blobs"), edit)
 }
 
+// metaStore is every metadata interface, as the real stores implement them.
+type metaStore interface {
+	storage.MediaStore
+	storage.ThumbnailStore
+	storage.ReservationStore
+	storage.PreviewStore
+}
+
+// stack is what a test may add to the server: the optional parts, and how
+// often a waiting download looks again.
+type stack struct {
+	cfg           *config.Config
+	federation    *federation.Client
+	limiter       ratelimit.Limiter
+	previews      *preview.Fetcher
+	uploadRecheck time.Duration
+}
+
 // newTestServerOn starts a server on the given metadata store and blob
-// directory, so that two servers can share them as two processes would.
-func newTestServerOn(t testing.TB, meta storage.MetadataStore, blobDir string, edit func(*config.Config), opts ...func(*api.Options)) *testServer {
+// directory, so that two servers can share them as two processes would. It
+// wires the services as cmd/media-repo does.
+func newTestServerOn(t testing.TB, meta metaStore, blobDir string, edit func(*config.Config), opts ...func(*stack)) *testServer {
 	t.Helper()
 	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{
 		aliceToken: {UserID: "@alice:example.org", DeviceID: "ALICE"},
@@ -96,23 +121,74 @@ datastores:
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
-	counting := &countingMeta{MetadataStore: meta}
-	options := api.Options{
-		Config: cfg, Meta: counting, Blobs: map[string]storage.BlobStore{"local": blobs}, Log: log,
-		Auth:   homeserver.NewCachedAuthenticator(homeserver.NewClient(30e9), 60e9),
-		Thumbs: thumbnails.New(cfg.Thumbnails),
-	}
+	st := &stack{cfg: cfg}
 	for _, o := range opts {
-		o(&options)
+		o(st)
 	}
-	srv, err := api.New(options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	counting := &countingMeta{metaStore: meta}
+	srv := mustWire(t, st, counting, blobs, log)
 	ts := &testServer{Server: httptest.NewServer(srv), fake: fake, meta: counting, blobs: blobs, logs: logs, log: log}
 	t.Cleanup(ts.Close)
 	return ts
+}
+
+// mustWire builds the services and the api.Server on meta and blobs.
+func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, log *logrus.Logger) *api.Server {
+	t.Helper()
+	cfg := st.cfg
+	stores, err := storage.NewDatastores(map[string]storage.BlobStore{"local": blobs},
+		storage.Roles{LocalMedia: "local", RemoteMedia: "local", Thumbnails: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := logrus.NewEntry(log)
+	thumbs, err := thumbnailer.New(thumbnailer.Options{
+		Config: cfg.Thumbnails, Thumbnails: meta, Blobs: stores, Generator: thumbnails.New(cfg.Thumbnails), Log: entry,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { thumbs.Close() })
+	opts := media.Options{
+		Config: media.Config{
+			Uploads: cfg.Uploads, Downloads: cfg.Downloads, IgnoredHosts: cfg.Federation.IgnoredHosts,
+			FetchTimeout: time.Duration(cfg.Timeouts.FederationTimeoutSeconds) * time.Second,
+			Freeze:       cfg.Repo.FreezeUnauthenticatedMedia, Recheck: st.uploadRecheck,
+		},
+		Media: meta, Reservations: meta, Blobs: stores, Stored: thumbs.Pregenerate, Log: entry,
+	}
+	if st.federation != nil {
+		opts.Remote = st.federation
+	}
+	if w, ok := meta.metaStore.(storage.UploadWatcher); ok {
+		opts.Watcher = w
+	}
+	svc, err := media.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	apiOpts := api.Options{
+		Config: cfg, Media: svc, Thumbnails: thumbs, Log: log, Federation: st.federation,
+		Auth: homeserver.NewCachedAuthenticator(homeserver.NewClient(30e9), 60e9),
+	}
+	if st.limiter != nil {
+		apiOpts.Limits = ratelimit.New(cfg.RateLimit, st.limiter)
+	}
+	if st.previews != nil {
+		apiOpts.Previews, err = preview.NewService(preview.ServiceOptions{
+			Config: cfg.URLPreviews, Timeout: time.Duration(cfg.Timeouts.URLPreviewTimeoutSeconds) * time.Second,
+			Fetcher: st.previews, Cache: meta, Images: svc, Log: entry,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := api.New(apiOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }
 
 // reqOpt changes a request before it is sent.
@@ -203,27 +279,17 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, errco
 // countingMeta is the real store, counting lookups and thumbnail inserts so
 // tests can see the caches and the single-flight at work.
 type countingMeta struct {
-	storage.MetadataStore
+	metaStore
 	mu      sync.Mutex
 	lookups int
 	thumbs  int
-}
-
-// WatchUploads passes the optional storage.UploadWatcher capability through;
-// over a store without it, it reports nothing until ctx is done.
-func (c *countingMeta) WatchUploads(ctx context.Context, fn func(origin, mediaID string)) error {
-	if w, ok := c.MetadataStore.(storage.UploadWatcher); ok {
-		return w.WatchUploads(ctx, fn)
-	}
-	<-ctx.Done()
-	return ctx.Err()
 }
 
 func (c *countingMeta) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error {
 	c.mu.Lock()
 	c.thumbs++
 	c.mu.Unlock()
-	return c.MetadataStore.CreateThumbnail(ctx, t)
+	return c.metaStore.CreateThumbnail(ctx, t)
 }
 
 func (c *countingMeta) ThumbnailInserts() int {
@@ -236,7 +302,7 @@ func (c *countingMeta) Media(ctx context.Context, origin, id string) (*storage.M
 	c.mu.Lock()
 	c.lookups++
 	c.mu.Unlock()
-	return c.MetadataStore.Media(ctx, origin, id)
+	return c.metaStore.Media(ctx, origin, id)
 }
 
 func (c *countingMeta) Lookups() int {

@@ -155,6 +155,21 @@ func (d *Datastore) For(kind string) bool {
 	return false
 }
 
+// DatastoreFor returns the ID of the first datastore new blobs of kind go to.
+// Thumbnails and remote media without a datastore of their own go with local
+// media (Validate makes sure one takes local_media).
+func (c *Config) DatastoreFor(kind string) string {
+	for i := range c.Datastores {
+		if c.Datastores[i].For(kind) {
+			return c.Datastores[i].ID
+		}
+	}
+	if kind != KindLocalMedia {
+		return c.DatastoreFor(KindLocalMedia)
+	}
+	return ""
+}
+
 // Uploads limits uploads.
 type Uploads struct {
 	// MaxBytes is the largest upload accepted; 0 means no limit.

@@ -3,7 +3,9 @@
 // and the meta description. Hostile pages are expected: sizes are capped
 // after decompression, redirects are limited, the charset is detected, and
 // HTML is read as a token stream, never as a tree, so deep nesting costs
-// nothing. It imports only config from this module.
+// nothing. Service wraps the Fetcher for /preview_url: answers cached per URL,
+// hour and language, made once however many ask, with og:image stored as
+// media. It imports storage, netguard and config from this module.
 package preview
 
 import (
@@ -60,8 +62,8 @@ type Fetcher struct {
 	client *http.Client
 }
 
-// New returns a Fetcher that uses client, limiting its redirects.
-func New(cfg config.URLPreviews, client *http.Client) *Fetcher {
+// NewFetcher returns a Fetcher that uses client, limiting its redirects.
+func NewFetcher(cfg config.URLPreviews, client *http.Client) *Fetcher {
 	c := *client
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= maxRedirects {

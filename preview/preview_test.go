@@ -102,7 +102,7 @@ func fetcher(t *testing.T, allowed []string) *preview.Fetcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return preview.New(cfg, policy.Client(10*time.Second, false))
+	return preview.NewFetcher(cfg, policy.Client(10*time.Second, false))
 }
 
 func get(t *testing.T, f *preview.Fetcher, raw string) (*preview.Result, error) {

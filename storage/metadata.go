@@ -5,9 +5,13 @@ import (
 	"time"
 )
 
-// MetadataStore keeps media metadata. Implementations are safe for concurrent
-// use and hold the same contract, checked by storagetest.RunMetadataStore.
-type MetadataStore interface {
+// The metadata stores are small interfaces, one per concern, so that each
+// service depends on the part it uses. One engine (sqlstore, under postgres
+// and sqlite) implements them all; storagetest holds one conformance suite
+// per interface. Implementations are safe for concurrent use.
+
+// MediaStore keeps the media rows.
+type MediaStore interface {
 	// CreateMedia inserts m. It returns an error wrapping ErrExists if
 	// (m.Origin, m.MediaID) is taken, and ErrQuotaExceeded if m.UserID's
 	// uploads would then go over q; it changes nothing then. Concurrent
@@ -16,11 +20,22 @@ type MetadataStore interface {
 	// Media returns the media (origin, mediaID), or an error wrapping
 	// ErrNotFound. It never returns nil, nil.
 	Media(ctx context.Context, origin, mediaID string) (*Media, error)
+	// Usage is what userID's uploads add up to.
+	Usage(ctx context.Context, userID string) (Usage, error)
+}
+
+// ThumbnailStore keeps the rows of generated thumbnails.
+type ThumbnailStore interface {
 	// CreateThumbnail inserts t. It returns an error wrapping ErrExists if a
 	// thumbnail with the same key is stored already, and changes nothing then.
 	CreateThumbnail(ctx context.Context, t *Thumbnail) error
 	// Thumbnails lists the thumbnails of (origin, mediaID); none is not an error.
 	Thumbnails(ctx context.Context, origin, mediaID string) ([]Thumbnail, error)
+}
+
+// ReservationStore keeps media IDs reserved for asynchronous uploads (MSC2246)
+// and turns them into media rows.
+type ReservationStore interface {
 	// CreatePending reserves p.MediaID for p.UserID. It fails with ErrExists if
 	// the ID is taken (pending or uploaded) and with ErrLimitExceeded if the user
 	// already has maxPending unexpired reservations; concurrent calls cannot
@@ -34,20 +49,20 @@ type MetadataStore interface {
 	// ErrNotFound when there is no such reservation and ErrExists when the
 	// media was uploaded already. Stores that implement UploadWatcher announce
 	// the completion to every process.
-	// The quota is enforced as in CreateMedia.
+	// The quota is enforced as in MediaStore.CreateMedia.
 	CompleteUpload(ctx context.Context, m *Media, q Quota) error
-	// Usage is what userID's uploads add up to.
-	Usage(ctx context.Context, userID string) (Usage, error)
 	// DeleteExpiredPending removes reservations that expired before now and
 	// returns how many.
 	DeleteExpiredPending(ctx context.Context, now time.Time) (int64, error)
+}
+
+// PreviewStore caches answers to /preview_url.
+type PreviewStore interface {
 	// URLPreview returns the cached preview of (url, bucket, lang), or an
 	// error wrapping ErrNotFound.
 	URLPreview(ctx context.Context, url string, bucket int64, lang string) (*URLPreview, error)
 	// CreateURLPreview caches p; an existing entry for its key is kept (no error).
 	CreateURLPreview(ctx context.Context, p *URLPreview) error
-	// Close releases the database. Calls after Close fail.
-	Close() error
 }
 
 // Quota limits a user's uploads; zero fields mean no limit.
@@ -62,10 +77,10 @@ type Usage struct {
 	Files int64
 }
 
-// UploadWatcher is an optional MetadataStore capability: being told when any
-// process completes an upload, so a download waiting for it can wake at once.
-// PostgreSQL has it (LISTEN/NOTIFY); without it, waiters in other processes
-// see the upload when they look again.
+// UploadWatcher is an optional capability of a ReservationStore: being told
+// when any process completes an upload, so a download waiting for it can wake
+// at once. PostgreSQL has it (LISTEN/NOTIFY); without it, waiters in other
+// processes see the upload when they look again.
 type UploadWatcher interface {
 	// WatchUploads calls fn with the origin and media ID of every completed
 	// upload until ctx is done, reconnecting as needed. It returns ctx.Err().

@@ -19,6 +19,7 @@ import (
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/netguard"
 	"github.com/mediarepo/mediarepo/preview"
 	"github.com/mediarepo/mediarepo/ratelimit"
@@ -28,22 +29,24 @@ import (
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/postgres"
 	"github.com/mediarepo/mediarepo/storage/sqlite"
+	"github.com/mediarepo/mediarepo/storage/sqlstore"
+	"github.com/mediarepo/mediarepo/thumbnailer"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
 // shutdownGrace is how long in-flight requests get to finish on SIGTERM.
 const shutdownGrace = 30 * time.Second
 
-// Main is the running program: stores, HTTP server and listener. It is the
-// only place that names concrete implementations.
+// Main is the running program: stores, services, HTTP server and listener.
+// It is the only place that names concrete implementations.
 type Main struct {
 	Config *config.Config
 	Log    *logrus.Logger
 
-	meta    storage.MetadataStore
-	blobs   map[string]storage.BlobStore
-	api     *api.Server
-	closers []io.Closer // closed with the stores
+	db      *sqlstore.Store       // every metadata interface, on postgres or sqlite
+	watcher storage.UploadWatcher // postgres only
+	blobs   *storage.Datastores
+	closers []io.Closer // services and other resources, closed in reverse order before the stores
 	srv     *http.Server
 	ln      net.Listener
 	served  chan error
@@ -54,12 +57,13 @@ func NewMain(cfg *config.Config, log *logrus.Logger) *Main {
 	return &Main{Config: cfg, Log: log, served: make(chan error, 1)}
 }
 
-// Run opens the stores, applies migrations, starts listening and serves in the
-// background. It returns once requests can be accepted.
+// Run opens the stores, applies migrations, builds the services, starts
+// listening and serves in the background. It returns once requests can be
+// accepted.
 func (m *Main) Run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
-			m.closeStores()
+			m.closeAll()
 		}
 	}()
 	for _, w := range m.Config.Warnings() {
@@ -68,40 +72,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.openMeta(ctx); err != nil {
 		return err
 	}
-	m.blobs = make(map[string]storage.BlobStore, len(m.Config.Datastores))
-	for _, ds := range m.Config.Datastores {
-		s, err := disk.Open(ds.Opts.Path)
-		if err != nil {
-			return fmt.Errorf("datastore %s: %w", ds.ID, err)
-		}
-		m.Log.WithFields(logrus.Fields{"datastore": ds.ID, "path": s.Root(), "for_kinds": ds.ForKinds}).Info("datastore ready")
-		m.blobs[ds.ID] = s
+	if err := m.openBlobs(); err != nil {
+		return err
 	}
-	hsClient := homeserver.NewClient(time.Duration(m.Config.Timeouts.ClientServerTimeoutSeconds) * time.Second)
-	auth := homeserver.NewCachedAuthenticator(hsClient,
-		time.Duration(m.Config.AccessTokens.MaxCacheTimeSeconds)*time.Second)
-	limiter, err := m.openLimiter(ctx)
+	handler, err := m.services(ctx)
 	if err != nil {
 		return err
 	}
-	previews, err := m.previewFetcher()
-	if err != nil {
-		return err
-	}
-	fed, err := m.federationClient()
-	if err != nil {
-		return err
-	}
-	handler, err := api.New(api.Options{
-		Config: m.Config, Meta: m.meta, Blobs: m.blobs, Auth: auth,
-		Thumbs: thumbnails.New(m.Config.Thumbnails), Limiter: limiter, Previews: previews,
-		Federation: fed, Log: m.Log,
-	})
-	if err != nil {
-		return err
-	}
-	m.api = handler
-
 	addr := net.JoinHostPort(m.Config.Repo.BindAddress, strconv.Itoa(m.Config.Repo.Port))
 	m.ln, err = net.Listen("tcp", addr)
 	if err != nil {
@@ -118,15 +95,79 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return nil
 }
 
+// openBlobs opens every datastore and assigns the roles forKinds gives them.
+func (m *Main) openBlobs() error {
+	byID := make(map[string]storage.BlobStore, len(m.Config.Datastores))
+	for _, ds := range m.Config.Datastores {
+		s, err := disk.Open(ds.Opts.Path)
+		if err != nil {
+			return fmt.Errorf("datastore %s: %w", ds.ID, err)
+		}
+		m.Log.WithFields(logrus.Fields{"datastore": ds.ID, "path": s.Root(), "for_kinds": ds.ForKinds}).Info("datastore ready")
+		byID[ds.ID] = s
+	}
+	var err error
+	m.blobs, err = storage.NewDatastores(byID, storage.Roles{
+		LocalMedia:  m.Config.DatastoreFor(config.KindLocalMedia),
+		RemoteMedia: m.Config.DatastoreFor(config.KindRemoteMedia),
+		Thumbnails:  m.Config.DatastoreFor(config.KindThumbnails),
+	})
+	return err
+}
+
+// services builds the application services and the HTTP edge over them.
+func (m *Main) services(ctx context.Context) (http.Handler, error) {
+	cfg := m.Config
+	hsClient := homeserver.NewClient(time.Duration(cfg.Timeouts.ClientServerTimeoutSeconds) * time.Second)
+	auth := homeserver.NewCachedAuthenticator(hsClient, time.Duration(cfg.AccessTokens.MaxCacheTimeSeconds)*time.Second)
+	limits, err := m.openLimits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fed, err := m.federationClient()
+	if err != nil {
+		return nil, err
+	}
+	log := logrus.NewEntry(m.Log)
+	thumbs, err := thumbnailer.New(thumbnailer.Options{
+		Config: cfg.Thumbnails, Thumbnails: m.db, Blobs: m.blobs, Generator: thumbnails.New(cfg.Thumbnails), Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.closers = append(m.closers, thumbs)
+	mediaSvc, err := media.New(media.Options{
+		Config: media.Config{
+			Uploads: cfg.Uploads, Downloads: cfg.Downloads, IgnoredHosts: cfg.Federation.IgnoredHosts,
+			FetchTimeout: time.Duration(cfg.Timeouts.FederationTimeoutSeconds) * time.Second,
+			Freeze:       cfg.Repo.FreezeUnauthenticatedMedia,
+		},
+		Media: m.db, Reservations: m.db, Blobs: m.blobs, Remote: fed, Watcher: m.watcher,
+		Stored: thumbs.Pregenerate, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.closers = append(m.closers, mediaSvc)
+	previews, err := m.previewService(mediaSvc, log)
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Options{
+		Config: cfg, Media: mediaSvc, Thumbnails: thumbs, Auth: auth,
+		Limits: limits, Previews: previews, Federation: fed, Log: m.Log,
+	})
+}
+
 func (m *Main) openMeta(ctx context.Context) error {
 	db := m.Config.Database
 	var applied []string
-	var err error
 	if db.Postgres != "" {
-		m.meta, applied, err = postgres.Open(ctx, db.Postgres, db.Pool)
+		pg, names, err := postgres.Open(ctx, db.Postgres, db.Pool)
 		if err != nil {
 			return fmt.Errorf("database.postgres: %w", err)
 		}
+		m.db, m.watcher, applied = pg.Store, pg, names
 		m.Log.Info("metadata in postgres")
 	} else {
 		path := db.SQLite
@@ -134,10 +175,11 @@ func (m *Main) openMeta(ctx context.Context) error {
 			path = config.DefaultSQLitePath
 			m.Log.WithField("path", path).Info("database.postgres and database.sqlite are unset: using the embedded SQLite default")
 		}
-		m.meta, applied, err = sqlite.Open(ctx, path, db.Pool)
+		lite, names, err := sqlite.Open(ctx, path, db.Pool)
 		if err != nil {
 			return fmt.Errorf("database.sqlite: %w", err)
 		}
+		m.db, applied = lite.Store, names
 		m.Log.WithField("path", path).Info("metadata in sqlite")
 	}
 	for _, name := range applied {
@@ -146,15 +188,16 @@ func (m *Main) openMeta(ctx context.Context) error {
 	return nil
 }
 
-// openLimiter returns the rate-limit store rateLimit and redis ask for, or nil.
-func (m *Main) openLimiter(ctx context.Context) (ratelimit.Limiter, error) {
+// openLimits returns the rate limits rateLimit asks for, with buckets where
+// redis says, or nil when rate limiting is off.
+func (m *Main) openLimits(ctx context.Context) (*ratelimit.Limits, error) {
 	if !m.Config.RateLimit.Enabled {
 		m.Log.Info("rate limiting off")
 		return nil, nil
 	}
 	if !m.Config.Redis.Enabled {
 		m.Log.Info("rate limits kept in this process")
-		return memlimit.New(), nil
+		return ratelimit.New(m.Config.RateLimit, memlimit.New()), nil
 	}
 	l, err := redislimit.Open(ctx, m.Config.Redis)
 	if err != nil {
@@ -162,12 +205,12 @@ func (m *Main) openLimiter(ctx context.Context) (ratelimit.Limiter, error) {
 	}
 	m.closers = append(m.closers, l)
 	m.Log.WithField("shards", len(m.Config.Redis.Shards)).Info("rate limits shared through redis")
-	return l, nil
+	return ratelimit.New(m.Config.RateLimit, l), nil
 }
 
-// previewFetcher builds the URL preview fetcher behind the network policy,
-// or returns nil when previews are off.
-func (m *Main) previewFetcher() (*preview.Fetcher, error) {
+// previewService builds URL previews behind the network policy, storing
+// images through images, or returns nil when previews are off.
+func (m *Main) previewService(images preview.ImageStore, log *logrus.Entry) (*preview.Service, error) {
 	cfg := m.Config.URLPreviews
 	if !cfg.Enabled {
 		return nil, nil
@@ -177,7 +220,10 @@ func (m *Main) previewFetcher() (*preview.Fetcher, error) {
 		return nil, fmt.Errorf("urlPreviews: %w", err)
 	}
 	timeout := time.Duration(m.Config.Timeouts.URLPreviewTimeoutSeconds) * time.Second
-	return preview.New(cfg, policy.Client(timeout, cfg.PreviewUnsafeCertificates)), nil
+	return preview.NewService(preview.ServiceOptions{
+		Config: cfg, Timeout: timeout, Fetcher: preview.NewFetcher(cfg, policy.Client(timeout, cfg.PreviewUnsafeCertificates)),
+		Cache: m.db, Images: images, Log: log,
+	})
 }
 
 // federationClient builds the remote-media client: signing keys of the
@@ -228,7 +274,8 @@ func (m *Main) Addr() string { return m.ln.Addr().String() }
 func (m *Main) Done() <-chan error { return m.served }
 
 // Close stops accepting requests, lets in-flight ones finish (up to
-// shutdownGrace), then closes the stores.
+// shutdownGrace), then stops the services' background work and closes the
+// stores.
 func (m *Main) Close() error {
 	var errs []error
 	if m.srv != nil {
@@ -238,28 +285,25 @@ func (m *Main) Close() error {
 			errs = append(errs, fmt.Errorf("shut down http: %w", err))
 		}
 	}
-	if m.api != nil {
-		errs = append(errs, m.api.Close()) // background thumbnail work, before the stores go
-	}
-	errs = append(errs, m.closeStores())
+	errs = append(errs, m.closeAll())
 	return errors.Join(errs...)
 }
 
-func (m *Main) closeStores() error {
+// closeAll closes the services (newest first: they use what was opened
+// before them), then the blob and metadata stores.
+func (m *Main) closeAll() error {
 	var errs []error
-	for _, b := range m.blobs {
-		if c, ok := b.(io.Closer); ok {
-			errs = append(errs, c.Close())
-		}
-	}
-	m.blobs = nil
-	for _, c := range m.closers {
-		errs = append(errs, c.Close())
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i].Close())
 	}
 	m.closers = nil
-	if m.meta != nil {
-		errs = append(errs, m.meta.Close())
-		m.meta = nil
+	if m.blobs != nil {
+		errs = append(errs, m.blobs.Close())
+		m.blobs = nil
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+		m.db = nil
 	}
 	return errors.Join(errs...)
 }

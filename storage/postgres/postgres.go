@@ -1,4 +1,4 @@
-// Package postgres is the PostgreSQL MetadataStore (lib/pq). It owns its SQL
+// Package postgres is the PostgreSQL metadata store (lib/pq). It owns its SQL
 // text and how the database is opened; the queries run in sqlstore and the schema
 // comes from migrations. It imports storage, sqlstore, migrations, config.
 package postgres
@@ -18,7 +18,12 @@ import (
 	"github.com/mediarepo/mediarepo/storage/sqlstore"
 )
 
-var _ storage.MetadataStore = (*Store)(nil)
+var (
+	_ storage.MediaStore       = (*Store)(nil)
+	_ storage.ThumbnailStore   = (*Store)(nil)
+	_ storage.ReservationStore = (*Store)(nil)
+	_ storage.PreviewStore     = (*Store)(nil)
+)
 
 // uploadsChannel is the LISTEN/NOTIFY channel completed uploads are announced on.
 const uploadsChannel = "mediarepo_uploads"
@@ -58,7 +63,7 @@ var queries = sqlstore.Queries{
 	NotifyUploaded: `SELECT pg_notify('` + uploadsChannel + `', $1)`,
 }
 
-// Store is a MetadataStore on PostgreSQL.
+// Store implements every storage metadata interface on PostgreSQL.
 type Store struct {
 	*sqlstore.Store
 	dsn string // for LISTEN, which needs a connection of its own

@@ -16,7 +16,7 @@ import (
 )
 
 func TestMetadataStore(t *testing.T) {
-	storagetest.RunMetadataStore(t, func(t *testing.T) storage.MetadataStore {
+	storagetest.RunMetadataStores(t, func(t *testing.T) *postgres.Store {
 		return storagetest.OpenPostgres(t)
 	})
 }

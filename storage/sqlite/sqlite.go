@@ -1,4 +1,4 @@
-// Package sqlite is the embedded SQLite MetadataStore (modernc.org/sqlite,
+// Package sqlite is the embedded SQLite metadata store (modernc.org/sqlite,
 // pure Go). It owns its SQL text and how the database is opened; the queries
 // run in sqlstore and the schema comes from migrations. It imports storage,
 // sqlstore, migrations, config.
@@ -20,7 +20,12 @@ import (
 	"github.com/mediarepo/mediarepo/storage/sqlstore"
 )
 
-var _ storage.MetadataStore = (*Store)(nil)
+var (
+	_ storage.MediaStore       = (*Store)(nil)
+	_ storage.ThumbnailStore   = (*Store)(nil)
+	_ storage.ReservationStore = (*Store)(nil)
+	_ storage.PreviewStore     = (*Store)(nil)
+)
 
 // queries are this dialect's SQL text for the shared engine.
 var queries = sqlstore.Queries{
@@ -57,7 +62,7 @@ var queries = sqlstore.Queries{
 	NotifyUploaded: ``,
 }
 
-// Store is a MetadataStore on SQLite.
+// Store implements every storage metadata interface on SQLite.
 type Store struct {
 	*sqlstore.Store
 }

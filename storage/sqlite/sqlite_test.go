@@ -3,12 +3,12 @@ package sqlite_test
 import (
 	"testing"
 
-	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/storage/sqlite"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
 func TestMetadataStore(t *testing.T) {
-	storagetest.RunMetadataStore(t, func(t *testing.T) storage.MetadataStore {
+	storagetest.RunMetadataStores(t, func(t *testing.T) *sqlite.Store {
 		return storagetest.OpenSQLite(t)
 	})
 }

@@ -1,5 +1,5 @@
 // Package sqlstore is the database/sql engine under the postgres and sqlite
-// MetadataStores, as perkeep's files package is under localdisk: the Go side of
+// metadata stores, as perkeep's files package is under localdisk: the Go side of
 // every query lives here once, while each dialect package owns its SQL text,
 // its driver and how it opens the database. It imports only storage.
 package sqlstore
@@ -61,18 +61,23 @@ type Queries struct {
 	SelectURLPreview string
 }
 
-// Store implements storage.MetadataStore on a *sql.DB with a dialect's Queries.
+// Store implements the storage metadata interfaces on a *sql.DB with a dialect's Queries.
 type Store struct {
 	db *sql.DB
 	q  Queries
 }
 
-var _ storage.MetadataStore = (*Store)(nil)
+var (
+	_ storage.MediaStore       = (*Store)(nil)
+	_ storage.ThumbnailStore   = (*Store)(nil)
+	_ storage.ReservationStore = (*Store)(nil)
+	_ storage.PreviewStore     = (*Store)(nil)
+)
 
 // New returns a Store on db, which it closes on Close.
 func New(db *sql.DB, q Queries) *Store { return &Store{db: db, q: q} }
 
-// CreateMedia implements storage.MetadataStore.
+// CreateMedia implements storage.MediaStore.
 func (s *Store) CreateMedia(ctx context.Context, m *storage.Media, q storage.Quota) error {
 	return s.inTx(ctx, "insert media "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
 		if err := s.checkQuota(ctx, tx, m, q); err != nil {
@@ -118,7 +123,7 @@ func (s *Store) checkQuota(ctx context.Context, tx *sql.Tx, m *storage.Media, q 
 	return nil
 }
 
-// Usage implements storage.MetadataStore.
+// Usage implements storage.MediaStore.
 func (s *Store) Usage(ctx context.Context, userID string) (storage.Usage, error) {
 	var u storage.Usage
 	if err := s.db.QueryRowContext(ctx, s.q.SelectUsage, userID).Scan(&u.Bytes, &u.Files); err != nil {
@@ -127,7 +132,7 @@ func (s *Store) Usage(ctx context.Context, userID string) (storage.Usage, error)
 	return u, nil
 }
 
-// Media implements storage.MetadataStore.
+// Media implements storage.MediaStore.
 func (s *Store) Media(ctx context.Context, origin, mediaID string) (*storage.Media, error) {
 	m, err := scanMedia(s.db.QueryRowContext(ctx, s.q.SelectMedia, origin, mediaID))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -139,7 +144,7 @@ func (s *Store) Media(ctx context.Context, origin, mediaID string) (*storage.Med
 	return m, nil
 }
 
-// CreateThumbnail implements storage.MetadataStore.
+// CreateThumbnail implements storage.ThumbnailStore.
 func (s *Store) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error {
 	res, err := s.db.ExecContext(ctx, s.q.InsertThumbnail, t.Origin, t.MediaID, t.Width, t.Height, t.Method,
 		t.Animated, t.ContentType, t.SHA256, t.SizeBytes, t.DatastoreID, t.CreatedAt.UnixMilli())
@@ -152,7 +157,7 @@ func (s *Store) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error
 	return nil
 }
 
-// Thumbnails implements storage.MetadataStore.
+// Thumbnails implements storage.ThumbnailStore.
 func (s *Store) Thumbnails(ctx context.Context, origin, mediaID string) ([]storage.Thumbnail, error) {
 	rows, err := s.db.QueryContext(ctx, s.q.SelectThumbnails, origin, mediaID)
 	if err != nil {
@@ -176,7 +181,7 @@ func (s *Store) Thumbnails(ctx context.Context, origin, mediaID string) ([]stora
 	return out, nil
 }
 
-// CreatePending implements storage.MetadataStore.
+// CreatePending implements storage.ReservationStore.
 func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPending int) error {
 	return s.inTx(ctx, "reserve media", func(tx *sql.Tx) error {
 		if s.q.LockUser != "" {
@@ -211,7 +216,7 @@ func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPendin
 	})
 }
 
-// Pending implements storage.MetadataStore.
+// Pending implements storage.ReservationStore.
 func (s *Store) Pending(ctx context.Context, origin, mediaID string) (*storage.Pending, error) {
 	var p storage.Pending
 	var created, expires int64
@@ -227,7 +232,7 @@ func (s *Store) Pending(ctx context.Context, origin, mediaID string) (*storage.P
 	return &p, nil
 }
 
-// CompleteUpload implements storage.MetadataStore.
+// CompleteUpload implements storage.ReservationStore.
 func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.Quota) error {
 	return s.inTx(ctx, "complete upload of "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q.DeletePending, m.Origin, m.MediaID, m.UserID, time.Now().UnixMilli())
@@ -260,7 +265,7 @@ func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.
 	})
 }
 
-// DeleteExpiredPending implements storage.MetadataStore.
+// DeleteExpiredPending implements storage.ReservationStore.
 func (s *Store) DeleteExpiredPending(ctx context.Context, now time.Time) (int64, error) {
 	res, err := s.db.ExecContext(ctx, s.q.DeleteExpiredPending, now.UnixMilli())
 	if err != nil {
@@ -269,7 +274,7 @@ func (s *Store) DeleteExpiredPending(ctx context.Context, now time.Time) (int64,
 	return res.RowsAffected()
 }
 
-// URLPreview implements storage.MetadataStore.
+// URLPreview implements storage.PreviewStore.
 func (s *Store) URLPreview(ctx context.Context, url string, bucket int64, lang string) (*storage.URLPreview, error) {
 	var p storage.URLPreview
 	var created int64
@@ -285,7 +290,7 @@ func (s *Store) URLPreview(ctx context.Context, url string, bucket int64, lang s
 	return &p, nil
 }
 
-// CreateURLPreview implements storage.MetadataStore.
+// CreateURLPreview implements storage.PreviewStore.
 func (s *Store) CreateURLPreview(ctx context.Context, p *storage.URLPreview) error {
 	_, err := s.db.ExecContext(ctx, s.q.InsertURLPreview, p.URL, p.Bucket, p.Lang, p.Status, p.Errcode, p.Body, p.CreatedAt.UnixMilli())
 	if err != nil {
@@ -319,7 +324,7 @@ func rowExists(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool
 	return err == nil, err
 }
 
-// Close implements storage.MetadataStore.
+// Close closes the database; calls after Close fail.
 func (s *Store) Close() error { return s.db.Close() }
 
 func scanMedia(row *sql.Row) (*storage.Media, error) {

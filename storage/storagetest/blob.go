@@ -13,120 +13,135 @@ import (
 	"github.com/mediarepo/mediarepo/storage"
 )
 
+// blobContent is 1 MB: several copy buffers.
+var blobContent = bytes.Repeat([]byte("mediarepo "), 100000)
+
+// blobSum is the hex SHA-256 of blobContent.
+func blobSum() string {
+	sum := sha256.Sum256(blobContent)
+	return hex.EncodeToString(sum[:])
+}
+
 // RunBlobStore checks the BlobStore contract against a fresh store from open
 // for each case.
 func RunBlobStore(t *testing.T, open func(t *testing.T) storage.BlobStore) {
+	runCases(t, open, []testCase[storage.BlobStore]{
+		{"put then open", blobPutOpen},
+		{"open seeks", blobSeek},
+		{"empty blob", blobEmpty},
+		{"identical puts, also concurrent, are one blob", blobIdentical},
+		{"failed reader leaves nothing", blobFailedReader},
+		{"cancelled context stops put", blobCancelled},
+		{"missing and malformed are ErrNotFound", blobMissing},
+		{"delete", blobDelete},
+	})
+}
+
+func blobPutOpen(t *testing.T, s storage.BlobStore) {
 	ctx := context.Background()
-	content := bytes.Repeat([]byte("mediarepo "), 100000) // 1 MB: several copy buffers
-	sum := sha256.Sum256(content)
-	wantSum := hex.EncodeToString(sum[:])
+	got, size, err := s.Put(ctx, bytes.NewReader(blobContent))
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if got != blobSum() || size != int64(len(blobContent)) {
+		t.Errorf("Put = %s, %d; want %s, %d", got, size, blobSum(), len(blobContent))
+	}
+	mustRead(t, s, got, blobContent)
+}
 
-	t.Run("put then open", func(t *testing.T) {
-		s := open(t)
-		got, size, err := s.Put(ctx, bytes.NewReader(content))
-		if err != nil {
-			t.Fatalf("Put: %v", err)
-		}
-		if got != wantSum || size != int64(len(content)) {
-			t.Errorf("Put = %s, %d; want %s, %d", got, size, wantSum, len(content))
-		}
-		mustRead(t, s, got, content)
-	})
+func blobSeek(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	got, _, err := s.Put(ctx, bytes.NewReader(blobContent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Open(ctx, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(-7, io.SeekEnd); err != nil {
+		t.Fatal(err)
+	}
+	tail, _ := io.ReadAll(f)
+	if string(tail) != string(blobContent[len(blobContent)-7:]) {
+		t.Errorf("tail = %q, want %q", tail, blobContent[len(blobContent)-7:])
+	}
+}
 
-	t.Run("open seeks", func(t *testing.T) {
-		s := open(t)
-		got, _, err := s.Put(ctx, bytes.NewReader(content))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := s.Open(ctx, got)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := f.Seek(-7, io.SeekEnd); err != nil {
-			t.Fatal(err)
-		}
-		tail, _ := io.ReadAll(f)
-		if string(tail) != string(content[len(content)-7:]) {
-			t.Errorf("tail = %q, want %q", tail, content[len(content)-7:])
-		}
-	})
+func blobEmpty(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	got, size, err := s.Put(ctx, bytes.NewReader(nil))
+	if err != nil || size != 0 || got != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
+		t.Fatalf("Put(empty) = %s, %d, %v", got, size, err)
+	}
+	mustRead(t, s, got, nil)
+}
 
-	t.Run("empty blob", func(t *testing.T) {
-		s := open(t)
-		got, size, err := s.Put(ctx, bytes.NewReader(nil))
-		if err != nil || size != 0 || got != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
-			t.Fatalf("Put(empty) = %s, %d, %v", got, size, err)
-		}
-		mustRead(t, s, got, nil)
-	})
-
-	t.Run("identical puts, also concurrent, are one blob", func(t *testing.T) {
-		s := open(t)
-		var wg sync.WaitGroup
-		for range 6 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if got, _, err := s.Put(ctx, bytes.NewReader(content)); err != nil || got != wantSum {
-					t.Errorf("Put = %s, %v", got, err)
-				}
-			}()
-		}
-		wg.Wait()
-		mustRead(t, s, wantSum, content)
-	})
-
-	t.Run("failed reader leaves nothing", func(t *testing.T) {
-		s := open(t)
-		boom := errors.New("client went away")
-		r := io.MultiReader(bytes.NewReader(content[:1000]), errReader{boom})
-		if _, _, err := s.Put(ctx, r); !errors.Is(err, boom) {
-			t.Fatalf("Put = %v, want wrapped %v", err, boom)
-		}
-		partial := sha256.Sum256(content[:1000])
-		if _, err := s.Open(ctx, hex.EncodeToString(partial[:])); !errors.Is(err, storage.ErrNotFound) {
-			t.Errorf("partial blob is readable: %v", err)
-		}
-	})
-
-	t.Run("cancelled context stops put", func(t *testing.T) {
-		s := open(t)
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		if _, _, err := s.Put(cctx, bytes.NewReader(content)); !errors.Is(err, context.Canceled) {
-			t.Errorf("Put with cancelled ctx = %v, want context.Canceled", err)
-		}
-	})
-
-	t.Run("missing and malformed are ErrNotFound", func(t *testing.T) {
-		s := open(t)
-		for _, sum := range []string{
-			wantSum, "../../../../etc/passwd", "", "ABCDEF" + wantSum[6:], wantSum[:63] + "/",
-		} {
-			if _, err := s.Open(ctx, sum); !errors.Is(err, storage.ErrNotFound) {
-				t.Errorf("Open(%q) = %v, want ErrNotFound", sum, err)
+func blobIdentical(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, _, err := s.Put(ctx, bytes.NewReader(blobContent)); err != nil || got != blobSum() {
+				t.Errorf("Put = %s, %v", got, err)
 			}
-		}
-	})
+		}()
+	}
+	wg.Wait()
+	mustRead(t, s, blobSum(), blobContent)
+}
 
-	t.Run("delete", func(t *testing.T) {
-		s := open(t)
-		got, _, err := s.Put(ctx, bytes.NewReader(content))
-		if err != nil {
-			t.Fatal(err)
+func blobFailedReader(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	boom := errors.New("client went away")
+	r := io.MultiReader(bytes.NewReader(blobContent[:1000]), errReader{boom})
+	if _, _, err := s.Put(ctx, r); !errors.Is(err, boom) {
+		t.Fatalf("Put = %v, want wrapped %v", err, boom)
+	}
+	partial := sha256.Sum256(blobContent[:1000])
+	if _, err := s.Open(ctx, hex.EncodeToString(partial[:])); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("partial blob is readable: %v", err)
+	}
+}
+
+func blobCancelled(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := s.Put(cctx, bytes.NewReader(blobContent)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put with cancelled ctx = %v, want context.Canceled", err)
+	}
+}
+
+func blobMissing(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	for _, sum := range []string{
+		blobSum(), "../../../../etc/passwd", "", "ABCDEF" + blobSum()[6:], blobSum()[:63] + "/",
+	} {
+		if _, err := s.Open(ctx, sum); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Open(%q) = %v, want ErrNotFound", sum, err)
 		}
-		if err := s.Delete(ctx, got); err != nil {
-			t.Fatalf("Delete: %v", err)
-		}
-		if _, err := s.Open(ctx, got); !errors.Is(err, storage.ErrNotFound) {
-			t.Errorf("Open after Delete = %v, want ErrNotFound", err)
-		}
-		if err := s.Delete(ctx, got); err != nil {
-			t.Errorf("second Delete = %v, want nil", err)
-		}
-	})
+	}
+}
+
+func blobDelete(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	got, _, err := s.Put(ctx, bytes.NewReader(blobContent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, got); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Open(ctx, got); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open after Delete = %v, want ErrNotFound", err)
+	}
+	if err := s.Delete(ctx, got); err != nil {
+		t.Errorf("second Delete = %v, want nil", err)
+	}
 }
 
 func mustRead(t *testing.T, s storage.BlobStore, sum string, want []byte) {

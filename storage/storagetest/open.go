@@ -1,5 +1,5 @@
-// Package storagetest holds the conformance suites every MetadataStore and
-// BlobStore implementation runs, and helpers that open real backends for tests:
+// Package storagetest holds the conformance suites every metadata store and
+// BlobStore implementation runs (one per interface), and helpers that open real backends for tests:
 // a fresh PostgreSQL schema, an SQLite file and a disk datastore in t.TempDir().
 package storagetest
 

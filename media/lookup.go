@@ -1,0 +1,191 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+// Request says which media is wanted and how far to go for it.
+type Request struct {
+	Origin, MediaID string
+	// Local is the homeserver asking: media of any other origin is remote
+	// and, when not stored yet, fetched on its behalf.
+	Local string
+	// Remote allows fetching remote media that is not stored yet.
+	Remote bool
+	// Wait is how long to wait for the upload of a reserved media ID; at
+	// zero a reserved ID answers ErrNotYetUploaded at once.
+	Wait time.Duration
+}
+
+// Find returns the media r names: from the row cache or the store, fetched
+// from its server if it is remote and r.Remote allows, or, for a reserved ID,
+// once its upload completes. Media that is not there wraps storage.ErrNotFound.
+func (s *Service) Find(ctx context.Context, r Request) (*storage.Media, error) {
+	var m *storage.Media
+	var err error
+	if r.Origin != r.Local {
+		m, err = s.remoteMedia(ctx, r)
+	} else {
+		m, err = s.Local(ctx, r.Origin, r.MediaID)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return s.awaitUpload(ctx, r, err)
+	}
+	return m, err
+}
+
+// Local looks stored media up, through the row cache. Rows are immutable, so
+// a cached row is always current.
+func (s *Service) Local(ctx context.Context, origin, mediaID string) (*storage.Media, error) {
+	key := origin + "/" + mediaID
+	if m, ok := s.rows.Get(key); ok {
+		return m, nil
+	}
+	m, err := s.media.Media(ctx, origin, mediaID)
+	if err != nil {
+		return nil, err
+	}
+	s.rows.Add(key, m)
+	return m, nil
+}
+
+type remoteFailure struct {
+	err   error
+	until time.Time
+}
+
+// remoteMedia returns media of another server: from storage when it was
+// fetched before, otherwise fetched once (concurrent requests share the
+// fetch) and stored as remote media. Failures are remembered for
+// downloads.failureCacheMinutes.
+func (s *Service) remoteMedia(ctx context.Context, r Request) (*storage.Media, error) {
+	if s.remote == nil || slices.Contains(s.cfg.IgnoredHosts, r.Origin) {
+		return nil, fmt.Errorf("%s: %w", r.Origin, ErrNoRemote)
+	}
+	m, err := s.Local(ctx, r.Origin, r.MediaID)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return m, err
+	}
+	if !r.Remote {
+		return nil, fmt.Errorf("%s/%s: %w", r.Origin, r.MediaID, ErrNotCached)
+	}
+	key := r.Origin + "/" + r.MediaID
+	if f, ok := s.failures.Get(key); ok && time.Now().Before(f.until) {
+		return nil, f.err
+	}
+	v, err, _ := s.fetches.Do(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchTimeout)
+		defer cancel()
+		// A fetch that finished since our look-up (here or in another process) is used.
+		if m, err := s.media.Media(fctx, r.Origin, r.MediaID); err == nil {
+			return m, nil
+		}
+		m, err := s.fetch(fctx, r.Local, r.Origin, r.MediaID)
+		if err != nil {
+			err = fmt.Errorf("fetch %s: %w: %w", key, ErrRemoteFailed, err)
+			until := time.Now().Add(time.Duration(s.cfg.Downloads.FailureCacheMinutes) * time.Minute)
+			s.failures.Add(key, remoteFailure{err: err, until: until})
+			return nil, err
+		}
+		return m, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*storage.Media), nil
+}
+
+// fetch downloads remote media for the local homeserver local and stores it;
+// downloads.maxBytes is enforced on the stream.
+func (s *Service) fetch(ctx context.Context, local, server, mediaID string) (*storage.Media, error) {
+	remote, err := s.remote.Download(ctx, local, server, mediaID)
+	if err != nil {
+		return nil, err
+	}
+	defer remote.Body.Close()
+	var body io.Reader = remote.Body
+	if limit := s.cfg.Downloads.MaxBytes; limit > 0 {
+		body = &capReader{r: remote.Body, left: limit}
+	}
+	id := s.blobs.Roles().RemoteMedia
+	sum, size, err := s.blobs.Put(ctx, id, body)
+	if err != nil {
+		return nil, fmt.Errorf("store remote media: %w", err)
+	}
+	contentType := remote.ContentType
+	if contentType == "" || !Printable(contentType, MaxContentTypeBytes) {
+		contentType = "application/octet-stream"
+	}
+	name := remote.FileName
+	if len(name) > MaxFileNameBytes || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+		name = ""
+	}
+	m := &storage.Media{
+		Origin: server, MediaID: mediaID, UploadName: name, ContentType: contentType,
+		SHA256: sum, SizeBytes: size, DatastoreID: id, CreatedAt: time.Now(),
+		Authenticated: s.cfg.Freeze,
+	}
+	err = s.media.CreateMedia(ctx, m, storage.Quota{})
+	if errors.Is(err, storage.ErrExists) {
+		return s.media.Media(ctx, server, mediaID) // another process fetched it first
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log.WithFields(logrus.Fields{"origin": server, "media_id": mediaID, "bytes": size}).Debug("remote media cached")
+	s.stored(m)
+	return m, nil
+}
+
+// capReader fails once more than left bytes come through, whatever the
+// remote's Content-Length said.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, ErrRemoteTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, ErrRemoteTooLarge
+	}
+	return n, err
+}
+
+// Limits on what is stored of names and types, uploaded or remote.
+const (
+	MaxFileNameBytes    = 1024
+	MaxContentTypeBytes = 255
+)
+
+// Printable accepts valid UTF-8 of at most max bytes without control
+// characters: what every database stores and every header can carry.
+func Printable(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}

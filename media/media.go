@@ -1,0 +1,184 @@
+// Package media is the media lifecycle: storing uploads under their quotas,
+// finding media (rows cached in process, remote media fetched over federation
+// once and its failures remembered), and asynchronous uploads (reservations,
+// downloads that wait for them, the sweep of expired ones). It knows nothing
+// of HTTP; the api package is its edge. It imports storage, federation and
+// config, and owns the goroutines it starts until Close.
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/federation"
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+// Errors of the service, for the edge to turn into Matrix errors. Lookups
+// that find nothing wrap storage.ErrNotFound.
+var (
+	// ErrNotYetUploaded: a reserved media ID's upload did not come in time.
+	ErrNotYetUploaded = errors.New("media not uploaded yet")
+	// ErrCannotOverwrite: an upload to a media ID that has its bytes already.
+	ErrCannotOverwrite = errors.New("media already uploaded")
+	// ErrNotReserved: an upload to a media ID that was never reserved, or whose
+	// reservation expired.
+	ErrNotReserved = errors.New("media ID not reserved or expired")
+	// ErrNotOwner: an upload to a media ID another user reserved.
+	ErrNotOwner = errors.New("media ID reserved by another user")
+	// ErrTooManyPending: the user holds uploads.maxPending reservations already.
+	ErrTooManyPending = errors.New("too many media IDs reserved and not uploaded")
+	// ErrTooLarge: an upload declared larger than uploads.maxBytes.
+	ErrTooLarge = errors.New("upload larger than uploads.maxBytes")
+	// ErrTooSmall: an upload under uploads.minBytes.
+	ErrTooSmall = errors.New("upload smaller than uploads.minBytes")
+	// ErrNoRemote: media of a server this repository does not fetch from
+	// (federation off or federation.ignoredHosts).
+	ErrNoRemote = errors.New("media of that server is not fetched")
+	// ErrNotCached: remote media not stored here, on a lookup that may not fetch.
+	ErrNotCached = errors.New("remote media not cached and not fetched")
+	// ErrRemoteFailed wraps every failed remote fetch; federation.ErrNotFound
+	// and ErrRemoteTooLarge say more where they apply.
+	ErrRemoteFailed = errors.New("remote media fetch failed")
+	// ErrRemoteTooLarge: remote media over downloads.maxBytes.
+	ErrRemoteTooLarge = errors.New("remote media larger than downloads.maxBytes")
+)
+
+// Defaults where Config leaves a duration zero.
+const (
+	defaultRecheck       = time.Second
+	defaultSweepInterval = 10 * time.Minute
+	// mediaCacheEntries bounds the in-process cache of media rows. Rows are
+	// immutable, so the cache needs no invalidation until deletion arrives.
+	mediaCacheEntries = 50_000
+	// failureCacheEntries bounds the remembered remote failures.
+	failureCacheEntries = 50_000
+)
+
+// Config is what the service reads of media-repo.yaml.
+type Config struct {
+	Uploads   config.Uploads
+	Downloads config.Downloads
+	// IgnoredHosts are federation.ignoredHosts: servers whose media is never
+	// fetched or served.
+	IgnoredHosts []string
+	// FetchTimeout bounds one remote fetch (timeouts.federationTimeoutSeconds).
+	FetchTimeout time.Duration
+	// Freeze marks new media as served on authenticated routes only
+	// (repo.freezeUnauthenticatedMedia).
+	Freeze bool
+	// Recheck is how often a download waiting for an upload looks again when
+	// no notification arrives; 0 means one second.
+	Recheck time.Duration
+	// SweepInterval is how often expired reservations are removed; 0 means
+	// ten minutes.
+	SweepInterval time.Duration
+}
+
+// Fetcher downloads media from other servers; *federation.Client is one.
+type Fetcher interface {
+	// Download fetches server's mediaID on behalf of the local homeserver
+	// origin. The caller closes the body.
+	Download(ctx context.Context, origin, server, mediaID string) (*federation.Remote, error)
+}
+
+// Options are the service's dependencies.
+type Options struct {
+	Config       Config
+	Media        storage.MediaStore
+	Reservations storage.ReservationStore
+	Blobs        *storage.Datastores
+	// Remote fetches remote media; nil serves local media only.
+	Remote Fetcher
+	// Watcher announces uploads completed by other processes; nil means
+	// waiters there see them when they look again.
+	Watcher storage.UploadWatcher
+	// Stored is called with every new media row (uploads, remote media,
+	// server-made media), e.g. to queue its thumbnails. Optional.
+	Stored func(*storage.Media)
+	Log    *logrus.Entry
+}
+
+// Service is the media lifecycle. Its methods are safe for concurrent use.
+type Service struct {
+	cfg      Config
+	media    storage.MediaStore
+	res      storage.ReservationStore
+	blobs    *storage.Datastores
+	remote   Fetcher
+	stored   func(*storage.Media)
+	log      *logrus.Entry
+	rows     *lru.Cache[string, *storage.Media]
+	failures *lru.Cache[string, remoteFailure]
+	fetches  singleflight.Group
+	waiters  waiters
+
+	stop       context.CancelFunc
+	background sync.WaitGroup
+}
+
+// New checks opts and starts the background work (the watcher of other
+// processes' uploads, the sweep of expired reservations); Close stops it.
+func New(opts Options) (*Service, error) {
+	if opts.Media == nil || opts.Reservations == nil || opts.Blobs == nil || opts.Log == nil {
+		return nil, errors.New("media.New: Media, Reservations, Blobs and Log are required")
+	}
+	s := &Service{
+		cfg: opts.Config, media: opts.Media, res: opts.Reservations, blobs: opts.Blobs,
+		remote: opts.Remote, stored: opts.Stored, log: opts.Log,
+	}
+	if s.stored == nil {
+		s.stored = func(*storage.Media) {}
+	}
+	if s.cfg.Recheck <= 0 {
+		s.cfg.Recheck = defaultRecheck
+	}
+	if s.cfg.SweepInterval <= 0 {
+		s.cfg.SweepInterval = defaultSweepInterval
+	}
+	s.rows, _ = lru.New[string, *storage.Media](mediaCacheEntries)
+	s.failures, _ = lru.New[string, remoteFailure](failureCacheEntries)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.run(ctx, s.sweepReservations)
+	if opts.Watcher != nil {
+		s.run(ctx, func(ctx context.Context) { s.watchUploads(ctx, opts.Watcher) })
+	}
+	return s, nil
+}
+
+// run starts job in a goroutine that Close waits for.
+func (s *Service) run(ctx context.Context, job func(context.Context)) {
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		job(ctx)
+	}()
+}
+
+// Close stops the background work and waits for it.
+func (s *Service) Close() error {
+	s.stop()
+	s.background.Wait()
+	return nil
+}
+
+// Open opens the bytes of m; the caller closes them. A missing blob is an
+// error wrapping storage.ErrNotFound.
+func (s *Service) Open(ctx context.Context, m *storage.Media) (io.ReadSeekCloser, error) {
+	blob, err := s.blobs.Open(ctx, m.DatastoreID, m.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("blob of %s/%s: %w", m.Origin, m.MediaID, err)
+	}
+	return blob, nil
+}

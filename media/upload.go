@@ -1,0 +1,162 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+// Upload is one upload: who sends what, as the edge parsed it. Body is read
+// once, to its end or its first error; limits on its length are the edge's.
+type Upload struct {
+	Origin      string // the homeserver the media belongs to
+	UserID      string // the uploader; "" for shared-secret uploads
+	Name        string // upload file name; "" for none
+	ContentType string
+	Body        io.Reader
+	// Size is the length the client declared, or -1 if unknown: one over
+	// uploads.maxBytes is refused before reading. The body is not trusted to
+	// match it; the edge caps what is read.
+	Size int64
+}
+
+// Upload stores u as new local media under a fresh media ID and returns its
+// row. A user at their quota is refused before a byte is read.
+func (s *Service) Upload(ctx context.Context, u Upload) (*storage.Media, error) {
+	if err := s.checkQuotaBefore(ctx, u.UserID); err != nil {
+		return nil, err
+	}
+	m, err := s.receive(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	quota, _ := s.Quota(m.UserID)
+	// A collision of 192 random bits is not expected; retrying costs nothing.
+	for attempt := 0; ; attempt++ {
+		m.MediaID = newMediaID()
+		err = s.media.CreateMedia(ctx, m, quota)
+		if err == nil || !errors.Is(err, storage.ErrExists) || attempt == 2 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.uploaded(m)
+	return m, nil
+}
+
+// Save stores media this server made itself (a URL preview's image) as local
+// media of origin: no uploader, so no quota.
+func (s *Service) Save(ctx context.Context, origin, contentType string, data []byte) (*storage.Media, error) {
+	id := s.blobs.Roles().LocalMedia
+	sum, size, err := s.blobs.Put(ctx, id, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	m := &storage.Media{
+		Origin: origin, MediaID: newMediaID(), ContentType: contentType,
+		SHA256: sum, SizeBytes: size, DatastoreID: id, CreatedAt: time.Now(),
+		Authenticated: s.cfg.Freeze,
+	}
+	if err := s.media.CreateMedia(ctx, m, storage.Quota{}); err != nil {
+		return nil, err
+	}
+	s.stored(m)
+	return m, nil
+}
+
+// receive streams u's body into the local datastore and returns the media row
+// to write, without its MediaID. On any error nothing is left behind.
+func (s *Service) receive(ctx context.Context, u Upload) (*storage.Media, error) {
+	if limit := s.cfg.Uploads.MaxBytes; limit > 0 && u.Size > limit {
+		return nil, fmt.Errorf("%d bytes declared, limit %d: %w", u.Size, limit, ErrTooLarge)
+	}
+	body := u.Body
+	// Refuse a too-small upload before a byte reaches the datastore.
+	if min := s.cfg.Uploads.MinBytes; min > 0 {
+		head := make([]byte, min)
+		n, err := io.ReadFull(body, head)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%d bytes, minimum %d: %w", n, min, ErrTooSmall)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read upload: %w", err)
+		}
+		body = io.MultiReader(bytes.NewReader(head[:n]), body)
+	}
+	id := s.blobs.Roles().LocalMedia
+	sum, size, err := s.blobs.Put(ctx, id, body)
+	if err != nil {
+		return nil, fmt.Errorf("store upload: %w", err)
+	}
+	return &storage.Media{
+		Origin:        u.Origin,
+		UploadName:    u.Name,
+		ContentType:   u.ContentType,
+		UserID:        u.UserID,
+		SHA256:        sum,
+		SizeBytes:     size,
+		DatastoreID:   id,
+		CreatedAt:     time.Now(),
+		Authenticated: s.cfg.Freeze,
+	}, nil
+}
+
+// uploaded runs what follows every stored upload: waking downloads that wait
+// for it, and the Stored hook (thumbnails).
+func (s *Service) uploaded(m *storage.Media) {
+	s.waiters.wake(m.Origin, m.MediaID)
+	s.stored(m)
+}
+
+// Quota returns the storage quota and the pending-upload limit that apply to
+// userID.
+func (s *Service) Quota(userID string) (storage.Quota, int) {
+	rule, ok := s.cfg.Uploads.Quotas.Quota(userID)
+	if !ok {
+		return storage.Quota{}, s.cfg.Uploads.MaxPending
+	}
+	pending := s.cfg.Uploads.MaxPending
+	if rule.MaxPending > 0 {
+		pending = rule.MaxPending
+	}
+	return storage.Quota{MaxBytes: rule.MaxBytes, MaxFiles: rule.MaxFiles}, pending
+}
+
+// Usage is what userID's uploads add up to.
+func (s *Service) Usage(ctx context.Context, userID string) (storage.Usage, error) {
+	return s.media.Usage(ctx, userID)
+}
+
+// checkQuotaBefore refuses an upload before its body is read when the user is
+// already at their quota. The final, atomic check happens when the row is
+// written.
+func (s *Service) checkQuotaBefore(ctx context.Context, userID string) error {
+	q, _ := s.Quota(userID)
+	if q.MaxBytes <= 0 && q.MaxFiles <= 0 {
+		return nil
+	}
+	u, err := s.media.Usage(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if (q.MaxBytes > 0 && u.Bytes >= q.MaxBytes) || (q.MaxFiles > 0 && u.Files >= q.MaxFiles) {
+		return fmt.Errorf("%s stores %d bytes in %d files: %w", userID, u.Bytes, u.Files, storage.ErrQuotaExceeded)
+	}
+	return nil
+}
+
+// newMediaID returns 32 characters of [A-Za-z0-9_-] (192 random bits).
+func newMediaID() string {
+	var b [24]byte
+	rand.Read(b[:]) // never fails since Go 1.24
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

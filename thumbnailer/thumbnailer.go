@@ -1,0 +1,312 @@
+// Package thumbnailer is the thumbnail lifecycle: it finds a media's stored
+// thumbnail for a size, or makes it with a thumbnails.Generator (once, however
+// many requests ask at the same moment), stores its bytes and row, and makes
+// the configured sizes of new media in the background. The image work itself
+// is the thumbnails package's. It imports thumbnails, storage and config, and
+// owns its worker goroutines until Close.
+package thumbnailer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/thumbnails"
+)
+
+const (
+	// generateTimeout bounds one generation, which outlives the request that
+	// started it when other requests wait for the same result.
+	generateTimeout = 60 * time.Second
+	// cacheEntries bounds the in-process cache of thumbnail rows.
+	cacheEntries = 50_000
+	// queueLength bounds the uploads waiting for background generation: when
+	// it is full, an upload's thumbnails are made on first request instead.
+	queueLength = 1024
+)
+
+// Options are the service's dependencies.
+type Options struct {
+	Config     config.Thumbnails
+	Thumbnails storage.ThumbnailStore
+	Blobs      *storage.Datastores
+	Generator  *thumbnails.Generator
+	Log        *logrus.Entry
+}
+
+// Service makes, stores and finds thumbnails. Its methods are safe for
+// concurrent use.
+type Service struct {
+	cfg    config.Thumbnails
+	store  storage.ThumbnailStore
+	blobs  *storage.Datastores
+	gen    *thumbnails.Generator
+	log    *logrus.Entry
+	sizes  []thumbnails.Spec // the configured sizes, made after uploads
+	cache  *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
+	flight singleflight.Group
+	slots  chan struct{} // bounds concurrent generation
+	jobs   chan *storage.Media
+
+	stop    context.CancelFunc
+	workers sync.WaitGroup
+}
+
+// New checks opts and starts thumbnails.numWorkers background workers;
+// Close stops them.
+func New(opts Options) (*Service, error) {
+	if opts.Thumbnails == nil || opts.Blobs == nil || opts.Generator == nil || opts.Log == nil {
+		return nil, errors.New("thumbnailer.New: Thumbnails, Blobs, Generator and Log are required")
+	}
+	s := &Service{
+		cfg: opts.Config, store: opts.Thumbnails, blobs: opts.Blobs, gen: opts.Generator, log: opts.Log,
+		sizes: configuredSizes(opts.Config),
+		slots: make(chan struct{}, max(opts.Config.NumWorkers, runtime.NumCPU())),
+		jobs:  make(chan *storage.Media, queueLength),
+	}
+	s.cache, _ = lru.New[string, *storage.Thumbnail](cacheEntries)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	for range opts.Config.NumWorkers {
+		s.workers.Add(1)
+		go s.work(ctx)
+	}
+	return s, nil
+}
+
+// Close stops the background workers and waits for them.
+func (s *Service) Close() error {
+	s.stop()
+	s.workers.Wait()
+	return nil
+}
+
+// Spec turns a client's request (a w x h box, a method, animated or not) into
+// the size to serve, as thumbnails.Choose does with this service's config.
+func (s *Service) Spec(w, h int, method string, animated bool) thumbnails.Spec {
+	return thumbnails.Choose(s.cfg, w, h, method, animated)
+}
+
+// Thumbnail returns the stored thumbnail of m for spec, generating and
+// storing it first if needed, or thumbnails.ErrUseOriginal when the original
+// is to be served. The configured sizes of a media are made together from one
+// decode (as after an upload); any other size alone. Concurrent calls share
+// the work; a thumbnail another process stored first is used as it is.
+func (s *Service) Thumbnail(ctx context.Context, m *storage.Media, spec thumbnails.Spec) (*storage.Thumbnail, error) {
+	key := cacheKey(m, spec)
+	if th, ok := s.cache.Get(key); ok {
+		return cached(th)
+	}
+	if s.configured(spec) {
+		if err := s.ensureConfiguredSizes(ctx, m); err != nil {
+			return nil, err
+		}
+		if th, ok := s.cache.Get(key); ok {
+			return cached(th)
+		}
+	}
+	v, err, _ := s.flight.Do(key, func() (any, error) {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), generateTimeout)
+		defer cancel()
+		stored, err := s.store.Thumbnails(gctx, m.Origin, m.MediaID)
+		if err != nil {
+			return nil, err
+		}
+		if th := find(stored, spec); th != nil {
+			s.cache.Add(key, th)
+			return th, nil
+		}
+		made, err := s.generate(gctx, m, []thumbnails.Spec{spec})
+		if err != nil {
+			return nil, err
+		}
+		return made[0], nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cached(v.(*storage.Thumbnail))
+}
+
+// Open opens the bytes of th; the caller closes them.
+func (s *Service) Open(ctx context.Context, th *storage.Thumbnail) (io.ReadSeekCloser, error) {
+	blob, err := s.blobs.Open(ctx, th.DatastoreID, th.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("thumbnail of %s/%s: %w", th.Origin, th.MediaID, err)
+	}
+	return blob, nil
+}
+
+// ensureConfiguredSizes stores every configured size of m that is not stored
+// yet, decoding the original once. Concurrent callers for one media (the
+// background worker after an upload, and the client's first view) share one run.
+func (s *Service) ensureConfiguredSizes(ctx context.Context, m *storage.Media) error {
+	_, err, _ := s.flight.Do("sizes/"+m.Origin+"/"+m.MediaID, func() (any, error) {
+		// Shared by every waiting request: it must not die with the first one.
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), generateTimeout)
+		defer cancel()
+		stored, err := s.store.Thumbnails(gctx, m.Origin, m.MediaID)
+		if err != nil {
+			return nil, err
+		}
+		var missing []thumbnails.Spec
+		for _, spec := range s.sizes {
+			if th := find(stored, spec); th != nil {
+				s.cache.Add(cacheKey(m, spec), th)
+			} else {
+				missing = append(missing, spec)
+			}
+		}
+		if len(missing) == 0 {
+			return nil, nil
+		}
+		_, err = s.generate(gctx, m, missing)
+		return nil, err
+	})
+	return err
+}
+
+// generate makes the thumbnails of m for specs, stores them and caches them.
+// The result has one entry per spec: the stored thumbnail, or nil where the
+// original should be served. At most cap(slots) originals are decoded at
+// once, whatever the number of requests: each may take tens of megabytes.
+func (s *Service) generate(ctx context.Context, m *storage.Media, specs []thumbnails.Spec) ([]*storage.Thumbnail, error) {
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	src, err := s.blobs.Open(ctx, m.DatastoreID, m.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("original of %s/%s: %w", m.Origin, m.MediaID, err)
+	}
+	defer src.Close()
+	results, err := s.gen.GenerateAll(ctx, src, m.SizeBytes, specs)
+	if err != nil {
+		return nil, err
+	}
+	made := make([]*storage.Thumbnail, len(specs))
+	for i, r := range results {
+		if !errors.Is(r.Err, thumbnails.ErrUseOriginal) {
+			if made[i], err = s.save(ctx, m, specs[i], r.Thumbnail); err != nil {
+				return nil, err
+			}
+		}
+		s.cache.Add(cacheKey(m, specs[i]), made[i]) // nil: the original
+	}
+	return made, nil
+}
+
+// save writes gen's bytes and its row. If another process stored the same
+// thumbnail first, its row is returned instead.
+func (s *Service) save(ctx context.Context, m *storage.Media, spec thumbnails.Spec, gen *thumbnails.Thumbnail) (*storage.Thumbnail, error) {
+	id := s.blobs.Roles().Thumbnails
+	sum, size, err := s.blobs.Put(ctx, id, bytes.NewReader(gen.Data))
+	if err != nil {
+		return nil, fmt.Errorf("store thumbnail: %w", err)
+	}
+	th := &storage.Thumbnail{
+		Origin: m.Origin, MediaID: m.MediaID, Width: spec.Width, Height: spec.Height,
+		Method: spec.Method, Animated: spec.Animated, ContentType: gen.ContentType,
+		SHA256: sum, SizeBytes: size, DatastoreID: id, CreatedAt: time.Now(),
+	}
+	err = s.store.CreateThumbnail(ctx, th)
+	if errors.Is(err, storage.ErrExists) {
+		stored, lerr := s.store.Thumbnails(ctx, m.Origin, m.MediaID)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if other := find(stored, spec); other != nil {
+			return other, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return th, nil
+}
+
+// Pregenerate asks for m's configured sizes to be made in the background.
+// When the queue is full they are made on first request instead.
+func (s *Service) Pregenerate(m *storage.Media) {
+	select {
+	case s.jobs <- m:
+	default:
+		s.log.WithFields(logrus.Fields{"origin": m.Origin, "media_id": m.MediaID}).Debug("thumbnail queue full")
+	}
+}
+
+// work makes the configured sizes of queued media until ctx is done.
+func (s *Service) work(ctx context.Context) {
+	defer s.workers.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-s.jobs:
+			err := s.ensureConfiguredSizes(ctx, m)
+			if err != nil && !errors.Is(err, thumbnails.ErrUnsupported) {
+				s.log.WithError(err).WithFields(logrus.Fields{"origin": m.Origin, "media_id": m.MediaID}).Debug("thumbnails not pre-generated")
+			}
+		}
+	}
+}
+
+func cacheKey(m *storage.Media, spec thumbnails.Spec) string {
+	return fmt.Sprintf("%s/%s/%dx%d/%s/%t", m.Origin, m.MediaID, spec.Width, spec.Height, spec.Method, spec.Animated)
+}
+
+// cached turns a cache entry into a result: nil means "the original".
+func cached(th *storage.Thumbnail) (*storage.Thumbnail, error) {
+	if th == nil {
+		return nil, thumbnails.ErrUseOriginal
+	}
+	return th, nil
+}
+
+// find returns the thumbnail made for spec, or nil.
+func find(all []storage.Thumbnail, spec thumbnails.Spec) *storage.Thumbnail {
+	for i := range all {
+		t := &all[i]
+		if t.Width == spec.Width && t.Height == spec.Height && t.Method == spec.Method && t.Animated == spec.Animated {
+			return t
+		}
+	}
+	return nil
+}
+
+// configured reports whether spec is one of the sizes made after uploads.
+func (s *Service) configured(spec thumbnails.Spec) bool {
+	for _, c := range s.sizes {
+		if c == spec {
+			return true
+		}
+	}
+	return false
+}
+
+// configuredSizes expands thumbnails.sizes into specs (an empty method means
+// both), animated as thumbnails.defaultAnimated asks.
+func configuredSizes(cfg config.Thumbnails) []thumbnails.Spec {
+	var specs []thumbnails.Spec
+	for _, size := range cfg.Sizes {
+		for _, method := range []string{config.MethodCrop, config.MethodScale} {
+			if size.Method == "" || size.Method == method {
+				specs = append(specs, thumbnails.Spec{Width: size.Width, Height: size.Height, Method: method, Animated: cfg.DefaultAnimated})
+			}
+		}
+	}
+	return specs
+}
