@@ -53,7 +53,7 @@ type Service struct {
 	blobs  *storage.Datastores
 	gen    *thumbnails.Generator
 	log    *logrus.Entry
-	sizes  []thumbnails.Spec // the configured sizes, made after uploads
+	sizes  []thumbnails.Spec                      // the configured sizes, made after uploads
 	cache  *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
 	flight singleflight.Group
 	slots  chan struct{} // bounds concurrent generation
