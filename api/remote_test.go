@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -128,5 +129,54 @@ func TestRemoteMediaLegacyUnfrozen(t *testing.T) {
 	resp, body = ts.do(t, "GET", "/_matrix/media/v3/download/remote.test/bytes", nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "remote bytes") {
 		t.Errorf("legacy remote download = %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestHangUpDuringSharedFetchFreesTheHandler(t *testing.T) {
+	release := make(chan struct{})
+	var hits atomic.Int32
+	remote := federationtest.Start(t, "remote.test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-release:
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprint(w, "held bytes")
+		case <-r.Context().Done():
+		}
+	}))
+	ts := newFederatingServer(t, remote, nil)
+	path := "/_matrix/client/v1/media/download/remote.test/held"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+path, nil)
+	req.Host = "example.org"
+	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	hungUp := make(chan error, 1)
+	go func() {
+		_, err := ts.Client().Do(req)
+		hungUp <- err
+	}()
+	for hits.Load() == 0 {
+		time.Sleep(5 * time.Millisecond) // the fetch has reached the remote
+	}
+	other := make(chan string, 1)
+	go func() {
+		resp, body := ts.do(t, "GET", path, nil, withToken(aliceToken))
+		other <- fmt.Sprint(resp.StatusCode, " ", string(body))
+	}()
+	cancel()
+	if err := <-hungUp; err == nil {
+		t.Fatal("the hung-up request got an answer")
+	}
+	// The handler of the hung-up request returns while the fetch is still held.
+	for !strings.Contains(ts.logs.String(), "request aborted by client") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if got := <-other; got != "200 held bytes" {
+		t.Errorf("other request = %q, want 200 with the bytes", got)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("remote asked %d times, want once", n)
 	}
 }

@@ -168,9 +168,10 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
+	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(30*time.Second), time.Minute)
+	t.Cleanup(func() { auth.Close() })
 	apiOpts := api.Options{
-		Config: cfg, Media: svc, Thumbnails: thumbs, Log: log, Federation: st.federation,
-		Auth: homeserver.NewCachedAuthenticator(homeserver.NewClient(30e9), 60e9),
+		Config: cfg, Media: svc, Thumbnails: thumbs, Log: log, Federation: st.federation, Auth: auth,
 	}
 	if st.limiter != nil {
 		apiOpts.Limits = ratelimit.New(cfg.RateLimit, st.limiter)
@@ -183,6 +184,7 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { apiOpts.Previews.Close() })
 	}
 	srv, err := api.New(apiOpts)
 	if err != nil {

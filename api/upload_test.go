@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
 func TestUploadThenDownload(t *testing.T) {
@@ -151,26 +151,7 @@ func TestUploadTooSmall(t *testing.T) {
 }
 
 // countBlobs counts stored blobs (files outside tmp/).
-func countBlobs(t *testing.T, root string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == "tmp" {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() {
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func countBlobs(t *testing.T, root string) int { return storagetest.CountBlobs(t, root) }
 
 func countFiles(t *testing.T, dir string) int {
 	t.Helper()

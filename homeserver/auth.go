@@ -6,9 +6,9 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/flight"
 )
 
 // Identity is who an access token belongs to.
@@ -40,7 +40,7 @@ type CachedAuthenticator struct {
 	ttl      time.Duration
 	ok       *lru.Cache[string, cached]
 	rejected *lru.Cache[string, cached]
-	flight   singleflight.Group
+	flight   *flight.Group[Identity]
 	now      func() time.Time
 }
 
@@ -55,7 +55,13 @@ type cached struct {
 func NewCachedAuthenticator(next Authenticator, ttl time.Duration) *CachedAuthenticator {
 	ok, _ := lru.New[string, cached](cacheEntries)
 	rejected, _ := lru.New[string, cached](rejectedEntries)
-	return &CachedAuthenticator{next: next, ttl: ttl, ok: ok, rejected: rejected, now: time.Now}
+	return &CachedAuthenticator{next: next, ttl: ttl, ok: ok, rejected: rejected, flight: flight.New[Identity](0), now: time.Now}
+}
+
+// Close cancels token checks under way and waits for them.
+func (c *CachedAuthenticator) Close() error {
+	c.flight.Close()
+	return nil
 }
 
 // WhoAmI implements Authenticator.
@@ -68,9 +74,9 @@ func (c *CachedAuthenticator) WhoAmI(ctx context.Context, hs *config.Homeserver,
 	if e, hit := c.rejected.Get(key); hit && now.Before(e.expires) {
 		return Identity{}, e.err
 	}
-	// The shared call must not die with the first caller's request.
-	v, err, _ := c.flight.Do(key, func() (any, error) {
-		return c.next.WhoAmI(context.WithoutCancel(ctx), hs, token)
+	// The shared call goes on for the others when the first caller hangs up.
+	id, err := c.flight.Do(ctx, key, func(ctx context.Context) (Identity, error) {
+		return c.next.WhoAmI(ctx, hs, token)
 	})
 	if err != nil {
 		var te *TokenError
@@ -79,7 +85,6 @@ func (c *CachedAuthenticator) WhoAmI(ctx context.Context, hs *config.Homeserver,
 		}
 		return Identity{}, err
 	}
-	id := v.(Identity)
 	if c.ttl > 0 {
 		c.ok.Add(key, cached{id: id, expires: now.Add(c.ttl)})
 	}

@@ -67,8 +67,8 @@ type remoteFailure struct {
 
 // remoteMedia returns media of another server: from storage when it was
 // fetched before, otherwise fetched once (concurrent requests share the
-// fetch) and stored as remote media. Failures are remembered for
-// downloads.failureCacheMinutes.
+// fetch, which goes on when the request that started it hangs up) and stored
+// as remote media. Failures are remembered for downloads.failureCacheMinutes.
 func (s *Service) remoteMedia(ctx context.Context, r Request) (*storage.Media, error) {
 	if s.remote == nil || slices.Contains(s.cfg.IgnoredHosts, r.Origin) {
 		return nil, fmt.Errorf("%s: %w", r.Origin, ErrNoRemote)
@@ -84,14 +84,15 @@ func (s *Service) remoteMedia(ctx context.Context, r Request) (*storage.Media, e
 	if f, ok := s.failures.Get(key); ok && time.Now().Before(f.until) {
 		return nil, f.err
 	}
-	v, err, _ := s.fetches.Do(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchTimeout)
-		defer cancel()
+	return s.fetches.Do(ctx, key, func(ctx context.Context) (*storage.Media, error) {
 		// A fetch that finished since our look-up (here or in another process) is used.
-		if m, err := s.media.Media(fctx, r.Origin, r.MediaID); err == nil {
+		if m, err := s.media.Media(ctx, r.Origin, r.MediaID); err == nil {
 			return m, nil
 		}
-		m, err := s.fetch(fctx, r.Local, r.Origin, r.MediaID)
+		m, err := s.fetch(ctx, r.Local, r.Origin, r.MediaID)
+		if errors.Is(err, context.Canceled) {
+			return nil, err // shutting down: not the remote's failure
+		}
 		if err != nil {
 			err = fmt.Errorf("fetch %s: %w: %w", key, ErrRemoteFailed, err)
 			until := time.Now().Add(time.Duration(s.cfg.Downloads.FailureCacheMinutes) * time.Minute)
@@ -100,10 +101,6 @@ func (s *Service) remoteMedia(ctx context.Context, r Request) (*storage.Media, e
 		}
 		return m, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*storage.Media), nil
 }
 
 // fetch downloads remote media for the local homeserver local and stores it;

@@ -16,10 +16,10 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
+	"github.com/mediarepo/mediarepo/flight"
 	"github.com/mediarepo/mediarepo/storage"
 )
 
@@ -119,7 +119,7 @@ type Service struct {
 	log      *logrus.Entry
 	rows     *lru.Cache[string, *storage.Media]
 	failures *lru.Cache[string, remoteFailure]
-	fetches  singleflight.Group
+	fetches  *flight.Group[*storage.Media]
 	waiters  waiters
 
 	stop       context.CancelFunc
@@ -145,6 +145,7 @@ func New(opts Options) (*Service, error) {
 	if s.cfg.SweepInterval <= 0 {
 		s.cfg.SweepInterval = defaultSweepInterval
 	}
+	s.fetches = flight.New[*storage.Media](s.cfg.FetchTimeout)
 	s.rows, _ = lru.New[string, *storage.Media](mediaCacheEntries)
 	s.failures, _ = lru.New[string, remoteFailure](failureCacheEntries)
 
@@ -166,9 +167,11 @@ func (s *Service) run(ctx context.Context, job func(context.Context)) {
 	}()
 }
 
-// Close stops the background work and waits for it.
+// Close cancels remote fetches under way and stops the background work,
+// and waits for both.
 func (s *Service) Close() error {
 	s.stop()
+	s.fetches.Close()
 	s.background.Wait()
 	return nil
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/flight"
 	"github.com/mediarepo/mediarepo/netguard"
 	"github.com/mediarepo/mediarepo/storage"
 )
@@ -40,9 +40,8 @@ type Service struct {
 	fetcher *Fetcher
 	cache   storage.PreviewStore
 	images  ImageStore
-	timeout time.Duration
 	log     *logrus.Entry
-	flight  singleflight.Group
+	flight  *flight.Group[*storage.URLPreview]
 	slots   chan struct{}
 }
 
@@ -52,9 +51,16 @@ func NewService(opts ServiceOptions) (*Service, error) {
 		return nil, errors.New("preview.NewService: Fetcher, Cache, Images, Log and Timeout are required")
 	}
 	return &Service{
-		fetcher: opts.Fetcher, cache: opts.Cache, images: opts.Images, timeout: opts.Timeout, log: opts.Log,
-		slots: make(chan struct{}, max(1, opts.Config.NumWorkers)),
+		fetcher: opts.Fetcher, cache: opts.Cache, images: opts.Images, log: opts.Log,
+		flight: flight.New[*storage.URLPreview](opts.Timeout),
+		slots:  make(chan struct{}, max(1, opts.Config.NumWorkers)),
 	}, nil
+}
+
+// Close cancels previews under way and waits for them.
+func (s *Service) Close() error {
+	s.flight.Close()
+	return nil
 }
 
 // Preview returns the answer to a preview of target for users of the
@@ -68,16 +74,9 @@ func (s *Service) Preview(ctx context.Context, origin string, target *url.URL, t
 		return p, err
 	}
 	key := target.String() + "\x00" + strconv.FormatInt(bucket, 10) + "\x00" + lang
-	v, err, _ := s.flight.Do(key, func() (any, error) {
-		// Shared by every waiting request: it must not die with the first one.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-		defer cancel()
-		return s.make(pctx, origin, target, bucket, lang)
+	return s.flight.Do(ctx, key, func(ctx context.Context) (*storage.URLPreview, error) {
+		return s.make(ctx, origin, target, bucket, lang)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*storage.URLPreview), nil
 }
 
 // make fetches target, stores its image and caches the answer.
@@ -92,6 +91,9 @@ func (s *Service) make(ctx context.Context, origin string, target *url.URL, buck
 	res, err := s.fetcher.Preview(ctx, target, lang)
 	if err == nil && res.Image != nil {
 		err = s.storeImage(ctx, origin, res)
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil, err // shutting down: nothing to remember about the page
 	}
 	if err != nil {
 		f := classify(err)

@@ -18,9 +18,9 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/flight"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
@@ -55,7 +55,7 @@ type Service struct {
 	log    *logrus.Entry
 	sizes  []thumbnails.Spec                      // the configured sizes, made after uploads
 	cache  *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
-	flight singleflight.Group
+	flight *flight.Group[*storage.Thumbnail]
 	slots  chan struct{} // bounds concurrent generation
 	jobs   chan *storage.Media
 
@@ -75,6 +75,7 @@ func New(opts Options) (*Service, error) {
 		slots: make(chan struct{}, max(opts.Config.NumWorkers, runtime.NumCPU())),
 		jobs:  make(chan *storage.Media, queueLength),
 	}
+	s.flight = flight.New[*storage.Thumbnail](generateTimeout)
 	s.cache, _ = lru.New[string, *storage.Thumbnail](cacheEntries)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -85,9 +86,11 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-// Close stops the background workers and waits for them.
+// Close stops the background workers and cancels generation under way, and
+// waits for both: a decode in progress stops at its next read.
 func (s *Service) Close() error {
 	s.stop()
+	s.flight.Close()
 	s.workers.Wait()
 	return nil
 }
@@ -116,10 +119,8 @@ func (s *Service) Thumbnail(ctx context.Context, m *storage.Media, spec thumbnai
 			return cached(th)
 		}
 	}
-	v, err, _ := s.flight.Do(key, func() (any, error) {
-		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), generateTimeout)
-		defer cancel()
-		stored, err := s.store.Thumbnails(gctx, m.Origin, m.MediaID)
+	th, err := s.flight.Do(ctx, key, func(ctx context.Context) (*storage.Thumbnail, error) {
+		stored, err := s.store.Thumbnails(ctx, m.Origin, m.MediaID)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +128,7 @@ func (s *Service) Thumbnail(ctx context.Context, m *storage.Media, spec thumbnai
 			s.cache.Add(key, th)
 			return th, nil
 		}
-		made, err := s.generate(gctx, m, []thumbnails.Spec{spec})
+		made, err := s.generate(ctx, m, []thumbnails.Spec{spec})
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +137,7 @@ func (s *Service) Thumbnail(ctx context.Context, m *storage.Media, spec thumbnai
 	if err != nil {
 		return nil, err
 	}
-	return cached(v.(*storage.Thumbnail))
+	return cached(th)
 }
 
 // Open opens the bytes of th; the caller closes them.
@@ -152,11 +153,8 @@ func (s *Service) Open(ctx context.Context, th *storage.Thumbnail) (io.ReadSeekC
 // yet, decoding the original once. Concurrent callers for one media (the
 // background worker after an upload, and the client's first view) share one run.
 func (s *Service) ensureConfiguredSizes(ctx context.Context, m *storage.Media) error {
-	_, err, _ := s.flight.Do("sizes/"+m.Origin+"/"+m.MediaID, func() (any, error) {
-		// Shared by every waiting request: it must not die with the first one.
-		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), generateTimeout)
-		defer cancel()
-		stored, err := s.store.Thumbnails(gctx, m.Origin, m.MediaID)
+	_, err := s.flight.Do(ctx, "sizes/"+m.Origin+"/"+m.MediaID, func(ctx context.Context) (*storage.Thumbnail, error) {
+		stored, err := s.store.Thumbnails(ctx, m.Origin, m.MediaID)
 		if err != nil {
 			return nil, err
 		}
@@ -171,7 +169,7 @@ func (s *Service) ensureConfiguredSizes(ctx context.Context, m *storage.Media) e
 		if len(missing) == 0 {
 			return nil, nil
 		}
-		_, err = s.generate(gctx, m, missing)
+		_, err = s.generate(ctx, m, missing)
 		return nil, err
 	})
 	return err
@@ -256,8 +254,11 @@ func (s *Service) work(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case m := <-s.jobs:
+			if ctx.Err() != nil {
+				return // closed while both were ready: start nothing new
+			}
 			err := s.ensureConfiguredSizes(ctx, m)
-			if err != nil && !errors.Is(err, thumbnails.ErrUnsupported) {
+			if err != nil && !errors.Is(err, thumbnails.ErrUnsupported) && ctx.Err() == nil {
 				s.log.WithError(err).WithFields(logrus.Fields{"origin": m.Origin, "media_id": m.MediaID}).Debug("thumbnails not pre-generated")
 			}
 		}

@@ -6,6 +6,7 @@ package thumbnails
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,6 +92,8 @@ func (g *Generator) GenerateAll(ctx context.Context, src io.ReadSeeker, size int
 	if g.cfg.MaxSourceBytes > 0 && size > g.cfg.MaxSourceBytes {
 		return nil, fmt.Errorf("%d bytes, limit %d: %w", size, g.cfg.MaxSourceBytes, ErrTooLarge)
 	}
+	// Decoders take no context; one that reads gives up at its next read.
+	src = ctxReader{ctx: ctx, r: src}
 	info, err := inspect(src)
 	if err != nil {
 		return nil, err
@@ -123,7 +126,7 @@ func (g *Generator) GenerateAll(ctx context.Context, src io.ReadSeeker, size int
 					return nil, err
 				}
 				if still, err = g.decodeStill(src, info); err != nil {
-					return nil, err
+					return nil, cmp.Or(ctx.Err(), err) // cancelled, not corrupt
 				}
 				// One box pre-shrink that every spec can start from, so a batch
 				// of sizes pays for the full-resolution pass once.
@@ -138,7 +141,7 @@ func (g *Generator) GenerateAll(ctx context.Context, src io.ReadSeeker, size int
 		case errors.Is(err, ErrUseOriginal):
 			results[i].Err = err
 		case err != nil:
-			return nil, err
+			return nil, cmp.Or(ctx.Err(), err)
 		default:
 			results[i].Thumbnail = th
 		}
@@ -209,3 +212,19 @@ func (g *Generator) encodeStill(img *image.NRGBA) (*Thumbnail, error) {
 	th.Data = buf.Bytes()
 	return th, nil
 }
+
+// ctxReader fails reads once ctx is done, so a decode stops soon after its
+// work is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.ReadSeeker
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (c ctxReader) Seek(offset int64, whence int) (int64, error) { return c.r.Seek(offset, whence) }

@@ -120,6 +120,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	cfg := m.Config
 	hsClient := homeserver.NewClient(time.Duration(cfg.Timeouts.ClientServerTimeoutSeconds) * time.Second)
 	auth := homeserver.NewCachedAuthenticator(hsClient, time.Duration(cfg.AccessTokens.MaxCacheTimeSeconds)*time.Second)
+	m.closers = append(m.closers, auth)
 	limits, err := m.openLimits(ctx)
 	if err != nil {
 		return nil, err
@@ -152,6 +153,9 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	previews, err := m.previewService(mediaSvc, log)
 	if err != nil {
 		return nil, err
+	}
+	if previews != nil {
+		m.closers = append(m.closers, previews)
 	}
 	return api.New(api.Options{
 		Config: cfg, Media: mediaSvc, Thumbnails: thumbs, Auth: auth,
