@@ -41,9 +41,10 @@ bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./api/ ./thumbnails/
 
 # wrk load against the real server and a bare http.ServeContent reference, in one run.
+# BASELINE=<git revision> also measures that revision's build in the same rounds.
 bench-load:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(GO) run ./cmd/media-repo-bench
+	$(GO) run ./cmd/media-repo-bench $(if $(BASELINE),-baseline $(BASELINE))
 
 docker:
 	docker build -t mediarepo .

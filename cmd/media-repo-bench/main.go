@@ -2,7 +2,10 @@
 // wrk, next to a bare net/http reference measured in the same run, and prints
 // a Markdown table for docs/benchmarks.md. Everything runs on 127.0.0.1.
 //
-//	go run ./cmd/media-repo-bench [-duration 10s] [-connections 16]
+//	go run ./cmd/media-repo-bench [-duration 10s] [-connections 16] [-baseline <git revision>]
+//
+// With -baseline, the build of an earlier revision runs beside the current one
+// and both are measured in the same interleaved rounds.
 package main
 
 import (
@@ -38,6 +41,7 @@ func main() {
 	conns := flag.Int("connections", 16, "wrk connections for downloads")
 	rounds := flag.Int("rounds", 3, "download runs per server, alternating; the median is reported")
 	pin := flag.Bool("pin", false, "pin servers to CPU 0 and wrk to CPU 1 (compares CPU cost per request)")
+	baseline := flag.String("baseline", "", "also measure the download of this git revision's build, interleaved")
 	flag.Parse()
 	switch {
 	case *bare != "":
@@ -48,7 +52,7 @@ func main() {
 		return
 	}
 	b := bench{duration: *duration, pin: *pin}
-	if err := b.run(*conns, *rounds); err != nil {
+	if err := b.run(*conns, *rounds, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "media-repo-bench:", err)
 		os.Exit(1)
 	}
@@ -57,20 +61,77 @@ func main() {
 type bench struct {
 	duration time.Duration
 	pin      bool
+	dir      string
+	fakeURL  string
 }
 
-func (b *bench) run(conns, rounds int) error {
+// server is a process under load and how to ask it for the 10 KiB download.
+type server struct {
+	name    string
+	cmd     *exec.Cmd
+	url     string   // the download
+	headers []string // wrk -H arguments
+	base    string   // the server's root URL
+	blob    string   // the datastore file holding the download (media-repo only)
+}
+
+func (b *bench) run(conns, rounds int, baseline string) error {
 	dir, err := os.MkdirTemp("", "media-repo-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	b.dir = dir
 	fake := homeservertest.Start(map[string]homeservertest.User{token: {UserID: "@bench:example.org"}})
 	defer fake.Close()
+	b.fakeURL = fake.URL
 
+	small := make([]byte, 10<<10)
+	rand.Read(small)
+	current, err := b.startRepo("media-repo", ".", small)
+	if err != nil {
+		return err
+	}
+	defer stop(current.cmd)
+	servers := []*server{current}
+	if baseline != "" {
+		src, remove, err := worktree(dir, baseline)
+		if err != nil {
+			return err
+		}
+		defer remove()
+		old, err := b.startRepo("media-repo at "+baseline, src, small)
+		if err != nil {
+			return err
+		}
+		defer stop(old.cmd)
+		servers = append(servers, old)
+	}
+	bareProc, err := b.startBare(current.blob)
+	if err != nil {
+		return err
+	}
+	defer stop(bareProc.cmd)
+	servers = append(servers, bareProc)
+
+	if err := b.downloads(servers, conns, rounds); err != nil {
+		return err
+	}
+	return b.uploads(current)
+}
+
+// startRepo builds the media-repo in the module at src, starts it on its own
+// database and datastore, and uploads body for the download runs.
+func (b *bench) startRepo(name, src string, body []byte) (*server, error) {
+	dir, err := os.MkdirTemp(b.dir, "repo-")
+	if err != nil {
+		return nil, err
+	}
 	bin := filepath.Join(dir, "media-repo")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/media-repo").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+	build := exec.Command("go", "build", "-o", bin, "./cmd/media-repo")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build %s: %v\n%s", name, err, out)
 	}
 	port := freePort()
 	cfg := fmt.Sprintf(`repo: {bindAddress: 127.0.0.1, port: %d, logLevel: info}
@@ -80,74 +141,107 @@ datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
 uploads: {maxBytes: 1073741824}
 # The limiter runs (its cost is measured) but never refuses.
 rateLimit: {enabled: true, requestsPerSecond: 1e9, burst: 1000000000, buckets: {downloads: {capacityBytes: 1000000000000000, drainBytesPerMinute: 1000000000000}}}
-`, port, filepath.Join(dir, "m.db"), fake.URL, filepath.Join(dir, "media"))
+`, port, filepath.Join(dir, "m.db"), b.fakeURL, filepath.Join(dir, "media"))
 	cfgPath := filepath.Join(dir, "media-repo.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
+		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "media-repo.log"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer logFile.Close()
-	repo, err := b.start(logFile, bin, "-config", cfgPath)
+	cmd, err := b.start(logFile, bin, "-config", cfgPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer stop(repo)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if err := waitHealthy(base); err != nil {
-		return err
+		stop(cmd)
+		return nil, err
 	}
-
-	small := make([]byte, 10<<10)
-	rand.Read(small)
-	id, err := upload(base, small)
+	id, err := upload(base, body)
 	if err != nil {
-		return err
+		stop(cmd)
+		return nil, err
 	}
-	blob := findBlob(filepath.Join(dir, "media"), small)
+	return &server{
+		name: name, cmd: cmd, base: base,
+		url:     base + "/_matrix/client/v1/media/download/example.org/" + id,
+		headers: []string{"-H", "Authorization: Bearer " + token, "-H", "Host: example.org"},
+		blob:    findBlob(filepath.Join(dir, "media"), body),
+	}, nil
+}
 
+// worktree checks revision out into a directory under dir, for building;
+// remove takes it away again.
+func worktree(dir, revision string) (path string, remove func(), err error) {
+	path = filepath.Join(dir, "baseline")
+	if out, err := exec.Command("git", "worktree", "add", "--detach", path, revision).CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("git worktree add %s: %v\n%s", revision, err, out)
+	}
+	return path, func() { exec.Command("git", "worktree", "remove", "--force", path).Run() }, nil
+}
+
+// startBare starts the reference server for file.
+func (b *bench) startBare(file string) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port := freePort()
+	cmd, err := b.start(io.Discard, self, "-bare-serve", file, "-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return nil, err
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if err := waitHealthy(base); err != nil {
+		stop(cmd)
+		return nil, err
+	}
+	return &server{name: "bare http.ServeContent, same file", cmd: cmd, base: base, url: base + "/file"}, nil
+}
+
+// downloads runs the 10 KiB download against every server in turn, rounds
+// times, and prints the medians; the last server is the bare reference.
+func (b *bench) downloads(servers []*server, conns, rounds int) error {
+	rps := make([][]float64, len(servers))
+	cpu := make([][]float64, len(servers))
+	for range rounds {
+		for i, s := range servers {
+			r, c, err := b.measure(s.cmd, conns, s.url, "", s.headers...)
+			if err != nil {
+				return err
+			}
+			rps[i], cpu[i] = append(rps[i], r), append(cpu[i], c)
+		}
+	}
+	fmt.Printf("| what | req/s | MiB/s | server CPU per request | peak RSS of the server |\n| --- | ---: | ---: | ---: | ---: |\n")
+	for i, s := range servers {
+		what := s.name + ", authenticated 10 KiB download"
+		if i == len(servers)-1 {
+			what = s.name
+		}
+		r := median(rps[i])
+		fmt.Printf("| %s, %d connections (runs: %s) | %.0f | %.1f | %.1f µs | %s |\n",
+			what, conns, runs(rps[i]), r, r*10/1024, median(cpu[i]), peakRSS(s.cmd))
+	}
+	bare := len(servers) - 1
+	for i := range servers[:bare] {
+		fmt.Printf("| %s / bare | %.0f %% of req/s | | %.0f %% of req/s per CPU second | |\n",
+			servers[i].name, 100*median(rps[i])/median(rps[bare]), 100*median(cpu[bare])/median(cpu[i]))
+	}
+	return nil
+}
+
+// uploads measures 20 MiB bodies at 4 connections, then 200 MiB to show
+// memory stays flat, against the bare upload handler.
+func (b *bench) uploads(repo *server) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	barePort := freePort()
-	bareProc, err := b.start(io.Discard, self, "-bare-serve", blob, "-addr", fmt.Sprintf("127.0.0.1:%d", barePort))
-	if err != nil {
-		return err
-	}
-	defer stop(bareProc)
-	bareBase := fmt.Sprintf("http://127.0.0.1:%d", barePort)
-	if err := waitHealthy(bareBase); err != nil {
-		return err
-	}
-
-	fmt.Printf("| what | req/s | MiB/s | server CPU per request | peak RSS of the server |\n| --- | ---: | ---: | ---: | ---: |\n")
-	dl := base + "/_matrix/client/v1/media/download/example.org/" + id
-	var repoRuns, bareRuns, repoCPU, bareCPU []float64
-	for range rounds {
-		rps, cpu, err := b.measure(repo, conns, dl, "", "-H", "Authorization: Bearer "+token, "-H", "Host: example.org")
-		if err != nil {
-			return err
-		}
-		repoRuns, repoCPU = append(repoRuns, rps), append(repoCPU, cpu)
-		if rps, cpu, err = b.measure(bareProc, conns, bareBase+"/file", ""); err != nil {
-			return err
-		}
-		bareRuns, bareCPU = append(bareRuns, rps), append(bareCPU, cpu)
-	}
-	repoRPS, bareRPS := median(repoRuns), median(bareRuns)
-	fmt.Printf("| media-repo, authenticated 10 KiB download, %d connections (runs: %s) | %.0f | %.1f | %.1f µs | %s |\n",
-		conns, runs(repoRuns), repoRPS, repoRPS*10/1024, median(repoCPU), peakRSS(repo))
-	fmt.Printf("| bare http.ServeContent, same file, %d connections (runs: %s) | %.0f | %.1f | %.1f µs | %s |\n",
-		conns, runs(bareRuns), bareRPS, bareRPS*10/1024, median(bareCPU), peakRSS(bareProc))
-	fmt.Printf("| media-repo / bare | %.0f %% of req/s | | %.0f %% of req/s per CPU second | |\n",
-		100*repoRPS/bareRPS, 100*median(bareCPU)/median(repoCPU))
-
-	// Uploads: 20 MiB bodies at 4 connections, then 200 MiB to show memory stays flat.
 	bareUpPort := freePort()
-	bareUp, err := b.start(io.Discard, self, "-bare-upload", filepath.Join(dir, "bare-up"), "-addr", fmt.Sprintf("127.0.0.1:%d", bareUpPort))
+	bareUp, err := b.start(io.Discard, self, "-bare-upload", filepath.Join(b.dir, "bare-up"), "-addr", fmt.Sprintf("127.0.0.1:%d", bareUpPort))
 	if err != nil {
 		return err
 	}
@@ -157,15 +251,15 @@ rateLimit: {enabled: true, requestsPerSecond: 1e9, burst: 1000000000, buckets: {
 		return err
 	}
 	for _, mib := range []int{20, 200} {
-		script, err := uploadScript(dir, mib)
+		script, err := uploadScript(b.dir, mib)
 		if err != nil {
 			return err
 		}
-		rps, err := b.wrk(4, base+"/_matrix/media/v3/upload?filename=big.bin", script, "-H", "Host: example.org")
+		rps, err := b.wrk(4, repo.base+"/_matrix/media/v3/upload?filename=big.bin", script, "-H", "Host: example.org")
 		if err != nil {
 			return err
 		}
-		fmt.Printf("| media-repo, %d MiB uploads, 4 connections | %.2f | %.0f | | %s |\n", mib, rps, rps*float64(mib), peakRSS(repo))
+		fmt.Printf("| media-repo, %d MiB uploads, 4 connections | %.2f | %.0f | | %s |\n", mib, rps, rps*float64(mib), peakRSS(repo.cmd))
 		rps, err = b.wrk(4, bareUpBase+"/upload", script)
 		if err != nil {
 			return err
