@@ -30,7 +30,7 @@ e2e:
 # A short run of every fuzz target.
 fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzNormalizeHost -fuzztime=15s ./config/
-	$(GO) test -run=^$$ -fuzz=FuzzValidIDs -fuzztime=15s ./storage/
+	$(GO) test -run=^$$ -fuzz=FuzzValidIDs -fuzztime=15s ./mxid/
 	$(GO) test -run=^$$ -fuzz=FuzzContentDisposition -fuzztime=15s ./api/
 	$(GO) test -run=^$$ -fuzz=FuzzGenerate -fuzztime=15s ./thumbnails/
 	$(GO) test -run=^$$ -fuzz=FuzzParseXMatrix -fuzztime=15s ./federation/

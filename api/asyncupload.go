@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/mxid"
 )
 
 // Waiting for an upload (MSC2246): timeout_ms defaults to 20 s and is capped
@@ -42,7 +42,7 @@ func (s *Server) handleUploadTo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if serverName != homeserverFrom(ctx).Name || !storage.ValidMediaID(mediaID) {
+	if serverName != homeserverFrom(ctx).Name || !mxid.ValidMediaID(mediaID) {
 		return errNotFound("No such media ID was created on this server")
 	}
 	up, err := s.uploadRequest(w, r)

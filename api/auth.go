@@ -4,6 +4,9 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+
+	"github.com/mediarepo/mediarepo/mxid"
+	"github.com/sirupsen/logrus"
 )
 
 // requireUser checks the access token against the selected homeserver (or the
@@ -19,9 +22,17 @@ func (s *Server) requireUser(next handlerFunc, allowGuests bool) handlerFunc {
 		if s.isSharedSecret(token) {
 			u.RepoAdmin = true
 		} else {
-			id, err := s.auth.WhoAmI(ctx, homeserverFrom(ctx), token)
+			hs := homeserverFrom(ctx)
+			id, err := s.auth.WhoAmI(ctx, hs, token)
 			if err != nil {
 				return err
+			}
+			// A homeserver answers for its own users only: anything else would
+			// charge quotas to, or act as, a user of another tenant.
+			if !strings.EqualFold(mxid.UserServer(id.UserID), hs.Name) {
+				logFrom(ctx).WithFields(logrus.Fields{"user_id": id.UserID, "server_name": hs.Name}).
+					Warn("homeserver answered whoami with a user of another server; token refused")
+				return &Error{Status: 403, Code: "M_FORBIDDEN", Message: "This access token belongs to a user of another server"}
 			}
 			u.Identity = id
 			u.RepoAdmin = s.cfg.IsAdmin(id.UserID)

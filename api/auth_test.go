@@ -28,6 +28,8 @@ func TestAuth(t *testing.T) {
 		"guest may not config": {"GET", "/_matrix/client/v1/media/config", []reqOpt{withToken(guestToken)}, 403, "M_GUEST_ACCESS_FORBIDDEN"},
 		"shared secret":        {"GET", download, []reqOpt{withToken(sharedToken)}, 404, "M_NOT_FOUND"},
 		"lower-case bearer":    {"GET", download, []reqOpt{withHeader("Authorization", "bearer "+aliceToken)}, 404, "M_NOT_FOUND"},
+		// The homeserver of example.org answers with a user of other.example.
+		"user of another server": {"POST", "/_matrix/media/v3/upload", []reqOpt{withToken(crossToken)}, 403, "M_FORBIDDEN"},
 	}
 	ts := newTestServer(t, "sqlite", nil)
 	for name, tt := range tests {
@@ -40,8 +42,11 @@ func TestAuth(t *testing.T) {
 		})
 	}
 	if logs := ts.logs.String(); strings.Contains(logs, aliceToken) || strings.Contains(logs, guestToken) ||
-		strings.Contains(logs, sharedToken) || strings.Contains(logs, "wrong") {
+		strings.Contains(logs, sharedToken) || strings.Contains(logs, crossToken) || strings.Contains(logs, "wrong") {
 		t.Errorf("a token reached the log:\n%s", logs)
+	}
+	if !strings.Contains(ts.logs.String(), "user_id=\"@quota:other.example\"") {
+		t.Errorf("the refused cross-server user is not logged:\n%s", ts.logs.String())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/mediarepo/mediarepo/media"
+	"github.com/mediarepo/mediarepo/mxid"
 	"github.com/mediarepo/mediarepo/storage"
 )
 
@@ -84,7 +85,7 @@ func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.M
 	if err != nil {
 		return nil, err
 	}
-	if !storage.ValidServerName(serverName) || !storage.ValidMediaID(mediaID) {
+	if !mxid.ValidServerName(serverName) || !mxid.ValidMediaID(mediaID) {
 		return nil, errNotFound("Media not found (malformed server name or media ID)")
 	}
 	m, err := s.media.Find(r.Context(), media.Request{

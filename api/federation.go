@@ -11,6 +11,7 @@ import (
 
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/media"
+	"github.com/mediarepo/mediarepo/mxid"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
@@ -105,7 +106,7 @@ func (s *Server) federationMedia(r *http.Request) (*storage.Media, error) {
 	if err := checkDownloadParams(r); err != nil {
 		return nil, err
 	}
-	if !storage.ValidMediaID(mediaID) {
+	if !mxid.ValidMediaID(mediaID) {
 		return nil, errNotFound("Media not found (malformed media ID)")
 	}
 	origin := homeserverFrom(r.Context()).Name

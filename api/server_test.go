@@ -70,6 +70,24 @@ func newTestServer(t testing.TB, backend string, edit func(*config.Config)) *tes
 	return newTestServerOn(t, meta, filepath.Join(t.TempDir(), "blobs"), edit)
 }
 
+// crossToken is a token example.org's homeserver says belongs to a user of
+// other.example, as a misconfigured or hostile homeserver might.
+const crossToken = "cross-token-secret"
+
+// testUsers is what each test homeserver's whoami knows: the same tokens, for
+// users of its own server.
+func testUsers(server string) map[string]homeservertest.User {
+	users := map[string]homeservertest.User{
+		aliceToken: {UserID: "@alice:" + server, DeviceID: "ALICE"},
+		bobToken:   {UserID: "@bob:" + server, DeviceID: "BOB"},
+		guestToken: {UserID: "@guest:" + server, IsGuest: true},
+	}
+	if server == "example.org" {
+		users[crossToken] = homeservertest.User{UserID: "@quota:other.example"}
+	}
+	return users
+}
+
 // metaStore is every metadata interface, as the real stores implement them.
 type metaStore interface {
 	storage.MediaStore
@@ -93,11 +111,8 @@ type stack struct {
 // wires the services as cmd/media-repo does.
 func newTestServerOn(t testing.TB, meta metaStore, blobDir string, edit func(*config.Config), opts ...func(*stack)) *testServer {
 	t.Helper()
-	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{
-		aliceToken: {UserID: "@alice:example.org", DeviceID: "ALICE"},
-		bobToken:   {UserID: "@bob:example.org", DeviceID: "BOB"},
-		guestToken: {UserID: "@guest:example.org", IsGuest: true},
-	})
+	fake := homeservertest.WhoAmI(t, testUsers("example.org"))
+	fakeOther := homeservertest.WhoAmI(t, testUsers("other.example"))
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 homeservers:
   - {name: example.org, csApi: %q}
@@ -106,7 +121,7 @@ sharedSecretAuth: {enabled: true, token: %q}
 admins: ["@alice:example.org"]
 datastores:
   - {type: file, id: local, forKinds: [all], opts: {path: %q}}
-`, fake.URL, fake.URL, sharedToken, blobDir)))
+`, fake.URL, fakeOther.URL, sharedToken, blobDir)))
 	if err != nil {
 		t.Fatal(err)
 	}

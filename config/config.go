@@ -1,6 +1,7 @@
 // Package config owns media-repo.yaml: the structs it decodes into, their
 // defaults, loading with precise error positions, and validation. It imports
-// nothing from this module; every other package receives the section it needs.
+// only mxid (the identifier grammars) from this module; every other package
+// receives the section it needs.
 //
 // Key names follow matrix-media-repo's config.sample.yaml so an operator moving
 // from it can keep their file.

@@ -195,6 +195,20 @@ uploads: {maxBytes: -1, minBytes: -2, reportedMaxBytes: -5}
 				"uploads.reportedMaxBytes: must be -1, 0 or positive",
 			},
 		},
+		"server names follow the spec's grammar, as storage does": {
+			yaml: `
+homeservers:
+  - {name: my_server.local, csApi: "http://x"}
+  - {name: "example.org:99999", csApi: "http://x"}
+admins: ["@alice:my_server.local"]
+datastores: [{type: file, id: a, forKinds: [all], opts: {path: /tmp/x}}]
+`,
+			wantErrs: []string{
+				`homeservers[0].name: "my_server.local" is not a server name`,
+				`homeservers[1].name: "example.org:99999" is not a server name`,
+				`admins[0]: "@alice:my_server.local" is not a user ID`,
+			},
+		},
 		"wrong type names line": {
 			yaml:     "repo:\n  port: lots\n" + minimal,
 			wantErrs: []string{"m.yaml: yaml: unmarshal errors:\n  line 2: cannot unmarshal !!str `lots` into int"},

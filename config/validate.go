@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/mediarepo/mediarepo/mxid"
 )
 
 // Validate reports every problem in c at once, each prefixed with its key path.
@@ -19,7 +21,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("accessTokens.maxCacheTimeSeconds: must not be negative"))
 	}
 	for i, a := range c.Admins {
-		if !looksLikeUserID(a) {
+		if !mxid.ValidUserID(a) {
 			errs = append(errs, fmt.Errorf("admins[%d]: %q is not a user ID like @alice:example.org", i, a))
 		}
 	}
@@ -98,8 +100,8 @@ func (c *Config) validateHomeservers() []error {
 	seen := map[string]int{}
 	for i, hs := range c.Homeservers {
 		path := fmt.Sprintf("homeservers[%d]", i)
-		if !looksLikeServerName(hs.Name) {
-			errs = append(errs, fmt.Errorf("%s.name: %q is not a server name like example.org or example.org:8448", path, hs.Name))
+		if !mxid.ValidServerName(hs.Name) {
+			errs = append(errs, fmt.Errorf("%s.name: %q is not a server name like example.org or example.org:8448 (letters, digits, dots and hyphens, or an IP literal)", path, hs.Name))
 		} else if j, dup := seen[NormalizeHost(hs.Name)]; dup {
 			errs = append(errs, fmt.Errorf("%s.name: %q is already used by homeservers[%d]", path, hs.Name, j))
 		} else {
@@ -283,19 +285,4 @@ func (r *Redis) validate(path string) []error {
 		errs = append(errs, fmt.Errorf("%s.databaseNumber: must not be negative", path))
 	}
 	return errs
-}
-
-// looksLikeServerName checks the spec's server-name grammar loosely: a host
-// (DNS name, IPv4 or bracketed IPv6) and an optional port, nothing else.
-func looksLikeServerName(s string) bool {
-	if s == "" || len(s) > 255 || strings.ContainsAny(s, "/@?#% \t") {
-		return false
-	}
-	u, err := url.Parse("https://" + s)
-	return err == nil && u.Host == s && u.Hostname() != ""
-}
-
-func looksLikeUserID(s string) bool {
-	local, server, ok := strings.Cut(strings.TrimPrefix(s, "@"), ":")
-	return ok && strings.HasPrefix(s, "@") && local != "" && looksLikeServerName(server)
 }

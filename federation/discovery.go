@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/mxid"
 )
 
 // Target is where requests for a server name go.
@@ -57,7 +57,7 @@ func NewResolver(client *http.Client, dns *net.Resolver, overrides map[string]st
 
 // Resolve finds where to send requests for serverName.
 func (r *Resolver) Resolve(ctx context.Context, serverName string) (Target, error) {
-	if !storage.ValidServerName(serverName) {
+	if !mxid.ValidServerName(serverName) {
 		return Target{}, fmt.Errorf("resolve %q: not a server name", serverName)
 	}
 	host, port := splitServerName(serverName)
@@ -120,7 +120,7 @@ func (r *Resolver) fetchWellKnown(ctx context.Context, host string) (string, tim
 		Server string `json:"m.server"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, wellKnownMaxBytes)).Decode(&body); err != nil ||
-		!storage.ValidServerName(body.Server) {
+		!mxid.ValidServerName(body.Server) {
 		return "", wellKnownFailureTTL
 	}
 	return body.Server, cacheTTL(resp.Header.Get("Cache-Control"))

@@ -18,6 +18,7 @@ import (
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/federation/federationtest"
 	"github.com/mediarepo/mediarepo/media"
+	"github.com/mediarepo/mediarepo/mxid"
 	"github.com/mediarepo/mediarepo/netguard"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
@@ -96,7 +97,7 @@ func TestUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !storage.ValidMediaID(m.MediaID) || len(m.MediaID) != 32 || m.SizeBytes != 5 || m.UploadName != "a.txt" || !m.Authenticated {
+	if !mxid.ValidMediaID(m.MediaID) || len(m.MediaID) != 32 || m.SizeBytes != 5 || m.UploadName != "a.txt" || !m.Authenticated {
 		t.Errorf("row = %+v", m)
 	}
 	if got := mustRead(t, f.svc, m); got != "hello" {

@@ -10,7 +10,7 @@ import "time"
 // A row is immutable once created.
 type Media struct {
 	Origin      string // server name of the homeserver the media belongs to
-	MediaID     string // [A-Za-z0-9_-]+, see ValidMediaID
+	MediaID     string // [A-Za-z0-9_-]+, see mxid.ValidMediaID
 	UploadName  string // filename given at upload; "" if none
 	ContentType string // as the uploader sent it, verbatim
 	UserID      string // uploader; "" for shared-secret uploads

@@ -1,4 +1,7 @@
-package storage
+// Package mxid holds the Matrix spec's identifier grammars that every layer
+// checks the same way: server names (config, storage keys, federation), media
+// IDs and user IDs. It imports only the standard library.
+package mxid
 
 import (
 	"net/netip"
@@ -72,4 +75,30 @@ func validDNSName(h string) bool {
 		}
 	}
 	return true
+}
+
+// ValidUserID reports whether s is a user ID of the form @localpart:server
+// with a valid server name. The localpart is checked loosely (non-empty, no
+// colon), as the spec allows historical user IDs.
+func ValidUserID(s string) bool {
+	local, server, ok := SplitUserID(s)
+	return ok && local != "" && ValidServerName(server)
+}
+
+// SplitUserID splits @localpart:server at the first colon.
+func SplitUserID(s string) (localpart, server string, ok bool) {
+	rest, ok := strings.CutPrefix(s, "@")
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, ":")
+}
+
+// UserServer is the server part of a user ID, or "" if it has none.
+func UserServer(userID string) string {
+	_, server, ok := SplitUserID(userID)
+	if !ok {
+		return ""
+	}
+	return server
 }

@@ -1,10 +1,10 @@
-package storage_test
+package mxid_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/mxid"
 )
 
 func TestValidMediaID(t *testing.T) {
@@ -24,7 +24,7 @@ func TestValidMediaID(t *testing.T) {
 		"QmFzZTY0VXJsU2FmZS1fYWJj-_": true,
 	}
 	for id, want := range tests {
-		if got := storage.ValidMediaID(id); got != want {
+		if got := mxid.ValidMediaID(id); got != want {
 			t.Errorf("ValidMediaID(%q) = %v, want %v", id, got, want)
 		}
 	}
@@ -57,7 +57,7 @@ func TestValidServerName(t *testing.T) {
 		"https://example.org":    false,
 	}
 	for s, want := range tests {
-		if got := storage.ValidServerName(s); got != want {
+		if got := mxid.ValidServerName(s); got != want {
 			t.Errorf("ValidServerName(%q) = %v, want %v", s, got, want)
 		}
 	}
@@ -69,10 +69,10 @@ func FuzzValidIDs(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		// Whatever passes must be safe to use as a single path segment.
-		if storage.ValidMediaID(s) && strings.ContainsAny(s, "/\\.%\x00") {
+		if mxid.ValidMediaID(s) && strings.ContainsAny(s, "/\\.%\x00") {
 			t.Fatalf("ValidMediaID accepted %q", s)
 		}
-		if storage.ValidServerName(s) && strings.ContainsAny(s, "/\\%?#@ \x00") {
+		if mxid.ValidServerName(s) && strings.ContainsAny(s, "/\\%?#@ \x00") {
 			t.Fatalf("ValidServerName accepted %q", s)
 		}
 	})
