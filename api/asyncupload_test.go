@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,13 @@ func TestCreateLimit(t *testing.T) {
 	id := ts.mustCreate(t, aliceToken)
 	resp, body := ts.do(t, "POST", "/_matrix/media/v1/create", nil, withToken(aliceToken))
 	wantError(t, resp, body, 429, "M_LIMIT_EXCEEDED")
+	// The place frees up when the oldest reservation expires, in 24 hours.
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 86000 || ra > 86400 {
+		t.Errorf("Retry-After = %q, want about 86400 (the oldest reservation's expiry)", resp.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(string(body), `"retry_after_ms":86`) {
+		t.Errorf("body = %s, want retry_after_ms near 86400000", body)
+	}
 	ts.mustCreate(t, bobToken) // per user
 	// Uploading one frees its place.
 	if resp, body := ts.do(t, "PUT", "/_matrix/media/v3/upload/example.org/"+id, strings.NewReader("done"), withToken(aliceToken)); resp.StatusCode != 200 {

@@ -55,10 +55,11 @@ func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storag
 		return err
 	}
 	defer blob.Close()
+	contentType := media.ContentType(m.ContentType) // rows from before types were normalised
 	serveMedia(w, r, blob, mediaResponse{
-		contentType:  m.ContentType,
+		contentType:  contentType,
 		sha256:       m.SHA256,
-		disposition:  contentDisposition(m.ContentType, name),
+		disposition:  contentDisposition(contentType, media.FileName(name)),
 		modified:     m.CreatedAt,
 		cacheControl: cacheControl(authenticated),
 	})

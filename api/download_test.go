@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"mime"
 	"net/http"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/storage"
 )
 
 func TestDownloadConditionalAndRanges(t *testing.T) {
@@ -76,17 +79,25 @@ func TestDownloadHeaders(t *testing.T) {
 		contentType, filename string
 		pathName              string
 		wantDisposition       string
+		wantContentType       string // "" means contentType verbatim
 	}{
-		"safe image inline":   {"image/png", "a.png", "", "inline; filename=a.png"},
-		"safe with params":    {"text/plain; charset=utf-8", "a.txt", "", "inline; filename=a.txt"},
-		"case-insensitive":    {"IMAGE/JPEG", "a.jpg", "", "inline; filename=a.jpg"},
-		"svg attachment":      {"image/svg+xml", "x.svg", "", "attachment; filename=x.svg"},
-		"html attachment":     {"text/html", "x.html", "", "attachment; filename=x.html"},
-		"no filename":         {"image/gif", "", "", "inline"},
-		"path override":       {"image/png", "a.png", "/b.png", "inline; filename=b.png"},
-		"override with slash": {"image/png", "a.png", "/a%2Fb.png", "inline; filename*=utf-8''a%2Fb.png"},
-		"spaces and emoji":    {"image/png", "my cat 🐱.png", "", "inline; filename*=utf-8''my%20cat%20%F0%9F%90%B1.png"},
-		"header injection":    {"image/png", "a\r\nSet-Cookie: x=1;.png", "", "inline; filename*=utf-8''a%0D%0ASet-Cookie%3A%20x%3D1%3B.png"},
+		"safe image inline":   {"image/png", "a.png", "", "inline; filename=a.png", ""},
+		"safe with params":    {"text/plain; charset=utf-8", "a.txt", "", "inline; filename=a.txt", ""},
+		"case-insensitive":    {"IMAGE/JPEG", "a.jpg", "", "inline; filename=a.jpg", "image/jpeg"},
+		"unusual type kept":   {"img/png", "a.png", "", "attachment; filename=a.png", ""},
+		"svg attachment":      {"image/svg+xml", "x.svg", "", "attachment; filename=x.svg", ""},
+		"html attachment":     {"text/html", "x.html", "", "attachment; filename=x.html", ""},
+		"no filename":         {"image/gif", "", "", "inline", ""},
+		"path override":       {"image/png", "a.png", "/b.png", "inline; filename=b.png", ""},
+		"override with slash": {"image/png", "a.png", "/a%2Fb.png", "inline; filename*=utf-8''a%2Fb.png", ""},
+		"spaces and emoji":    {"image/png", "my cat 🐱.png", "", "inline; filename*=utf-8''my%20cat%20%F0%9F%90%B1.png", ""},
+		"header injection":    {"image/png", "a\r\nSet-Cookie: x=1;.png", "", "inline; filename*=utf-8''a__Set-Cookie%3A%20x%3D1%3B.png", ""},
+		"bidi override":       {"image/png", "cat\u202egnp.exe", "", "inline; filename=cat_gnp.exe", ""},
+		// Browsers take the last type of a list: it must not reach them.
+		"type list":           {"text/plain;,text/html", "a.txt", "", "inline; filename=a.txt", "text/plain"},
+		"image then html":     {"image/png;,text/html", "a.png", "", "inline; filename=a.png", "image/png"},
+		"text params dropped": {"text/plain; charset=UTF-8; evil=1", "a.txt", "", "inline; filename=a.txt", "text/plain; charset=utf-8"},
+		"not a type":          {"garbage", "a", "", "attachment; filename=a", "application/octet-stream"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -102,8 +113,9 @@ func TestDownloadHeaders(t *testing.T) {
 			if h.Get("Set-Cookie") != "" {
 				t.Error("a filename injected a header")
 			}
-			if got := h.Get("Content-Type"); got != tt.contentType {
-				t.Errorf("Content-Type = %q, want %q verbatim", got, tt.contentType)
+			wantType := cmp.Or(tt.wantContentType, tt.contentType)
+			if got := h.Get("Content-Type"); got != wantType {
+				t.Errorf("Content-Type = %q, want %q", got, wantType)
 			}
 			want := map[string]string{
 				"Access-Control-Allow-Origin":  "*",
@@ -125,15 +137,18 @@ func TestDownloadHeaders(t *testing.T) {
 
 func TestDispositionRoundTrips(t *testing.T) {
 	ts := newTestServer(t, "sqlite", nil)
-	for _, name := range []string{
-		"plain.png", "with space.png", "semi;colon.png", `quote".png`, "back\\slash.png",
-		"new\nline.png", "tab\t.png", "🐱🐶.png", "ünïcödé.png", "percent%41.png", "star*.png", "a'b.png",
+	for name, want := range map[string]string{
+		"plain.png": "", "with space.png": "", "semi;colon.png": "", `quote".png`: "", "back\\slash.png": "",
+		"🐱🐶.png": "", "ünïcödé.png": "", "percent%41.png": "", "star*.png": "", "a'b.png": "",
+		// Control characters are replaced at upload.
+		"new\nline.png": "new_line.png", "tab\t.png": "tab_.png", "nul\x00.png": "nul_.png", "c1\u0085.png": "c1_.png",
 	} {
+		want = cmp.Or(want, name)
 		id := ts.mustUpload(t, []byte("x"), "image/png", name)
 		resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id, nil, withToken(aliceToken))
 		_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition"))
-		if err != nil || params["filename"] != name {
-			t.Errorf("filename %q came back as %q (header %q, err %v)", name, params["filename"], resp.Header.Get("Content-Disposition"), err)
+		if err != nil || params["filename"] != want {
+			t.Errorf("filename %q came back as %q (header %q, err %v), want %q", name, params["filename"], resp.Header.Get("Content-Disposition"), err, want)
 		}
 	}
 }
@@ -228,5 +243,24 @@ func TestDownloadHotPathIsCached(t *testing.T) {
 	}
 	if n := ts.fake.Calls() - whoami; n != 0 {
 		t.Errorf("20 downloads made %d whoami calls, want 0 (token cached at upload)", n)
+	}
+}
+
+func TestStoredTypeListIsNotServed(t *testing.T) {
+	// A row stored before types were normalised still reaches browsers as one type.
+	ts := newTestServer(t, "sqlite", nil)
+	ctx := context.Background()
+	sum, size, err := storage.Put(ctx, ts.blobs, strings.NewReader("<script>alert(1)</script>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &storage.Media{Origin: "example.org", MediaID: "legacyRow", ContentType: "text/plain;,text/html", UploadName: "a\r\nb.txt",
+		SHA256: sum, SizeBytes: size, DatastoreID: "local", CreatedAt: time.Now()}
+	if err := ts.meta.CreateMedia(ctx, m, storage.Quota{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/legacyRow", nil, withToken(aliceToken))
+	if ct, cd := resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"); ct != "text/plain" || cd != "inline; filename=a__b.txt" {
+		t.Errorf("served as %q, %q; want text/plain and a clean name", ct, cd)
 	}
 }

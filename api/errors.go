@@ -80,6 +80,11 @@ func matrixError(err error) *Error {
 	if errors.As(err, &te) {
 		return &Error{Status: te.Status, Code: te.Code, Message: te.Message, SoftLogout: te.SoftLogout, Err: err}
 	}
+	var le *storage.LimitError
+	if errors.As(err, &le) {
+		return &Error{Status: 429, Code: "M_LIMIT_EXCEEDED", Message: "Too many media IDs reserved and not uploaded yet",
+			RetryAfter: max(time.Until(le.Until), time.Second), Err: err}
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		e := errTooLarge("Upload is larger than the limit of this server")

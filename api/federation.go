@@ -63,7 +63,13 @@ func (s *Server) handleFederationDownload(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	defer blob.Close()
-	return writeMultipartMedia(w, blob, m.ContentType, contentDisposition(m.ContentType, m.UploadName))
+	return writeMultipartOriginal(w, blob, m)
+}
+
+// writeMultipartOriginal answers with m's own bytes as the second part.
+func writeMultipartOriginal(w http.ResponseWriter, blob io.Reader, m *storage.Media) error {
+	ct := media.ContentType(m.ContentType)
+	return writeMultipartMedia(w, blob, ct, contentDisposition(ct, m.UploadName))
 }
 
 // handleFederationThumbnail serves GET /_matrix/federation/v1/media/thumbnail/{mediaId}.
@@ -83,7 +89,7 @@ func (s *Server) handleFederationThumbnail(w http.ResponseWriter, r *http.Reques
 			return err
 		}
 		defer blob.Close()
-		return writeMultipartMedia(w, blob, m.ContentType, contentDisposition(m.ContentType, m.UploadName))
+		return writeMultipartOriginal(w, blob, m)
 	}
 	if err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -155,5 +157,48 @@ func TestQuotaRace(t *testing.T) {
 		if ok != 2 {
 			t.Errorf("%d parallel uploads stored, want exactly 2 within the quota (statuses %v)", ok, codes)
 		}
+		// The refused ones left nothing: two blobs, no temp files.
+		if n := countBlobs(t, ts.blobs.Root()); n != 2 {
+			t.Errorf("datastore holds %d blobs, want the 2 stored", n)
+		}
+		if n := countTemp(t, ts.blobs.Root()); n != 0 {
+			t.Errorf("%d temp files left by refused uploads", n)
+		}
 	})
+}
+
+func TestRefusedUploadsLeaveNothing(t *testing.T) {
+	// A user one byte under quota sends ten 9 KiB uploads, with and without a
+	// declared length: all refused, and the datastore holds only the first.
+	backends(t, func(t *testing.T, backend string) {
+		ts := newTestServer(t, backend, func(c *config.Config) {
+			c.Uploads.Quotas = config.Quotas{Enabled: true, Users: []config.QuotaRule{{Glob: "*", MaxBytes: 1001}}}
+		})
+		ts.mustUpload(t, bytes.Repeat([]byte("a"), 1000), "", "")
+		for i := range 10 {
+			body := bytes.Repeat([]byte{byte(i)}, 9<<10)
+			var r io.Reader = bytes.NewReader(body)
+			if i%2 == 1 {
+				r = io.MultiReader(r) // no length known: chunked, refused after reading
+			}
+			resp, b := ts.do(t, "POST", "/_matrix/media/v3/upload", r, withToken(aliceToken))
+			wantError(t, resp, b, 403, "M_FORBIDDEN")
+		}
+		if n := countBlobs(t, ts.blobs.Root()); n != 1 {
+			t.Errorf("datastore holds %d blobs after ten refusals, want 1", n)
+		}
+		if n := countTemp(t, ts.blobs.Root()); n != 0 {
+			t.Errorf("%d temp files left by refused uploads", n)
+		}
+	})
+}
+
+// countTemp counts the temporary files of the disk datastore at root.
+func countTemp(t *testing.T, root string) int {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(root, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }

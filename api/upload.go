@@ -3,7 +3,6 @@ package api
 import (
 	"io"
 	"net/http"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
@@ -33,8 +32,8 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) error {
 // reading.
 func (s *Server) uploadRequest(w http.ResponseWriter, r *http.Request) (media.Upload, error) {
 	name := r.URL.Query().Get("filename")
-	if len(name) > media.MaxFileNameBytes || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
-		return media.Upload{}, errInvalidParam("filename must be valid UTF-8 without NUL, at most 1024 bytes")
+	if len(name) > media.MaxFileNameBytes || !utf8.ValidString(name) {
+		return media.Upload{}, errInvalidParam("filename must be valid UTF-8 of at most 1024 bytes")
 	}
 	contentType := r.Header.Get("Content-Type")
 	if contentType == "" {

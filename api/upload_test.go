@@ -74,7 +74,6 @@ func TestUploadDefaultsAndValidation(t *testing.T) {
 	}
 
 	bad := map[string]string{
-		"NUL in filename":        "/_matrix/media/v3/upload?filename=a%00b",
 		"invalid UTF-8 filename": "/_matrix/media/v3/upload?filename=%FF%FE",
 		"over-long filename":     "/_matrix/media/v3/upload?filename=" + strings.Repeat("a", 1025),
 	}

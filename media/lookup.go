@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -120,20 +118,12 @@ func (s *Service) fetch(ctx context.Context, local, server, mediaID string) (*st
 	if err != nil {
 		return nil, fmt.Errorf("store remote media: %w", err)
 	}
-	contentType := remote.ContentType
-	if contentType == "" || !Printable(contentType, MaxContentTypeBytes) {
-		contentType = "application/octet-stream"
-	}
-	name := remote.FileName
-	if len(name) > MaxFileNameBytes || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
-		name = ""
-	}
 	m := &storage.Media{
-		Origin: server, MediaID: mediaID, UploadName: name, ContentType: contentType,
+		Origin: server, MediaID: mediaID, UploadName: FileName(remote.FileName), ContentType: ContentType(remote.ContentType),
 		SHA256: sum, SizeBytes: size, DatastoreID: id, CreatedAt: time.Now(),
 		Authenticated: s.cfg.Freeze,
 	}
-	err = s.media.CreateMedia(ctx, m, storage.Quota{})
+	err = s.media.CreateMedia(ctx, m, storage.Quota{}, nil)
 	if errors.Is(err, storage.ErrExists) {
 		return s.media.Media(ctx, server, mediaID) // another process fetched it first
 	}
@@ -165,24 +155,4 @@ func (c *capReader) Read(p []byte) (int, error) {
 		return n, ErrRemoteTooLarge
 	}
 	return n, err
-}
-
-// Limits on what is stored of names and types, uploaded or remote.
-const (
-	MaxFileNameBytes    = 1024
-	MaxContentTypeBytes = 255
-)
-
-// Printable accepts valid UTF-8 of at most max bytes without control
-// characters: what every database stores and every header can carry.
-func Printable(s string, max int) bool {
-	if len(s) > max || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
 }

@@ -55,16 +55,17 @@ func (s *Service) UploadTo(ctx context.Context, mediaID string, u Upload) (*stor
 	if p.UserID != u.UserID {
 		return nil, ErrNotOwner
 	}
-	if err := s.checkQuotaBefore(ctx, u.UserID); err != nil {
+	if err := s.checkBefore(ctx, u); err != nil {
 		return nil, err
 	}
-	m, err := s.receive(ctx, u)
+	m, blob, err := s.receive(ctx, u)
 	if err != nil {
 		return nil, err
 	}
+	defer blob.Abort()
 	m.MediaID = mediaID
 	quota, _ := s.Quota(m.UserID)
-	err = s.res.CompleteUpload(ctx, m, quota)
+	err = s.res.CompleteUpload(ctx, m, quota, blob.Commit)
 	switch {
 	case errors.Is(err, storage.ErrExists):
 		return nil, ErrCannotOverwrite

@@ -28,20 +28,24 @@ type Upload struct {
 }
 
 // Upload stores u as new local media under a fresh media ID and returns its
-// row. A user at their quota is refused before a byte is read.
+// row. What can be known before reading (a declared size over the limit, a
+// user at or, by the declared size, over their quota) is refused before a
+// byte is read; what is known only after (the real size) is refused before
+// the blob is published, so a refused upload leaves nothing behind.
 func (s *Service) Upload(ctx context.Context, u Upload) (*storage.Media, error) {
-	if err := s.checkQuotaBefore(ctx, u.UserID); err != nil {
+	if err := s.checkBefore(ctx, u); err != nil {
 		return nil, err
 	}
-	m, err := s.receive(ctx, u)
+	m, blob, err := s.receive(ctx, u)
 	if err != nil {
 		return nil, err
 	}
+	defer blob.Abort()
 	quota, _ := s.Quota(m.UserID)
 	// A collision of 192 random bits is not expected; retrying costs nothing.
 	for attempt := 0; ; attempt++ {
 		m.MediaID = newMediaID()
-		err = s.media.CreateMedia(ctx, m, quota)
+		err = s.media.CreateMedia(ctx, m, quota, blob.Commit)
 		if err == nil || !errors.Is(err, storage.ErrExists) || attempt == 2 {
 			break
 		}
@@ -62,52 +66,73 @@ func (s *Service) Save(ctx context.Context, origin, contentType string, data []b
 		return nil, err
 	}
 	m := &storage.Media{
-		Origin: origin, MediaID: newMediaID(), ContentType: contentType,
+		Origin: origin, MediaID: newMediaID(), ContentType: ContentType(contentType),
 		SHA256: sum, SizeBytes: size, DatastoreID: id, CreatedAt: time.Now(),
 		Authenticated: s.cfg.Freeze,
 	}
-	if err := s.media.CreateMedia(ctx, m, storage.Quota{}); err != nil {
+	if err := s.media.CreateMedia(ctx, m, storage.Quota{}, nil); err != nil {
 		return nil, err
 	}
 	s.stored(m)
 	return m, nil
 }
 
-// receive streams u's body into the local datastore and returns the media row
-// to write, without its MediaID. On any error nothing is left behind.
-func (s *Service) receive(ctx context.Context, u Upload) (*storage.Media, error) {
+// checkBefore refuses, before the body is read, an upload declared larger
+// than uploads.maxBytes, and one that the user's quota cannot take: they are
+// at it already, or the declared size would go over it. The final, atomic
+// check happens when the row is written.
+func (s *Service) checkBefore(ctx context.Context, u Upload) error {
 	if limit := s.cfg.Uploads.MaxBytes; limit > 0 && u.Size > limit {
-		return nil, fmt.Errorf("%d bytes declared, limit %d: %w", u.Size, limit, ErrTooLarge)
+		return fmt.Errorf("%d bytes declared, limit %d: %w", u.Size, limit, ErrTooLarge)
 	}
+	q, _ := s.Quota(u.UserID)
+	if u.UserID == "" || (q.MaxBytes <= 0 && q.MaxFiles <= 0) {
+		return nil
+	}
+	used, err := s.media.Usage(ctx, u.UserID)
+	if err != nil {
+		return err
+	}
+	size := max(u.Size, 0)
+	if (q.MaxBytes > 0 && (used.Bytes >= q.MaxBytes || used.Bytes+size > q.MaxBytes)) || (q.MaxFiles > 0 && used.Files >= q.MaxFiles) {
+		return fmt.Errorf("%s stores %d bytes in %d files, %d more declared: %w", u.UserID, used.Bytes, used.Files, size, storage.ErrQuotaExceeded)
+	}
+	return nil
+}
+
+// receive stages u's body in the local datastore and returns the media row to
+// write, without its MediaID, and the staged blob to publish with it. On any
+// error nothing is left behind.
+func (s *Service) receive(ctx context.Context, u Upload) (*storage.Media, storage.StagedBlob, error) {
 	body := u.Body
 	// Refuse a too-small upload before a byte reaches the datastore.
 	if min := s.cfg.Uploads.MinBytes; min > 0 {
 		head := make([]byte, min)
 		n, err := io.ReadFull(body, head)
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%d bytes, minimum %d: %w", n, min, ErrTooSmall)
+			return nil, nil, fmt.Errorf("%d bytes, minimum %d: %w", n, min, ErrTooSmall)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read upload: %w", err)
+			return nil, nil, fmt.Errorf("read upload: %w", err)
 		}
 		body = io.MultiReader(bytes.NewReader(head[:n]), body)
 	}
 	id := s.blobs.Roles().LocalMedia
-	sum, size, err := s.blobs.Put(ctx, id, body)
+	blob, err := s.blobs.Stage(ctx, id, body)
 	if err != nil {
-		return nil, fmt.Errorf("store upload: %w", err)
+		return nil, nil, fmt.Errorf("store upload: %w", err)
 	}
 	return &storage.Media{
 		Origin:        u.Origin,
-		UploadName:    u.Name,
-		ContentType:   u.ContentType,
+		UploadName:    FileName(u.Name),
+		ContentType:   ContentType(u.ContentType),
 		UserID:        u.UserID,
-		SHA256:        sum,
-		SizeBytes:     size,
+		SHA256:        blob.SHA256(),
+		SizeBytes:     blob.Size(),
 		DatastoreID:   id,
 		CreatedAt:     time.Now(),
 		Authenticated: s.cfg.Freeze,
-	}, nil
+	}, blob, nil
 }
 
 // uploaded runs what follows every stored upload: waking downloads that wait
@@ -134,24 +159,6 @@ func (s *Service) Quota(userID string) (storage.Quota, int) {
 // Usage is what userID's uploads add up to.
 func (s *Service) Usage(ctx context.Context, userID string) (storage.Usage, error) {
 	return s.media.Usage(ctx, userID)
-}
-
-// checkQuotaBefore refuses an upload before its body is read when the user is
-// already at their quota. The final, atomic check happens when the row is
-// written.
-func (s *Service) checkQuotaBefore(ctx context.Context, userID string) error {
-	q, _ := s.Quota(userID)
-	if q.MaxBytes <= 0 && q.MaxFiles <= 0 {
-		return nil
-	}
-	u, err := s.media.Usage(ctx, userID)
-	if err != nil {
-		return err
-	}
-	if (q.MaxBytes > 0 && u.Bytes >= q.MaxBytes) || (q.MaxFiles > 0 && u.Files >= q.MaxFiles) {
-		return fmt.Errorf("%s stores %d bytes in %d files: %w", userID, u.Bytes, u.Files, storage.ErrQuotaExceeded)
-	}
-	return nil
 }
 
 // newMediaID returns 32 characters of [A-Za-z0-9_-] (192 random bits).

@@ -8,14 +8,44 @@ import (
 // BlobStore keeps blobs named by the lowercase hex SHA-256 of their bytes.
 // Implementations hold the contract checked by storagetest.RunBlobStore.
 type BlobStore interface {
-	// Put stores everything r yields and returns its digest and size. The blob is
-	// durable when Put returns nil (written to a temporary name, synced, renamed),
-	// so a metadata row may then refer to it. Storing identical bytes twice is
-	// harmless. On error nothing new is left behind; r's error is returned wrapped.
-	Put(ctx context.Context, r io.Reader) (sha256 string, size int64, err error)
+	// Stage reads everything r yields into the store without making it
+	// visible: hashed, written and synced where Open cannot see it. The caller
+	// then Commits it (once the metadata it belongs to may exist) or Aborts
+	// it; until then it holds space but no name. On error nothing is left
+	// behind and r's error is returned wrapped.
+	Stage(ctx context.Context, r io.Reader) (StagedBlob, error)
 	// Open returns the blob for reading and seeking; the caller closes it. A
 	// missing blob or a malformed digest is an error wrapping ErrNotFound.
 	Open(ctx context.Context, sha256 string) (io.ReadSeekCloser, error)
 	// Delete removes the blob; a missing one is not an error.
 	Delete(ctx context.Context, sha256 string) error
+}
+
+// StagedBlob is a blob written by BlobStore.Stage and not yet named.
+type StagedBlob interface {
+	SHA256() string
+	Size() int64
+	// Commit makes the blob durable under its digest. Committing bytes that
+	// are stored already is harmless, and leaves the stored blob as freshly
+	// written as a new one (a collector of unreferenced blobs counts its grace
+	// period from then). Calls after the first return its result.
+	Commit(ctx context.Context) error
+	// Abort discards an uncommitted blob; after Commit it does nothing. It is
+	// safe to defer.
+	Abort() error
+}
+
+// Put stages r's bytes in b and commits them at once, for blobs that need no
+// metadata decision first (thumbnails, remote media). It returns the digest
+// and size.
+func Put(ctx context.Context, b BlobStore, r io.Reader) (sha256 string, size int64, err error) {
+	st, err := b.Stage(ctx, r)
+	if err != nil {
+		return "", 0, err
+	}
+	defer st.Abort()
+	if err := st.Commit(ctx); err != nil {
+		return "", 0, err
+	}
+	return st.SHA256(), st.Size(), nil
 }

@@ -35,14 +35,23 @@ func NewDatastores(byID map[string]BlobStore, roles Roles) (*Datastores, error) 
 // Roles returns where new blobs of each kind go.
 func (d *Datastores) Roles() Roles { return d.roles }
 
-// Put stores r's bytes in the datastore id (one of Roles) and returns the digest
-// and size, as BlobStore.Put.
+// Put stores r's bytes in the datastore id (one of Roles) and returns the
+// digest and size, as storage.Put.
 func (d *Datastores) Put(ctx context.Context, id string, r io.Reader) (sha256 string, size int64, err error) {
 	s, ok := d.byID[id]
 	if !ok {
 		return "", 0, fmt.Errorf("datastore %q is not configured", id)
 	}
-	return s.Put(ctx, r)
+	return Put(ctx, s, r)
+}
+
+// Stage stages r's bytes in the datastore id, as BlobStore.Stage.
+func (d *Datastores) Stage(ctx context.Context, id string, r io.Reader) (StagedBlob, error) {
+	s, ok := d.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("datastore %q is not configured", id)
+	}
+	return s.Stage(ctx, r)
 }
 
 // Open opens the blob sha256 of datastore id; the caller closes it. A missing

@@ -1,6 +1,9 @@
 package storage
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Sentinel errors every implementation wraps.
 var (
@@ -11,3 +14,16 @@ var (
 	// ErrQuotaExceeded: a user's storage quota would be exceeded.
 	ErrQuotaExceeded = errors.New("quota exceeded")
 )
+
+// LimitError is ErrLimitExceeded with the time the limit frees up, where the
+// store knows it (the expiry of a user's oldest reservation).
+type LimitError struct {
+	Until time.Time
+}
+
+func (e *LimitError) Error() string {
+	return "limit exceeded until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+// Unwrap makes errors.Is(err, ErrLimitExceeded) hold.
+func (e *LimitError) Unwrap() error { return ErrLimitExceeded }

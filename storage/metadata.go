@@ -12,17 +12,24 @@ import (
 
 // MediaStore keeps the media rows.
 type MediaStore interface {
-	// CreateMedia inserts m. It returns an error wrapping ErrExists if
-	// (m.Origin, m.MediaID) is taken, and ErrQuotaExceeded if m.UserID's
-	// uploads would then go over q; it changes nothing then. Concurrent
-	// inserts for one user cannot overshoot q together.
-	CreateMedia(ctx context.Context, m *Media, q Quota) error
+	// CreateMedia inserts m and adds it to m.UserID's usage. It returns an
+	// error wrapping ErrExists if (m.Origin, m.MediaID) is taken, and
+	// ErrQuotaExceeded if m.UserID's uploads would then go over q; it changes
+	// nothing then. Concurrent inserts for one user cannot overshoot q
+	// together. publish, if not nil, runs after every check and before the
+	// row becomes visible; if it fails, nothing is written.
+	CreateMedia(ctx context.Context, m *Media, q Quota, publish Publish) error
 	// Media returns the media (origin, mediaID), or an error wrapping
 	// ErrNotFound. It never returns nil, nil.
 	Media(ctx context.Context, origin, mediaID string) (*Media, error)
 	// Usage is what userID's uploads add up to.
 	Usage(ctx context.Context, userID string) (Usage, error)
 }
+
+// Publish makes the blob of a row durable: a StagedBlob's Commit. Stores run
+// it inside the transaction that writes the row, after every check, so that a
+// row is never visible without its blob and a refused row leaves no blob.
+type Publish func(ctx context.Context) error
 
 // ThumbnailStore keeps the rows of generated thumbnails.
 type ThumbnailStore interface {
@@ -49,8 +56,8 @@ type ReservationStore interface {
 	// ErrNotFound when there is no such reservation and ErrExists when the
 	// media was uploaded already. Stores that implement UploadWatcher announce
 	// the completion to every process.
-	// The quota is enforced as in MediaStore.CreateMedia.
-	CompleteUpload(ctx context.Context, m *Media, q Quota) error
+	// The quota and publish are as in MediaStore.CreateMedia.
+	CompleteUpload(ctx context.Context, m *Media, q Quota, publish Publish) error
 	// DeleteExpiredPending removes reservations that expired before now and
 	// returns how many.
 	DeleteExpiredPending(ctx context.Context, now time.Time) (int64, error)

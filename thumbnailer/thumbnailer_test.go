@@ -60,7 +60,7 @@ func newFixture(t *testing.T, edit func(*config.Thumbnails)) *fixture {
 // mustMedia stores data as a blob and returns a media row for it.
 func (f *fixture) mustMedia(t *testing.T, data []byte) *storage.Media {
 	t.Helper()
-	sum, size, err := f.blobs.BlobStore.Put(context.Background(), bytes.NewReader(data))
+	sum, size, err := storage.Put(context.Background(), f.blobs.BlobStore, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

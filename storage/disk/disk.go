@@ -62,50 +62,86 @@ func Open(root string) (*Store, error) {
 // Root is the directory the store lives in.
 func (s *Store) Root() string { return s.root }
 
-// Put implements storage.BlobStore. Bytes are hashed while they are written, so
-// each byte is read once and written once.
-func (s *Store) Put(ctx context.Context, r io.Reader) (sum string, size int64, err error) {
+// Stage implements storage.BlobStore: the bytes go to a temporary file in the
+// store's tmp directory, hashed while they are written, so each byte is read
+// once and written once.
+func (s *Store) Stage(ctx context.Context, r io.Reader) (storage.StagedBlob, error) {
 	f, err := os.CreateTemp(s.tmp, "put-*")
 	if err != nil {
-		return "", 0, fmt.Errorf("create temp blob: %w", err)
+		return nil, fmt.Errorf("create temp blob: %w", err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-
+	b := &staged{store: s, temp: f.Name()}
 	h := sha256.New()
 	bp := s.bufs.Get().(*[]byte)
-	size, err = io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, *bp)
+	b.size, err = io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, *bp)
 	s.bufs.Put(bp)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		return "", 0, fmt.Errorf("write blob: %w", err)
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("write blob: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		return "", 0, fmt.Errorf("sync blob: %w", err)
+	b.sum = hex.EncodeToString(h.Sum(nil))
+	return b, nil
+}
+
+// staged is a blob in the tmp directory, waiting for Commit or Abort.
+type staged struct {
+	store     *Store
+	temp      string
+	sum       string
+	size      int64
+	mu        sync.Mutex
+	done      bool
+	commitErr error
+}
+
+func (b *staged) SHA256() string { return b.sum }
+func (b *staged) Size() int64    { return b.size }
+
+// Commit renames the temp file to ab/cd/<digest> and syncs the directory.
+// Renaming over an identical blob is atomic and harmless, so concurrent
+// commits of the same bytes need no lock, and the blob's time is then this
+// write's.
+func (b *staged) Commit(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return b.commitErr
 	}
-	if err := f.Close(); err != nil {
-		return "", 0, fmt.Errorf("close blob: %w", err)
-	}
-	sum = hex.EncodeToString(h.Sum(nil))
-	final := s.path(sum)
+	b.done = true
+	final := b.store.path(b.sum)
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", 0, fmt.Errorf("create blob dir: %w", err)
+		os.Remove(b.temp)
+		b.commitErr = fmt.Errorf("create blob dir: %w", err)
+		return b.commitErr
 	}
-	// Renaming over an identical blob is atomic and harmless, so concurrent Puts
-	// of the same bytes need no lock.
-	if err := os.Rename(f.Name(), final); err != nil {
-		return "", 0, fmt.Errorf("rename blob: %w", err)
+	if err := os.Rename(b.temp, final); err != nil {
+		os.Remove(b.temp)
+		b.commitErr = fmt.Errorf("rename blob: %w", err)
+		return b.commitErr
 	}
-	done = true
-	if err := syncDir(dir); err != nil {
-		return "", 0, err
+	b.commitErr = syncDir(dir)
+	return b.commitErr
+}
+
+// Abort removes the temp file unless the blob was committed.
+func (b *staged) Abort() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return nil
 	}
-	return sum, size, nil
+	b.done = true
+	if err := os.Remove(b.temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove staged blob: %w", err)
+	}
+	return nil
 }
 
 // Open implements storage.BlobStore. Small blobs come from the open-file

@@ -23,7 +23,7 @@ func TestBlobStore(t *testing.T) {
 
 func TestLayoutAndNoTempLeft(t *testing.T) {
 	s := storagetest.OpenDisk(t)
-	sum, _, err := s.Put(context.Background(), bytes.NewReader([]byte("test")))
+	sum, _, err := storage.Put(context.Background(), s, bytes.NewReader([]byte("test")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestOpenFileCache(t *testing.T) {
 	s := storagetest.OpenDisk(t)
 	ctx := context.Background()
 	put := func(content string) string {
-		sum, _, err := s.Put(ctx, bytes.NewReader([]byte(content)))
+		sum, _, err := storage.Put(ctx, s, bytes.NewReader([]byte(content)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ var queries = sqlstore.Queries{
 		FROM thumbnails WHERE origin = $1 AND media_id = $2
 		ORDER BY width, height, method, animated, content_type`,
 	LockUser:     `SELECT pg_advisory_xact_lock(hashtext($1))`,
-	CountPending: `SELECT COUNT(*) FROM pending_media WHERE user_id = $1 AND expires_ts > $2`,
+	CountPending: `SELECT COUNT(*), MIN(expires_ts) FROM pending_media WHERE user_id = $1 AND expires_ts > $2`,
 	MediaExists:  `SELECT 1 FROM media WHERE origin = $1 AND media_id = $2`,
 	InsertPending: `INSERT INTO pending_media (origin, media_id, user_id, created_ts, expires_ts)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
@@ -55,7 +55,10 @@ var queries = sqlstore.Queries{
 	DeletePending: `DELETE FROM pending_media
 		WHERE origin = $1 AND media_id = $2 AND user_id = $3 AND expires_ts > $4`,
 	DeleteExpiredPending: `DELETE FROM pending_media WHERE expires_ts <= $1`,
-	SelectUsage:          `SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM media WHERE user_id = $1`,
+	EnsureUsage:          `INSERT INTO user_usage (user_id) VALUES ($1) ON CONFLICT DO NOTHING`,
+	SelectUsageForUpdate: `SELECT bytes, files FROM user_usage WHERE user_id = $1 FOR UPDATE`,
+	AddUsage:             `UPDATE user_usage SET bytes = bytes + $2, files = files + $3 WHERE user_id = $1`,
+	SelectUsage:          `SELECT bytes, files FROM user_usage WHERE user_id = $1`,
 	InsertURLPreview: `INSERT INTO url_previews (url, bucket, lang, status, errcode, body, created_ts)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
 	SelectURLPreview: `SELECT url, bucket, lang, status, errcode, body, created_ts FROM url_previews

@@ -53,7 +53,7 @@ func TestWatchUploadsAcrossConnections(t *testing.T) {
 		}
 		m := &storage.Media{Origin: "example.org", MediaID: id, UserID: "@a:example.org", ContentType: "text/plain",
 			SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", SizeBytes: 4, DatastoreID: "d", CreatedAt: now}
-		if err := other.CompleteUpload(ctx, m, storage.Quota{}); err != nil {
+		if err := other.CompleteUpload(ctx, m, storage.Quota{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		select {

@@ -45,7 +45,7 @@ var queries = sqlstore.Queries{
 		FROM thumbnails WHERE origin = ? AND media_id = ?
 		ORDER BY width, height, method, animated, content_type`,
 	LockUser:     ``,
-	CountPending: `SELECT COUNT(*) FROM pending_media WHERE user_id = ? AND expires_ts > ?`,
+	CountPending: `SELECT COUNT(*), MIN(expires_ts) FROM pending_media WHERE user_id = ? AND expires_ts > ?`,
 	MediaExists:  `SELECT 1 FROM media WHERE origin = ? AND media_id = ?`,
 	InsertPending: `INSERT INTO pending_media (origin, media_id, user_id, created_ts, expires_ts)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
@@ -54,7 +54,10 @@ var queries = sqlstore.Queries{
 	DeletePending: `DELETE FROM pending_media
 		WHERE origin = ? AND media_id = ? AND user_id = ? AND expires_ts > ?`,
 	DeleteExpiredPending: `DELETE FROM pending_media WHERE expires_ts <= ?`,
-	SelectUsage:          `SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM media WHERE user_id = ?`,
+	EnsureUsage:          `INSERT INTO user_usage (user_id) VALUES (?) ON CONFLICT DO NOTHING`,
+	SelectUsageForUpdate: `SELECT bytes, files FROM user_usage WHERE user_id = ?`, // BEGIN IMMEDIATE holds the lock
+	AddUsage:             `UPDATE user_usage SET bytes = bytes + ?2, files = files + ?3 WHERE user_id = ?1`,
+	SelectUsage:          `SELECT bytes, files FROM user_usage WHERE user_id = ?`,
 	InsertURLPreview: `INSERT INTO url_previews (url, bucket, lang, status, errcode, body, created_ts)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 	SelectURLPreview: `SELECT url, bucket, lang, status, errcode, body, created_ts FROM url_previews

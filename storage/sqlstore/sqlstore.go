@@ -33,7 +33,15 @@ type Queries struct {
 	// LockUser, run first in a transaction, serialises writers for one user_id;
 	// empty where transactions are serialised anyway (SQLite, BEGIN IMMEDIATE).
 	LockUser string
-	// CountPending takes user_id, now_ms: the user's unexpired reservations.
+	// EnsureUsage takes user_id and inserts its zero usage row if missing.
+	EnsureUsage string
+	// SelectUsageForUpdate takes user_id and returns bytes, files, locking
+	// the row until the transaction ends where the database can.
+	SelectUsageForUpdate string
+	// AddUsage takes user_id, bytes, files and adds them to the usage row.
+	AddUsage string
+	// CountPending takes user_id, now_ms and returns the number of the user's
+	// unexpired reservations and the earliest expiry among them (or NULL).
 	CountPending string
 	// MediaExists takes origin, media_id and returns a row if the media exists.
 	MediaExists string
@@ -51,8 +59,7 @@ type Queries struct {
 	// NotifyUploaded takes "origin/media_id" and announces it to other
 	// processes; empty where the database cannot.
 	NotifyUploaded string
-	// SelectUsage takes user_id and returns the sum of size_bytes (0 for
-	// none) and the count of the user's media.
+	// SelectUsage takes user_id and returns bytes, files of its usage row.
 	SelectUsage string
 	// InsertURLPreview takes url, bucket, lang, status, errcode, body,
 	// created_ts and inserts nothing on a key conflict.
@@ -78,16 +85,20 @@ var (
 func New(db *sql.DB, q Queries) *Store { return &Store{db: db, q: q} }
 
 // CreateMedia implements storage.MediaStore.
-func (s *Store) CreateMedia(ctx context.Context, m *storage.Media, q storage.Quota) error {
+func (s *Store) CreateMedia(ctx context.Context, m *storage.Media, q storage.Quota, publish storage.Publish) error {
 	return s.inTx(ctx, "insert media "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
-		if err := s.checkQuota(ctx, tx, m, q); err != nil {
-			return err
-		}
-		return s.insertMedia(ctx, tx, m)
+		return s.addMedia(ctx, tx, m, q, publish)
 	})
 }
 
-func (s *Store) insertMedia(ctx context.Context, tx *sql.Tx, m *storage.Media) error {
+// addMedia checks m against its user's quota, inserts it, counts it in the
+// user's usage and publishes its blob, in tx.
+func (s *Store) addMedia(ctx context.Context, tx *sql.Tx, m *storage.Media, q storage.Quota, publish storage.Publish) error {
+	if m.UserID != "" {
+		if err := s.checkQuota(ctx, tx, m, q); err != nil {
+			return err
+		}
+	}
 	res, err := tx.ExecContext(ctx, s.q.InsertMedia, m.Origin, m.MediaID, m.UploadName, m.ContentType,
 		m.UserID, m.SHA256, m.SizeBytes, m.DatastoreID, m.CreatedAt.UnixMilli(), m.Authenticated)
 	if err != nil {
@@ -96,22 +107,28 @@ func (s *Store) insertMedia(ctx context.Context, tx *sql.Tx, m *storage.Media) e
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return storage.ErrExists
 	}
+	if m.UserID != "" {
+		if _, err := tx.ExecContext(ctx, s.q.AddUsage, m.UserID, m.SizeBytes, 1); err != nil {
+			return err
+		}
+	}
+	if publish != nil {
+		if err := publish(ctx); err != nil {
+			return fmt.Errorf("publish blob %s: %w", m.SHA256, err)
+		}
+	}
 	return nil
 }
 
 // checkQuota fails with ErrQuotaExceeded if m would take its user over q. It
-// runs under the user's lock, so concurrent uploads are counted one by one.
+// holds the user's usage row until the transaction ends, so concurrent uploads
+// are counted one by one.
 func (s *Store) checkQuota(ctx context.Context, tx *sql.Tx, m *storage.Media, q storage.Quota) error {
-	if q.MaxBytes <= 0 && q.MaxFiles <= 0 {
-		return nil
-	}
-	if s.q.LockUser != "" {
-		if _, err := tx.ExecContext(ctx, s.q.LockUser, m.UserID); err != nil {
-			return err
-		}
+	if _, err := tx.ExecContext(ctx, s.q.EnsureUsage, m.UserID); err != nil {
+		return err
 	}
 	var u storage.Usage
-	if err := tx.QueryRowContext(ctx, s.q.SelectUsage, m.UserID).Scan(&u.Bytes, &u.Files); err != nil {
+	if err := tx.QueryRowContext(ctx, s.q.SelectUsageForUpdate, m.UserID).Scan(&u.Bytes, &u.Files); err != nil {
 		return err
 	}
 	if q.MaxBytes > 0 && u.Bytes+m.SizeBytes > q.MaxBytes {
@@ -126,7 +143,11 @@ func (s *Store) checkQuota(ctx context.Context, tx *sql.Tx, m *storage.Media, q 
 // Usage implements storage.MediaStore.
 func (s *Store) Usage(ctx context.Context, userID string) (storage.Usage, error) {
 	var u storage.Usage
-	if err := s.db.QueryRowContext(ctx, s.q.SelectUsage, userID).Scan(&u.Bytes, &u.Files); err != nil {
+	err := s.db.QueryRowContext(ctx, s.q.SelectUsage, userID).Scan(&u.Bytes, &u.Files)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.Usage{}, nil
+	}
+	if err != nil {
 		return u, fmt.Errorf("select usage of %s: %w", userID, err)
 	}
 	return u, nil
@@ -191,11 +212,12 @@ func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPendin
 		}
 		if maxPending > 0 {
 			var n int
-			if err := tx.QueryRowContext(ctx, s.q.CountPending, p.UserID, p.CreatedAt.UnixMilli()).Scan(&n); err != nil {
+			var oldest sql.NullInt64
+			if err := tx.QueryRowContext(ctx, s.q.CountPending, p.UserID, p.CreatedAt.UnixMilli()).Scan(&n, &oldest); err != nil {
 				return err
 			}
 			if n >= maxPending {
-				return fmt.Errorf("%s has %d pending uploads: %w", p.UserID, n, storage.ErrLimitExceeded)
+				return fmt.Errorf("%s has %d pending uploads: %w", p.UserID, n, &storage.LimitError{Until: time.UnixMilli(oldest.Int64)})
 			}
 		}
 		exists, err := rowExists(ctx, tx, s.q.MediaExists, p.Origin, p.MediaID)
@@ -233,7 +255,7 @@ func (s *Store) Pending(ctx context.Context, origin, mediaID string) (*storage.P
 }
 
 // CompleteUpload implements storage.ReservationStore.
-func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.Quota) error {
+func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.Quota, publish storage.Publish) error {
 	return s.inTx(ctx, "complete upload of "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q.DeletePending, m.Origin, m.MediaID, m.UserID, time.Now().UnixMilli())
 		if err != nil {
@@ -249,10 +271,7 @@ func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.
 			}
 			return storage.ErrNotFound
 		}
-		if err := s.checkQuota(ctx, tx, m, q); err != nil {
-			return err
-		}
-		if err := s.insertMedia(ctx, tx, m); err != nil {
+		if err := s.addMedia(ctx, tx, m, q, publish); err != nil {
 			return err
 		}
 		if s.q.NotifyUploaded != "" {

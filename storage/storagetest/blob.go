@@ -34,12 +34,15 @@ func RunBlobStore(t *testing.T, open func(t *testing.T) storage.BlobStore) {
 		{"cancelled context stops put", blobCancelled},
 		{"missing and malformed are ErrNotFound", blobMissing},
 		{"delete", blobDelete},
+		{"staged blob is invisible until committed", blobStagedInvisible},
+		{"abort leaves nothing", blobAbort},
+		{"commit over a stored blob keeps it", blobCommitOverExisting},
 	})
 }
 
 func blobPutOpen(t *testing.T, s storage.BlobStore) {
 	ctx := context.Background()
-	got, size, err := s.Put(ctx, bytes.NewReader(blobContent))
+	got, size, err := storage.Put(ctx, s, bytes.NewReader(blobContent))
 	if err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -51,7 +54,7 @@ func blobPutOpen(t *testing.T, s storage.BlobStore) {
 
 func blobSeek(t *testing.T, s storage.BlobStore) {
 	ctx := context.Background()
-	got, _, err := s.Put(ctx, bytes.NewReader(blobContent))
+	got, _, err := storage.Put(ctx, s, bytes.NewReader(blobContent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ func blobSeek(t *testing.T, s storage.BlobStore) {
 
 func blobEmpty(t *testing.T, s storage.BlobStore) {
 	ctx := context.Background()
-	got, size, err := s.Put(ctx, bytes.NewReader(nil))
+	got, size, err := storage.Put(ctx, s, bytes.NewReader(nil))
 	if err != nil || size != 0 || got != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
 		t.Fatalf("Put(empty) = %s, %d, %v", got, size, err)
 	}
@@ -85,7 +88,7 @@ func blobIdentical(t *testing.T, s storage.BlobStore) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if got, _, err := s.Put(ctx, bytes.NewReader(blobContent)); err != nil || got != blobSum() {
+			if got, _, err := storage.Put(ctx, s, bytes.NewReader(blobContent)); err != nil || got != blobSum() {
 				t.Errorf("Put = %s, %v", got, err)
 			}
 		}()
@@ -98,7 +101,7 @@ func blobFailedReader(t *testing.T, s storage.BlobStore) {
 	ctx := context.Background()
 	boom := errors.New("client went away")
 	r := io.MultiReader(bytes.NewReader(blobContent[:1000]), errReader{boom})
-	if _, _, err := s.Put(ctx, r); !errors.Is(err, boom) {
+	if _, _, err := storage.Put(ctx, s, r); !errors.Is(err, boom) {
 		t.Fatalf("Put = %v, want wrapped %v", err, boom)
 	}
 	partial := sha256.Sum256(blobContent[:1000])
@@ -111,7 +114,7 @@ func blobCancelled(t *testing.T, s storage.BlobStore) {
 	ctx := context.Background()
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, _, err := s.Put(cctx, bytes.NewReader(blobContent)); !errors.Is(err, context.Canceled) {
+	if _, _, err := storage.Put(cctx, s, bytes.NewReader(blobContent)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with cancelled ctx = %v, want context.Canceled", err)
 	}
 }
@@ -129,7 +132,7 @@ func blobMissing(t *testing.T, s storage.BlobStore) {
 
 func blobDelete(t *testing.T, s storage.BlobStore) {
 	ctx := context.Background()
-	got, _, err := s.Put(ctx, bytes.NewReader(blobContent))
+	got, _, err := storage.Put(ctx, s, bytes.NewReader(blobContent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +144,73 @@ func blobDelete(t *testing.T, s storage.BlobStore) {
 	}
 	if err := s.Delete(ctx, got); err != nil {
 		t.Errorf("second Delete = %v, want nil", err)
+	}
+}
+
+func blobStagedInvisible(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	st, err := s.Stage(ctx, bytes.NewReader(blobContent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Abort()
+	if st.SHA256() != blobSum() || st.Size() != int64(len(blobContent)) {
+		t.Errorf("staged = %s, %d; want %s, %d", st.SHA256(), st.Size(), blobSum(), len(blobContent))
+	}
+	if _, err := s.Open(ctx, st.SHA256()); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open before Commit = %v, want ErrNotFound", err)
+	}
+	if err := st.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(ctx); err != nil {
+		t.Errorf("second Commit = %v, want the first's result", err)
+	}
+	if err := st.Abort(); err != nil {
+		t.Errorf("Abort after Commit = %v, want nil", err)
+	}
+	mustRead(t, s, st.SHA256(), blobContent)
+}
+
+func blobAbort(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	st, err := s.Stage(ctx, bytes.NewReader(blobContent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(ctx); err == nil {
+		if _, err := s.Open(ctx, blobSum()); err == nil {
+			t.Error("a blob committed after Abort is readable")
+		}
+	}
+	if _, err := s.Open(ctx, blobSum()); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open after Abort = %v, want ErrNotFound", err)
+	}
+}
+
+func blobCommitOverExisting(t *testing.T, s storage.BlobStore) {
+	ctx := context.Background()
+	if _, _, err := storage.Put(ctx, s, bytes.NewReader(blobContent)); err != nil {
+		t.Fatal(err)
+	}
+	held, err := s.Open(ctx, blobSum())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	st, err := s.Stage(ctx, bytes.NewReader(blobContent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(ctx); err != nil {
+		t.Fatalf("Commit over a stored blob: %v", err)
+	}
+	mustRead(t, s, blobSum(), blobContent)
+	if got, _ := io.ReadAll(held); !bytes.Equal(got, blobContent) {
+		t.Error("a reader opened before the second commit lost its bytes")
 	}
 }
 

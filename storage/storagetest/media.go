@@ -22,13 +22,16 @@ func RunMediaStore(t *testing.T, open func(t *testing.T) storage.MediaStore) {
 		{"large size survives", mediaLargeSize},
 		{"usage and quota", mediaUsageAndQuota},
 		{"parallel uploads cannot overshoot a quota", mediaQuotaRace},
+		{"publish runs before the row is visible, and a failure writes nothing", mediaPublish},
+		{"a refused row never publishes", mediaRefusedNeverPublishes},
+		{"media without an uploader counts for nobody", mediaWithoutUploader},
 	})
 }
 
 func mediaRoundTrip(t *testing.T, s storage.MediaStore) {
 	ctx := context.Background()
 	want := sampleMedia()
-	if err := s.CreateMedia(ctx, want, storage.Quota{}); err != nil {
+	if err := s.CreateMedia(ctx, want, storage.Quota{}, nil); err != nil {
 		t.Fatalf("CreateMedia: %v", err)
 	}
 	got, err := s.Media(ctx, want.Origin, want.MediaID)
@@ -48,7 +51,7 @@ func mediaEmptyFields(t *testing.T, s storage.MediaStore) {
 	ctx := context.Background()
 	want := sampleMedia()
 	want.UploadName, want.UserID, want.Authenticated = "", "", false
-	if err := s.CreateMedia(ctx, want, storage.Quota{}); err != nil {
+	if err := s.CreateMedia(ctx, want, storage.Quota{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Media(ctx, want.Origin, want.MediaID)
@@ -73,7 +76,7 @@ func mediaOriginInKey(t *testing.T, s storage.MediaStore) {
 	b := sampleMedia()
 	b.Origin, b.ContentType = "other.org", "text/plain"
 	for _, m := range []*storage.Media{a, b} {
-		if err := s.CreateMedia(ctx, m, storage.Quota{}); err != nil {
+		if err := s.CreateMedia(ctx, m, storage.Quota{}, nil); err != nil {
 			t.Fatalf("CreateMedia(%s): %v", m.Origin, err)
 		}
 	}
@@ -86,12 +89,12 @@ func mediaOriginInKey(t *testing.T, s storage.MediaStore) {
 func mediaDuplicate(t *testing.T, s storage.MediaStore) {
 	ctx := context.Background()
 	first := sampleMedia()
-	if err := s.CreateMedia(ctx, first, storage.Quota{}); err != nil {
+	if err := s.CreateMedia(ctx, first, storage.Quota{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	second := sampleMedia()
 	second.ContentType = "text/html"
-	if err := s.CreateMedia(ctx, second, storage.Quota{}); !errors.Is(err, storage.ErrExists) {
+	if err := s.CreateMedia(ctx, second, storage.Quota{}, nil); !errors.Is(err, storage.ErrExists) {
 		t.Fatalf("second CreateMedia = %v, want ErrExists", err)
 	}
 	got, _ := s.Media(ctx, first.Origin, first.MediaID)
@@ -105,7 +108,7 @@ func mediaConcurrentCreate(t *testing.T, s storage.MediaStore) {
 	errs := concurrently(n, func(i int) error {
 		m := sampleMedia()
 		m.UploadName = fmt.Sprint(i)
-		return s.CreateMedia(context.Background(), m, storage.Quota{})
+		return s.CreateMedia(context.Background(), m, storage.Quota{}, nil)
 	})
 	if wins := successes(t, errs, storage.ErrExists); wins != 1 {
 		t.Errorf("%d creates succeeded, want 1", wins)
@@ -116,7 +119,7 @@ func mediaLargeSize(t *testing.T, s storage.MediaStore) {
 	ctx := context.Background()
 	m := sampleMedia()
 	m.SizeBytes = 5 << 40
-	if err := s.CreateMedia(ctx, m, storage.Quota{}); err != nil {
+	if err := s.CreateMedia(ctx, m, storage.Quota{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Media(ctx, m.Origin, m.MediaID)
@@ -136,17 +139,17 @@ func mediaUsageAndQuota(t *testing.T, s storage.MediaStore) {
 	ctx := context.Background()
 	q := storage.Quota{MaxBytes: 100, MaxFiles: 3}
 	for i, size := range []int64{40, 50} {
-		if err := s.CreateMedia(ctx, mediaOf(fmt.Sprint("q", i), "@a:example.org", size), q); err != nil {
+		if err := s.CreateMedia(ctx, mediaOf(fmt.Sprint("q", i), "@a:example.org", size), q, nil); err != nil {
 			t.Fatalf("upload %d within quota: %v", i, err)
 		}
 	}
-	if err := s.CreateMedia(ctx, mediaOf("q2", "@a:example.org", 11), q); !errors.Is(err, storage.ErrQuotaExceeded) {
+	if err := s.CreateMedia(ctx, mediaOf("q2", "@a:example.org", 11), q, nil); !errors.Is(err, storage.ErrQuotaExceeded) {
 		t.Errorf("upload over maxBytes = %v, want ErrQuotaExceeded", err)
 	}
-	if err := s.CreateMedia(ctx, mediaOf("q3", "@a:example.org", 10), q); err != nil {
+	if err := s.CreateMedia(ctx, mediaOf("q3", "@a:example.org", 10), q, nil); err != nil {
 		t.Errorf("upload reaching maxBytes exactly = %v, want nil", err)
 	}
-	if err := s.CreateMedia(ctx, mediaOf("q4", "@a:example.org", 0), q); !errors.Is(err, storage.ErrQuotaExceeded) {
+	if err := s.CreateMedia(ctx, mediaOf("q4", "@a:example.org", 0), q, nil); !errors.Is(err, storage.ErrQuotaExceeded) {
 		t.Errorf("fourth file = %v, want ErrQuotaExceeded (maxFiles 3)", err)
 	}
 	u, err := s.Usage(ctx, "@a:example.org")
@@ -163,10 +166,57 @@ func mediaQuotaRace(t *testing.T, s storage.MediaStore) {
 	const n, size = 12, 10
 	q := storage.Quota{MaxBytes: 55} // room for 5 of the 12
 	errs := concurrently(n, func(i int) error {
-		return s.CreateMedia(ctx, mediaOf(fmt.Sprint("race", i), "@racer:example.org", size), q)
+		return s.CreateMedia(ctx, mediaOf(fmt.Sprint("race", i), "@racer:example.org", size), q, nil)
 	})
 	ok := successes(t, errs, storage.ErrQuotaExceeded)
 	if u, _ := s.Usage(ctx, "@racer:example.org"); ok != 5 || u.Bytes != 50 {
 		t.Errorf("%d uploads stored (%d bytes), want exactly 5 (50 bytes)", ok, u.Bytes)
+	}
+}
+
+func mediaPublish(t *testing.T, s storage.MediaStore) {
+	ctx := context.Background()
+	published := 0
+	ok := func(context.Context) error { published++; return nil }
+	if err := s.CreateMedia(ctx, mediaOf("p1", "@a:example.org", 10), storage.Quota{}, ok); err != nil || published != 1 {
+		t.Fatalf("CreateMedia = %v, published %d times; want once", err, published)
+	}
+	boom := errors.New("disk gone")
+	err := s.CreateMedia(ctx, mediaOf("p2", "@a:example.org", 10), storage.Quota{}, func(context.Context) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("CreateMedia with a failing publish = %v, want it", err)
+	}
+	if _, err := s.Media(ctx, "example.org", "p2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a row whose blob failed to publish is visible: %v", err)
+	}
+	if u, _ := s.Usage(ctx, "@a:example.org"); u != (storage.Usage{Bytes: 10, Files: 1}) {
+		t.Errorf("Usage = %+v, want only the published media counted", u)
+	}
+}
+
+func mediaRefusedNeverPublishes(t *testing.T, s storage.MediaStore) {
+	ctx := context.Background()
+	if err := s.CreateMedia(ctx, mediaOf("r1", "@a:example.org", 90), storage.Quota{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	published := false
+	publish := func(context.Context) error { published = true; return nil }
+	err := s.CreateMedia(ctx, mediaOf("r2", "@a:example.org", 20), storage.Quota{MaxBytes: 100}, publish)
+	if !errors.Is(err, storage.ErrQuotaExceeded) || published {
+		t.Errorf("over quota: %v, published %v; want ErrQuotaExceeded without publishing", err, published)
+	}
+	err = s.CreateMedia(ctx, mediaOf("r1", "@a:example.org", 1), storage.Quota{}, publish)
+	if !errors.Is(err, storage.ErrExists) || published {
+		t.Errorf("taken ID: %v, published %v; want ErrExists without publishing", err, published)
+	}
+}
+
+func mediaWithoutUploader(t *testing.T, s storage.MediaStore) {
+	ctx := context.Background()
+	if err := s.CreateMedia(ctx, mediaOf("remote1", "", 1000), storage.Quota{MaxBytes: 1}, nil); err != nil {
+		t.Fatalf("media without an uploader under a quota: %v", err)
+	}
+	if u, _ := s.Usage(ctx, ""); u != (storage.Usage{}) {
+		t.Errorf("Usage of nobody = %+v, want nothing", u)
 	}
 }

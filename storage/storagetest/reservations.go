@@ -51,11 +51,11 @@ func reservationLifecycle(t *testing.T, s reservationStores) {
 		t.Errorf("second reservation of one ID = %v, want ErrExists", err)
 	}
 	m := mediaOf("res1", "@b:example.org", 4)
-	if err := s.res.CompleteUpload(ctx, m, storage.Quota{}); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.res.CompleteUpload(ctx, m, storage.Quota{}, nil); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("CompleteUpload by another user = %v, want ErrNotFound", err)
 	}
 	m.UserID = "@a:example.org"
-	if err := s.res.CompleteUpload(ctx, m, storage.Quota{}); err != nil {
+	if err := s.res.CompleteUpload(ctx, m, storage.Quota{}, nil); err != nil {
 		t.Fatalf("CompleteUpload: %v", err)
 	}
 	if got, err := s.media.Media(ctx, "example.org", "res1"); err != nil || got.SHA256 != m.SHA256 {
@@ -64,7 +64,7 @@ func reservationLifecycle(t *testing.T, s reservationStores) {
 	if _, err := s.res.Pending(ctx, "example.org", "res1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Pending after completion = %v, want ErrNotFound", err)
 	}
-	if err := s.res.CompleteUpload(ctx, m, storage.Quota{}); !errors.Is(err, storage.ErrExists) {
+	if err := s.res.CompleteUpload(ctx, m, storage.Quota{}, nil); !errors.Is(err, storage.ErrExists) {
 		t.Errorf("second CompleteUpload = %v, want ErrExists", err)
 	}
 	if err := s.res.CreatePending(ctx, reservation("res1", "@a:example.org", later), 5); !errors.Is(err, storage.ErrExists) {
@@ -81,7 +81,7 @@ func reservationsExpire(t *testing.T, s reservationStores) {
 	if _, err := s.res.Pending(ctx, "example.org", "old"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Pending of an expired reservation = %v, want ErrNotFound", err)
 	}
-	if err := s.res.CompleteUpload(ctx, mediaOf("old", "@a:example.org", 4), storage.Quota{}); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.res.CompleteUpload(ctx, mediaOf("old", "@a:example.org", 4), storage.Quota{}, nil); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("CompleteUpload of an expired reservation = %v, want ErrNotFound", err)
 	}
 	s.res.CreatePending(ctx, reservation("fresh", "@a:example.org", time.Now().Add(time.Hour)), 5)
@@ -104,6 +104,11 @@ func reservationLimitRace(t *testing.T, s reservationStores) {
 	if ok := successes(t, errs, storage.ErrLimitExceeded); ok != limit {
 		t.Errorf("%d reservations made, want exactly %d", ok, limit)
 	}
+	err := s.res.CreatePending(ctx, reservation("one-more", "@a:example.org", later), limit)
+	var le *storage.LimitError
+	if !errors.As(err, &le) || !le.Until.Equal(time.UnixMilli(later.UnixMilli())) {
+		t.Errorf("over the limit = %v, want a LimitError until the oldest reservation expires (%v)", err, later)
+	}
 	// Another user is not affected.
 	if err := s.res.CreatePending(ctx, reservation("other", "@b:example.org", later), limit); err != nil {
 		t.Errorf("other user: %v", err)
@@ -112,11 +117,11 @@ func reservationLimitRace(t *testing.T, s reservationStores) {
 
 func reservationQuota(t *testing.T, s reservationStores) {
 	ctx := context.Background()
-	if err := s.media.CreateMedia(ctx, mediaOf("big", "@a:example.org", 100), storage.Quota{}); err != nil {
+	if err := s.media.CreateMedia(ctx, mediaOf("big", "@a:example.org", 100), storage.Quota{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.res.CreatePending(ctx, reservation("res", "@a:example.org", time.Now().Add(time.Hour)), 0)
-	if err := s.res.CompleteUpload(ctx, mediaOf("res", "@a:example.org", 1), storage.Quota{MaxBytes: 100}); !errors.Is(err, storage.ErrQuotaExceeded) {
+	if err := s.res.CompleteUpload(ctx, mediaOf("res", "@a:example.org", 1), storage.Quota{MaxBytes: 100}, nil); !errors.Is(err, storage.ErrQuotaExceeded) {
 		t.Errorf("CompleteUpload over quota = %v, want ErrQuotaExceeded", err)
 	}
 	if _, err := s.res.Pending(ctx, "example.org", "res"); err != nil {
