@@ -47,7 +47,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 
 // serveOriginal sends the media's own bytes named name.
 func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storage.Media, name string, authenticated bool) error {
-	if err := s.takeDownload(r, m.SizeBytes); err != nil {
+	if err := s.takeDownload(r, limitRanges(r, m.SizeBytes)); err != nil {
 		return err
 	}
 	blob, err := s.media.Open(r.Context(), m)

@@ -206,6 +206,32 @@ func TestDownloadNotFound(t *testing.T) {
 	}
 }
 
+func TestNotFoundIsRemembered(t *testing.T) {
+	ts := newTestServer(t, "sqlite", nil)
+	get := func() {
+		resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/neverUploaded", nil, withToken(aliceToken))
+		wantError(t, resp, body, 404, "M_NOT_FOUND")
+	}
+	get()
+	before := ts.meta.Lookups()
+	for range 5 {
+		get()
+	}
+	if n := ts.meta.Lookups() - before; n != 0 {
+		t.Errorf("5 more 404s of one ID made %d queries, want 0", n)
+	}
+	// An upload to a reserved ID is not hidden by it: reserved IDs are never remembered as missing.
+	id := ts.mustCreate(t, aliceToken)
+	resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id+"?timeout_ms=0", nil, withToken(aliceToken))
+	if resp.StatusCode != 504 {
+		t.Fatalf("reserved ID = %d, want 504", resp.StatusCode)
+	}
+	ts.do(t, "PUT", "/_matrix/media/v3/upload/example.org/"+id, strings.NewReader("now here"), withToken(aliceToken))
+	if resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id, nil, withToken(aliceToken)); resp.StatusCode != 200 || string(body) != "now here" {
+		t.Errorf("download after PUT = %d %q", resp.StatusCode, body)
+	}
+}
+
 func TestDownloadParams(t *testing.T) {
 	ts := newTestServer(t, "sqlite", nil)
 	id := ts.mustUpload(t, []byte("params"), "text/plain", "")

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -83,4 +84,55 @@ func TestRecoverAnswersJSON(t *testing.T) {
 	if rec.Code != 500 || body["errcode"] != "M_UNKNOWN" {
 		t.Errorf("panic answered %d %s, want 500 M_UNKNOWN", rec.Code, rec.Body)
 	}
+}
+
+func TestLimitRanges(t *testing.T) {
+	const size = 1000
+	tests := map[string]struct {
+		reqRange, ifRange string
+		wantRange         string // the header ServeContent then sees
+		wantBytes         int64
+	}{
+		"none":                 {"", "", "", size},
+		"one":                  {"bytes=0-99", "", "bytes=0-99", 100},
+		"open":                 {"bytes=900-", "", "bytes=900-999", 100},
+		"suffix":               {"bytes=-10", "", "bytes=990-999", 10},
+		"past the end clamped": {"bytes=990-5000", "", "bytes=990-999", 10},
+		"overlapping merged":   {"bytes=0-99, 50-149,10-20", "", "bytes=0-149", 150},
+		"adjacent merged":      {"bytes=0-9,10-19", "", "bytes=0-19", 20},
+		"sorted":               {"bytes=500-509,0-9", "", "bytes=0-9,500-509", 20},
+		"amplification":        {"bytes=" + strings.Repeat("0-0,", 50000), "", "bytes=0-0", 1},
+		"too many disjoint":    {"bytes=" + manyRanges(17), "", "", size},
+		"at the limit":         {"bytes=" + manyRanges(16), "", "bytes=" + manyRanges(16), 16},
+		"unsatisfiable":        {"bytes=5000-6000", "", "bytes=5000-6000", size},
+		"garbage left alone":   {"bytes=x-y", "", "bytes=x-y", size},
+		"other unit":           {"items=0-1", "", "items=0-1", size},
+		"if-range: whole body": {"bytes=0-0", `"etag"`, "bytes=0-0", size},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			if tt.reqRange != "" {
+				r.Header.Set("Range", tt.reqRange)
+			}
+			if tt.ifRange != "" {
+				r.Header.Set("If-Range", tt.ifRange)
+			}
+			if got := limitRanges(r, size); got != tt.wantBytes {
+				t.Errorf("bytes = %d, want %d", got, tt.wantBytes)
+			}
+			if got := r.Header.Get("Range"); got != tt.wantRange {
+				t.Errorf("Range = %.80q, want %.80q", got, tt.wantRange)
+			}
+		})
+	}
+}
+
+// manyRanges is n disjoint one-byte ranges.
+func manyRanges(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("%d-%d", i*10, i*10)
+	}
+	return strings.Join(parts, ",")
 }

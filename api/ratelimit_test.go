@@ -202,3 +202,25 @@ func countTemp(t *testing.T, root string) int {
 	}
 	return len(entries)
 }
+
+func TestRangeAmplificationAndCharge(t *testing.T) {
+	ts := newLimitedServer(t, config.RateLimit{Enabled: true, RequestsPerSecond: 1000, Burst: 1000,
+		Buckets: config.RateLimitBuckets{Downloads: config.DownloadBucket{CapacityBytes: 100 << 10, DrainBytesPerMinute: 1, OverflowLimitBytes: 1}}})
+	id := ts.mustUpload(t, bytes.Repeat([]byte("x"), 1<<20), "application/octet-stream", "")
+	path := "/_matrix/client/v1/media/download/example.org/" + id
+	// 50 000 copies of the first byte are one byte.
+	resp, body := ts.do(t, "GET", path, nil, withToken(aliceToken), withHeader("Range", "bytes="+strings.Repeat("0-0,", 50000)))
+	if resp.StatusCode != 206 || len(body) != 1 || resp.Header.Get("Content-Range") != "bytes 0-0/1048576" {
+		t.Fatalf("amplified range = %d, %d bytes, %q; want 206 with one byte", resp.StatusCode, len(body), resp.Header.Get("Content-Range"))
+	}
+	// Small ranges are charged as what they send: a hundred 1 KiB ranges fit a 100 KiB bucket
+	// where a hundred charges of the whole 1 MiB file would not.
+	for i := range 99 {
+		rng := fmt.Sprintf("bytes=%d-%d", i<<10, i<<10+1023)
+		if resp, _ := ts.do(t, "GET", path, nil, withToken(aliceToken), withHeader("Range", rng)); resp.StatusCode != 206 {
+			t.Fatalf("range %d = %d, want 206 (charged 1 KiB)", i, resp.StatusCode)
+		}
+	}
+	resp, body = ts.do(t, "GET", path, nil, withToken(aliceToken), withHeader("Range", "bytes=0-2047"))
+	wantError(t, resp, body, 429, "M_LIMIT_EXCEEDED")
+}

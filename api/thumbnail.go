@@ -36,7 +36,7 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 	if err != nil {
 		return err
 	}
-	if err := s.takeDownload(r, th.SizeBytes); err != nil {
+	if err := s.takeDownload(r, limitRanges(r, th.SizeBytes)); err != nil {
 		return err
 	}
 	blob, err := s.thumbs.Open(r.Context(), th)

@@ -381,9 +381,15 @@ type Thumbnails struct {
 	// MaxFrames bounds the frames of an animated original.
 	MaxFrames int `yaml:"maxFrames"`
 	// NumWorkers is how many uploads have their thumbnails generated in the
-	// background at once; at most max(NumWorkers, CPUs) originals are decoded
-	// at once in all.
+	// background at once.
 	NumWorkers int `yaml:"numWorkers"`
+	// DecodeConcurrency is how many originals are decoded at once in all,
+	// background work and requests together, whatever the number of CPUs.
+	DecodeConcurrency int `yaml:"decodeConcurrency"`
+	// DecodeMemoryBytes bounds the memory all decodes in flight may hold,
+	// estimated from each image's header before it is decoded; an image that
+	// alone needs more gets 413 M_TOO_LARGE.
+	DecodeMemoryBytes int64 `yaml:"decodeMemoryBytes"`
 	// Sizes are generated right after an upload and, without dynamicSizing, are
 	// the only sizes served: the best match for a request is picked.
 	Sizes []ThumbnailSize `yaml:"sizes"`
@@ -399,6 +405,10 @@ type Thumbnails struct {
 	// MaxAnimateSizeBytes: larger originals get a still thumbnail even when an
 	// animated one is asked for; 0 means no limit.
 	MaxAnimateSizeBytes int64 `yaml:"maxAnimateSizeBytes"`
+	// MaxAnimatePixels: originals with more pixels in all their frames
+	// (frames x width x height) get a still thumbnail even when an animated
+	// one is asked for; 0 means no limit.
+	MaxAnimatePixels int64 `yaml:"maxAnimatePixels"`
 	// StillFrame picks the frame of an animation a still thumbnail shows, from 0
 	// (first) to 1 (last).
 	StillFrame float64 `yaml:"stillFrame"`

@@ -184,14 +184,15 @@ func (t *Thumbnails) validate(path string) []error {
 	positive := map[string]int64{
 		"maxPixels": t.MaxPixels, "maxAnimationPixels": t.MaxAnimationPixels,
 		"maxFrames": int64(t.MaxFrames), "numWorkers": int64(t.NumWorkers),
+		"decodeConcurrency": int64(t.DecodeConcurrency), "decodeMemoryBytes": t.DecodeMemoryBytes,
 	}
-	for _, k := range []string{"maxPixels", "maxAnimationPixels", "maxFrames", "numWorkers"} {
+	for _, k := range []string{"maxPixels", "maxAnimationPixels", "maxFrames", "numWorkers", "decodeConcurrency", "decodeMemoryBytes"} {
 		if positive[k] < 1 {
 			errs = append(errs, fmt.Errorf("%s.%s: must be at least 1", path, k))
 		}
 	}
-	if t.MaxSourceBytes < 0 || t.MaxAnimateSizeBytes < 0 {
-		errs = append(errs, fmt.Errorf("%s: maxSourceBytes and maxAnimateSizeBytes must not be negative (0 means no limit)", path))
+	if t.MaxSourceBytes < 0 || t.MaxAnimateSizeBytes < 0 || t.MaxAnimatePixels < 0 {
+		errs = append(errs, fmt.Errorf("%s: maxSourceBytes, maxAnimateSizeBytes and maxAnimatePixels must not be negative (0 means no limit)", path))
 	}
 	if len(t.Sizes) == 0 {
 		errs = append(errs, fmt.Errorf("%s.sizes: at least one size is required", path))

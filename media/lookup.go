@@ -30,15 +30,24 @@ type Request struct {
 // from its server if it is remote and r.Remote allows, or, for a reserved ID,
 // once its upload completes. Media that is not there wraps storage.ErrNotFound.
 func (s *Service) Find(ctx context.Context, r Request) (*storage.Media, error) {
-	var m *storage.Media
-	var err error
 	if r.Origin != r.Local {
-		m, err = s.remoteMedia(ctx, r)
-	} else {
-		m, err = s.Local(ctx, r.Origin, r.MediaID)
+		m, err := s.remoteMedia(ctx, r)
+		if errors.Is(err, storage.ErrNotFound) {
+			return s.awaitUpload(ctx, r, err)
+		}
+		return m, err
 	}
-	if errors.Is(err, storage.ErrNotFound) {
-		return s.awaitUpload(ctx, r, err)
+	key := r.Origin + "/" + r.MediaID
+	if until, ok := s.missing.Get(key); ok && time.Now().Before(until) {
+		return nil, fmt.Errorf("media %s (remembered): %w", key, storage.ErrNotFound)
+	}
+	m, err := s.Local(ctx, r.Origin, r.MediaID)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return m, err
+	}
+	m, err = s.awaitUpload(ctx, r, err)
+	if err != nil && errors.Is(err, storage.ErrNotFound) && !errors.Is(err, ErrNotYetUploaded) {
+		s.missing.Add(key, time.Now().Add(missingTTL))
 	}
 	return m, err
 }

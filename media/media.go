@@ -62,6 +62,10 @@ const (
 	mediaCacheEntries = 50_000
 	// failureCacheEntries bounds the remembered remote failures.
 	failureCacheEntries = 50_000
+	// missingTTL is how long a local media ID that is neither stored nor
+	// reserved answers 404 without a query. IDs are random, so one can only
+	// appear later through an import.
+	missingTTL = 10 * time.Second
 )
 
 // Config is what the service reads of media-repo.yaml.
@@ -119,6 +123,7 @@ type Service struct {
 	log      *logrus.Entry
 	rows     *lru.Cache[string, *storage.Media]
 	failures *lru.Cache[string, remoteFailure]
+	missing  *lru.Cache[string, time.Time] // local IDs known absent, until
 	fetches  *flight.Group[*storage.Media]
 	waiters  waiters
 
@@ -148,6 +153,7 @@ func New(opts Options) (*Service, error) {
 	s.fetches = flight.New[*storage.Media](s.cfg.FetchTimeout)
 	s.rows, _ = lru.New[string, *storage.Media](mediaCacheEntries)
 	s.failures, _ = lru.New[string, remoteFailure](failureCacheEntries)
+	s.missing, _ = lru.New[string, time.Time](mediaCacheEntries)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel

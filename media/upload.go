@@ -138,6 +138,7 @@ func (s *Service) receive(ctx context.Context, u Upload) (*storage.Media, storag
 // uploaded runs what follows every stored upload: waking downloads that wait
 // for it, and the Stored hook (thumbnails).
 func (s *Service) uploaded(m *storage.Media) {
+	s.missing.Remove(m.Origin + "/" + m.MediaID)
 	s.waiters.wake(m.Origin, m.MediaID)
 	s.stored(m)
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 	"time"
 
@@ -34,7 +33,17 @@ const (
 	// queueLength bounds the uploads waiting for background generation: when
 	// it is full, an upload's thumbnails are made on first request instead.
 	queueLength = 1024
+	// unusableTTL is how long an original that cannot be thumbnailed (not an
+	// image, malformed, too large) answers so without being read again.
+	// Media is immutable, but a read error can look like a malformed image.
+	unusableTTL = 10 * time.Minute
 )
+
+// unusable is a remembered refusal of an original.
+type unusable struct {
+	err   error
+	until time.Time
+}
 
 // Options are the service's dependencies.
 type Options struct {
@@ -55,8 +64,8 @@ type Service struct {
 	log    *logrus.Entry
 	sizes  []thumbnails.Spec                      // the configured sizes, made after uploads
 	cache  *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
+	bad    *lru.Cache[string, unusable]          // originals that cannot be thumbnailed
 	flight *flight.Group[*storage.Thumbnail]
-	slots  chan struct{} // bounds concurrent generation
 	jobs   chan *storage.Media
 
 	stop    context.CancelFunc
@@ -72,11 +81,11 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, store: opts.Thumbnails, blobs: opts.Blobs, gen: opts.Generator, log: opts.Log,
 		sizes: configuredSizes(opts.Config),
-		slots: make(chan struct{}, max(opts.Config.NumWorkers, runtime.NumCPU())),
 		jobs:  make(chan *storage.Media, queueLength),
 	}
 	s.flight = flight.New[*storage.Thumbnail](generateTimeout)
 	s.cache, _ = lru.New[string, *storage.Thumbnail](cacheEntries)
+	s.bad, _ = lru.New[string, unusable](cacheEntries)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	for range opts.Config.NumWorkers {
@@ -111,6 +120,26 @@ func (s *Service) Thumbnail(ctx context.Context, m *storage.Media, spec thumbnai
 	if th, ok := s.cache.Get(key); ok {
 		return cached(th)
 	}
+	mediaKey := m.Origin + "/" + m.MediaID
+	if u, ok := s.bad.Get(mediaKey); ok && time.Now().Before(u.until) {
+		return nil, u.err
+	}
+	th, err := s.thumbnail(ctx, m, spec, key)
+	if sourceError(err) {
+		s.bad.Add(mediaKey, unusable{err: err, until: time.Now().Add(unusableTTL)})
+	}
+	return th, err
+}
+
+// sourceError reports whether err is about the original itself, the same
+// every time it is read.
+func sourceError(err error) bool {
+	return errors.Is(err, thumbnails.ErrUnsupported) || errors.Is(err, thumbnails.ErrCorrupt) ||
+		errors.Is(err, thumbnails.ErrTooManyPixels) || errors.Is(err, thumbnails.ErrTooLarge)
+}
+
+// thumbnail is Thumbnail past the caches.
+func (s *Service) thumbnail(ctx context.Context, m *storage.Media, spec thumbnails.Spec, key string) (*storage.Thumbnail, error) {
 	if s.configured(spec) {
 		if err := s.ensureConfiguredSizes(ctx, m); err != nil {
 			return nil, err
@@ -177,15 +206,8 @@ func (s *Service) ensureConfiguredSizes(ctx context.Context, m *storage.Media) e
 
 // generate makes the thumbnails of m for specs, stores them and caches them.
 // The result has one entry per spec: the stored thumbnail, or nil where the
-// original should be served. At most cap(slots) originals are decoded at
-// once, whatever the number of requests: each may take tens of megabytes.
+// original should be served. The generator bounds the decodes in flight.
 func (s *Service) generate(ctx context.Context, m *storage.Media, specs []thumbnails.Spec) ([]*storage.Thumbnail, error) {
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 	src, err := s.blobs.Open(ctx, m.DatastoreID, m.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("original of %s/%s: %w", m.Origin, m.MediaID, err)

@@ -261,3 +261,18 @@ func TestCancelledWaiterLeavesGeneration(t *testing.T) {
 		t.Errorf("%d thumbnails stored, want the 5 configured sizes once", n)
 	}
 }
+
+func TestUnusableOriginalIsNotReadAgain(t *testing.T) {
+	f := newFixture(t, nil)
+	m := f.mustMedia(t, []byte("%PDF-1.7 not an image at all"))
+	f.blobs.opened = make(chan struct{})
+	f.blobs.delay = time.Microsecond // count reads
+	for range 5 {
+		if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(96, 96, "crop", false)); !errors.Is(err, thumbnails.ErrUnsupported) {
+			t.Fatalf("Thumbnail of a PDF = %v, want ErrUnsupported", err)
+		}
+	}
+	if n := f.blobs.read.Load(); n == 0 || n > 64 {
+		t.Errorf("the original was read for %d bytes over 5 requests, want it read once", n)
+	}
+}

@@ -19,19 +19,16 @@ import (
 )
 
 // decodeStill decodes one frame with the decoder the sniffed format names,
-// applying a JPEG's EXIF orientation. Animations give the configured still frame.
-func (g *Generator) decodeStill(src io.ReadSeeker, info imageInfo) (image.Image, error) {
+// and returns it with the EXIF orientation (1-8) it is to be shown in; the
+// caller turns it once it is small. Animations give the configured still frame.
+func (g *Generator) decodeStill(src io.ReadSeeker, info imageInfo) (image.Image, int, error) {
 	var img image.Image
 	var err error
+	orientation := 1
 	switch info.format {
 	case "image/jpeg":
-		orientation := jpegOrientation(bufio.NewReader(src))
-		if _, err := src.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		if img, err = jpeg.Decode(bufio.NewReader(src)); err == nil {
-			img = orient(img, orientation)
-		}
+		orientation = info.layout.orientation
+		img, err = jpeg.Decode(bufio.NewReader(src))
 	case "image/png", "image/apng":
 		img, err = png.Decode(bufio.NewReader(src)) // an APNG's default image
 	case "image/gif":
@@ -47,12 +44,12 @@ func (g *Generator) decodeStill(src io.ReadSeeker, info imageInfo) (image.Image,
 	case "image/tiff":
 		img, err = tiff.Decode(src) // tiff wants random access itself
 	default:
-		return nil, fmt.Errorf("%s: %w", info.format, ErrUnsupported)
+		return nil, 0, fmt.Errorf("%s: %w", info.format, ErrUnsupported)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("decode %s: %v: %w", info.format, err, ErrCorrupt)
+		return nil, 0, fmt.Errorf("decode %s: %v: %w", info.format, err, ErrCorrupt)
 	}
-	return img, nil
+	return img, orientation, nil
 }
 
 // gifFrame returns frame n of an animated GIF as it appears on screen.
@@ -120,38 +117,6 @@ func orient(img image.Image, o int) image.Image {
 		return imaging.Rotate90(img)
 	}
 	return img
-}
-
-// jpegOrientation reads the EXIF orientation tag from a JPEG's APP1 segment,
-// or returns 1 (upright) when there is none or it cannot be read.
-func jpegOrientation(r *bufio.Reader) int {
-	var soi [2]byte
-	if _, err := io.ReadFull(r, soi[:]); err != nil || soi != [2]byte{0xff, 0xd8} {
-		return 1
-	}
-	for {
-		var m [4]byte
-		if _, err := io.ReadFull(r, m[:]); err != nil || m[0] != 0xff {
-			return 1
-		}
-		marker, length := m[1], int(binary.BigEndian.Uint16(m[2:]))-2
-		if length < 0 || marker == 0xda { // start of scan: no EXIF before pixels
-			return 1
-		}
-		if marker != 0xe1 {
-			if _, err := r.Discard(length); err != nil {
-				return 1
-			}
-			continue
-		}
-		seg := make([]byte, length)
-		if _, err := io.ReadFull(r, seg); err != nil {
-			return 1
-		}
-		if o := exifOrientation(seg); o != 0 {
-			return o
-		}
-	}
 }
 
 // exifOrientation finds tag 0x0112 in IFD0 of an APP1 "Exif" payload.

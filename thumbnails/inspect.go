@@ -23,6 +23,7 @@ type imageInfo struct {
 	width, height int
 	frames        int64 // 1 for stills
 	framePixels   int64 // sum of every frame's own width x height (GIF)
+	layout        layout
 }
 
 // sniff names the image format from its first bytes, or returns "".
@@ -64,8 +65,18 @@ func inspect(r io.ReadSeeker) (imageInfo, error) {
 	switch info.format {
 	case "image/jpeg":
 		cfg, err = jpeg.DecodeConfig(br)
+		if err == nil {
+			if _, err = r.Seek(0, io.SeekStart); err == nil {
+				info.layout = readJPEGLayout(bufio.NewReader(r))
+			}
+		}
 	case "image/png":
 		cfg, err = png.DecodeConfig(br)
+		if err == nil {
+			if _, err = r.Seek(0, io.SeekStart); err == nil {
+				info.layout = readPNGLayout(r)
+			}
+		}
 		if err == nil {
 			if _, err = r.Seek(0, io.SeekStart); err == nil {
 				info.frames, err = apngFrames(bufio.NewReader(r))
@@ -83,6 +94,11 @@ func inspect(r io.ReadSeeker) (imageInfo, error) {
 		}
 	case "image/webp":
 		cfg, err = webp.DecodeConfig(br)
+		if err == nil {
+			if _, err = r.Seek(0, io.SeekStart); err == nil {
+				info.layout = readWebPLayout(r)
+			}
+		}
 	case "image/bmp":
 		cfg, err = bmp.DecodeConfig(br)
 	case "image/tiff":

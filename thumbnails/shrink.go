@@ -28,8 +28,72 @@ func preShrink(img image.Image, ratio float64) image.Image {
 		return shrinkNRGBA(src.Pix, src.Stride, src.Rect, k, false)
 	case *image.RGBA:
 		return shrinkNRGBA(src.Pix, src.Stride, src.Rect, k, true)
+	case *image.NRGBA64:
+		return shrink64(src.Pix, src.Stride, src.Rect, k, false)
+	case *image.RGBA64:
+		return shrink64(src.Pix, src.Stride, src.Rect, k, true)
+	case *image.Gray:
+		return shrinkGray(src, k)
 	}
 	return img
+}
+
+// shrink64 is shrinkNRGBA for 16-bit pixels (a 16-bit PNG), writing 8-bit
+// pixels: the full image is never converted to 8 bits first.
+func shrink64(pix []byte, stride int, b image.Rectangle, k int, premultiplied bool) *image.NRGBA {
+	dw, dh := (b.Dx()+k-1)/k, (b.Dy()+k-1)/k
+	dst := image.NewNRGBA(image.Rect(0, 0, dw, dh))
+	for dy := 0; dy < dh; dy++ {
+		y0, y1 := dy*k, min((dy+1)*k, b.Dy())
+		for dx := 0; dx < dw; dx++ {
+			x0, x1 := dx*k, min((dx+1)*k, b.Dx())
+			var sr, sg, sb, sa, n uint64
+			for y := y0; y < y1; y++ {
+				row := pix[y*stride:]
+				for x := x0; x < x1; x++ {
+					p := row[x*8 : x*8+8]
+					r, g, bl, a := uint64(p[0])<<8|uint64(p[1]), uint64(p[2])<<8|uint64(p[3]), uint64(p[4])<<8|uint64(p[5]), uint64(p[6])<<8|uint64(p[7])
+					if !premultiplied {
+						r, g, bl = r*a/0xffff, g*a/0xffff, bl*a/0xffff
+					}
+					sr, sg, sb, sa = sr+r, sg+g, sb+bl, sa+a
+					n++
+				}
+			}
+			if sa == 0 {
+				continue
+			}
+			i := dst.PixOffset(dx, dy)
+			dst.Pix[i] = uint8(min(255, sr*255/sa))
+			dst.Pix[i+1] = uint8(min(255, sg*255/sa))
+			dst.Pix[i+2] = uint8(min(255, sb*255/sa))
+			dst.Pix[i+3] = uint8(sa / n >> 8)
+		}
+	}
+	return dst
+}
+
+// shrinkGray averages k x k blocks of a grayscale image.
+func shrinkGray(src *image.Gray, k int) *image.NRGBA {
+	b := src.Rect
+	dw, dh := (b.Dx()+k-1)/k, (b.Dy()+k-1)/k
+	dst := image.NewNRGBA(image.Rect(0, 0, dw, dh))
+	for dy := 0; dy < dh; dy++ {
+		y0, y1 := dy*k, min((dy+1)*k, b.Dy())
+		for dx := 0; dx < dw; dx++ {
+			x0, x1 := dx*k, min((dx+1)*k, b.Dx())
+			sum := 0
+			for y := y0; y < y1; y++ {
+				for _, v := range src.Pix[y*src.Stride+x0 : y*src.Stride+x1] {
+					sum += int(v)
+				}
+			}
+			v := uint8(sum / ((y1 - y0) * (x1 - x0)))
+			i := dst.PixOffset(dx, dy)
+			dst.Pix[i], dst.Pix[i+1], dst.Pix[i+2], dst.Pix[i+3] = v, v, v, 0xff
+		}
+	}
+	return dst
 }
 
 // shrinkYCbCr averages k x k blocks of luma, and the chroma samples covering

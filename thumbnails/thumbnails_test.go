@@ -326,6 +326,38 @@ func TestAnimated(t *testing.T) {
 			t.Fatalf("got %v, %v; want a still JPEG", th, err)
 		}
 	})
+	t.Run("too much work to animate: a still", func(t *testing.T) {
+		cfg := config.Default().Thumbnails
+		cfg.MaxAnimatePixels = 20_000 // the animation has 3 x 100 x 100
+		th, err := generate(t, thumbnails.New(cfg), data, thumbnails.Spec{Width: 32, Height: 32, Method: "crop", Animated: true})
+		if err != nil || th.Animated || th.ContentType == "image/gif" {
+			t.Fatalf("got %v, %v; want a still", th, err)
+		}
+	})
+	t.Run("never larger than the original", func(t *testing.T) {
+		// One-pixel stripes compress to almost nothing; scaled by 0.8 and
+		// dithered they do not.
+		var pal color.Palette
+		for i := range 256 {
+			pal = append(pal, color.RGBA{uint8(i), uint8(255 - i), uint8(i * 7), 255})
+		}
+		g := &gif.GIF{}
+		for i := range 4 {
+			f := image.NewPaletted(image.Rect(0, 0, 400, 400), pal)
+			for j := range f.Pix {
+				f.Pix[j] = uint8((j + i) % 2 * 255)
+			}
+			g.Image, g.Delay = append(g.Image, f), append(g.Delay, 10)
+		}
+		var b bytes.Buffer
+		if err := gif.EncodeAll(&b, g); err != nil {
+			t.Fatal(err)
+		}
+		_, err := generate(t, newGenerator(), b.Bytes(), thumbnails.Spec{Width: 320, Height: 240, Method: "scale", Animated: true})
+		if !errors.Is(err, thumbnails.ErrUseOriginal) {
+			t.Errorf("animated thumbnail of %d-byte stripes = %v, want ErrUseOriginal (the original is smaller)", b.Len(), err)
+		}
+	})
 	t.Run("animation disabled", func(t *testing.T) {
 		cfg := config.Default().Thumbnails
 		cfg.AllowAnimated = false
