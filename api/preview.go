@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
+
+	"github.com/mediarepo/mediarepo/media"
 )
 
 // maxPreviewURL bounds the URLs previewed (and the cache's key).
@@ -22,8 +25,9 @@ func (s *Server) handlePreview(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: 400, Code: "M_MISSING_PARAM", Message: "url is required"}
 	}
 	target, err := url.Parse(raw)
-	if err != nil || len(raw) > maxPreviewURL || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return errInvalidParam("url must be an absolute http(s) URL of at most 2048 characters")
+	if err != nil || len(raw) > maxPreviewURL || !utf8.ValidString(raw) || !media.Printable(target.String(), maxPreviewURL*3) ||
+		(target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		return errInvalidParam("url must be an absolute http(s) URL of at most 2048 characters of valid UTF-8")
 	}
 	ts := time.Now()
 	if v := q.Get("ts"); v != "" {
@@ -34,8 +38,8 @@ func (s *Server) handlePreview(w http.ResponseWriter, r *http.Request) error {
 		ts = time.UnixMilli(ms)
 	}
 	lang := r.Header.Get("Accept-Language")
-	if lang == "" || len(lang) > 128 {
-		lang = s.cfg.URLPreviews.DefaultLanguage
+	if !media.Printable(lang, 128) || lang == "" {
+		lang = s.cfg.URLPreviews.DefaultLanguage // what a header may carry is not what a database stores
 	}
 	ctx := r.Context()
 	p, err := s.previews.Preview(ctx, homeserverFrom(ctx).Name, target, ts, lang)

@@ -92,10 +92,13 @@ func TestPreviewURL(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Equal(again, body) || hits.Load() != before {
 		t.Errorf("cached preview = %d, same body %v, %d more site hits", resp.StatusCode, bytes.Equal(again, body), hits.Load()-before)
 	}
-	// Another hour is fetched anew.
-	ts.do(t, "GET", previewPath(site.URL+"/page")+"&ts=1000", nil, withToken(aliceToken))
-	if hits.Load() == before {
-		t.Error("a different hour bucket was served from the cache")
+	// A ts of another hour, past or future, with nothing kept for it gets the
+	// current answer (the spec allows a newer one) and causes no fetch.
+	for _, ts1 := range []string{"1000", "99999999999999"} {
+		resp, other := ts.do(t, "GET", previewPath(site.URL+"/page")+"&ts="+ts1, nil, withToken(aliceToken))
+		if resp.StatusCode != 200 || !bytes.Equal(other, body) || hits.Load() != before {
+			t.Errorf("ts=%s: %d, same body %v, %d more site hits; want the cached answer", ts1, resp.StatusCode, bytes.Equal(other, body), hits.Load()-before)
+		}
 	}
 
 	// Failures are answered and cached too.
@@ -128,6 +131,7 @@ func TestPreviewURLErrors(t *testing.T) {
 		"loopback by name":  {previewPath(strings.Replace(site.URL, "127.0.0.1", "localhost", 1) + "/page"), aliceToken, 403, "M_FORBIDDEN"},
 		"loopback literal":  {previewPath(site.URL + "/page"), aliceToken, 403, "M_FORBIDDEN"},
 		"metadata endpoint": {previewPath("http://169.254.169.254/latest/meta-data/"), aliceToken, 403, "M_FORBIDDEN"},
+		"invalid utf-8 url": {"/_matrix/client/v1/media/preview_url?url=https%3A%2F%2Fexample.com%2F%FF%FE", aliceToken, 400, "M_INVALID_PARAM"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -141,6 +145,42 @@ func TestPreviewURLErrors(t *testing.T) {
 	}
 	if hits.Load() != 0 {
 		t.Errorf("the loopback site was contacted %d times, want none", hits.Load())
+	}
+}
+
+func TestPreviewAcceptLanguageNotUTF8(t *testing.T) {
+	// Invalid UTF-8 in Accept-Language must not reach PostgreSQL (it refuses
+	// it, which was a 500): the default language is used instead.
+	site, _ := testSite(t)
+	ts := newTestServerOn(t, storagetest.OpenPostgres(t), filepath.Join(t.TempDir(), "blobs"),
+		func(c *config.Config) { c.URLPreviews.Enabled = true },
+		func(o *stack) {
+			policy, err := netguard.NewPolicy([]string{"127.0.0.0/8"}, netguard.DefaultDenied())
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.previews = preview.NewFetcher(o.cfg.URLPreviews, policy.Client(10*time.Second, false))
+		})
+	resp, body := ts.do(t, "GET", previewPath(site.URL+"/page"), nil, withToken(aliceToken), withHeader("Accept-Language", "de\xff\xfe"))
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Hello") {
+		t.Errorf("preview with a binary Accept-Language = %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+func TestPreviewTenantsApart(t *testing.T) {
+	site, hits := testSite(t)
+	ts := newPreviewServer(t, []string{"127.0.0.0/8"})
+	resp, body := ts.do(t, "GET", previewPath(site.URL+"/page"), nil, withToken(aliceToken))
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "mxc://example.org/") {
+		t.Fatalf("example.org preview = %d %s", resp.StatusCode, body)
+	}
+	before := hits.Load()
+	resp, body = ts.do(t, "GET", previewPath(site.URL+"/page"), nil, withToken(aliceToken), withHost("other.example"))
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "mxc://other.example/") || strings.Contains(string(body), "example.org") {
+		t.Errorf("other.example preview = %d %s, want its own image and nothing of example.org", resp.StatusCode, body)
+	}
+	if hits.Load() == before {
+		t.Error("other.example got example.org's cached answer")
 	}
 }
 

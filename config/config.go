@@ -309,6 +309,8 @@ type URLPreviews struct {
 	DefaultLanguage string `yaml:"defaultLanguage"`
 	// UserAgent is sent with every preview request.
 	UserAgent string `yaml:"userAgent"`
+	// ExpireAfterDays is how long a cached answer is kept; 0 keeps them forever.
+	ExpireAfterDays int `yaml:"expireAfterDays"`
 }
 
 // Timeouts bound outbound requests.

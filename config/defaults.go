@@ -21,7 +21,7 @@ func Default() *Config {
 		URLPreviews: URLPreviews{
 			MaxPageSizeBytes: 10485760, NumWords: 50, MaxLength: 200, NumTitleWords: 30, MaxTitleLength: 150,
 			FilePreviewTypes: []string{"image/*"}, NumWorkers: 10,
-			DefaultLanguage: "en-US,en", UserAgent: "mediarepo (Matrix URL previews)",
+			DefaultLanguage: "en-US,en", UserAgent: "mediarepo (Matrix URL previews)", ExpireAfterDays: 7,
 		},
 		Timeouts: Timeouts{URLPreviewTimeoutSeconds: 10, ClientServerTimeoutSeconds: 30, FederationTimeoutSeconds: 120},
 		RateLimit: RateLimit{

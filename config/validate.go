@@ -246,6 +246,9 @@ func (u *URLPreviews) validate(path string) []error {
 			errs = append(errs, fmt.Errorf("%s.%s: must be at least 1", path, f.name))
 		}
 	}
+	if u.ExpireAfterDays < 0 {
+		errs = append(errs, fmt.Errorf("%s.expireAfterDays: must not be negative (0 keeps answers forever)", path))
+	}
 	if u.MaxPageSizeBytes < 1 {
 		errs = append(errs, fmt.Errorf("%s.maxPageSizeBytes: must be at least 1", path))
 	}

@@ -34,8 +34,9 @@ type ServiceOptions struct {
 }
 
 // Service answers /preview_url. Answers, failures included, are cached per
-// URL, hour and language; concurrent requests for one share a fetch; at most
-// urlPreviews.numWorkers previews are fetched at once.
+// homeserver, URL, hour and language; concurrent requests for one share a
+// fetch; at most urlPreviews.numWorkers previews are fetched at once; cached
+// answers older than urlPreviews.expireAfterDays are swept away.
 type Service struct {
 	fetcher *Fetcher
 	cache   storage.PreviewStore
@@ -43,37 +44,93 @@ type Service struct {
 	log     *logrus.Entry
 	flight  *flight.Group[*storage.URLPreview]
 	slots   chan struct{}
+	keep    time.Duration // 0: keep answers forever
+	now     func() time.Time
+
+	stop  context.CancelFunc
+	swept chan struct{} // closed when the sweeper has stopped
 }
 
-// NewService checks opts and returns the Service.
+// sweepInterval is how often expired answers are deleted.
+const sweepInterval = time.Hour
+
+// NewService checks opts and returns the Service, whose sweeper of expired
+// answers runs until Close.
 func NewService(opts ServiceOptions) (*Service, error) {
 	if opts.Fetcher == nil || opts.Cache == nil || opts.Images == nil || opts.Log == nil || opts.Timeout <= 0 {
 		return nil, errors.New("preview.NewService: Fetcher, Cache, Images, Log and Timeout are required")
 	}
-	return &Service{
+	s := &Service{
 		fetcher: opts.Fetcher, cache: opts.Cache, images: opts.Images, log: opts.Log,
 		flight: flight.New[*storage.URLPreview](opts.Timeout),
 		slots:  make(chan struct{}, max(1, opts.Config.NumWorkers)),
-	}, nil
+		keep:   time.Duration(opts.Config.ExpireAfterDays) * 24 * time.Hour,
+		now:    time.Now,
+		swept:  make(chan struct{}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go s.sweep(ctx)
+	return s, nil
 }
 
-// Close cancels previews under way and waits for them.
+// Close stops the sweeper, cancels previews under way and waits for both.
 func (s *Service) Close() error {
+	s.stop()
 	s.flight.Close()
+	<-s.swept
 	return nil
+}
+
+// sweep deletes expired answers every sweepInterval until ctx is done.
+func (s *Service) sweep(ctx context.Context) {
+	defer close(s.swept)
+	if s.keep <= 0 {
+		return
+	}
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		n, err := s.cache.DeleteURLPreviews(ctx, s.now().Add(-s.keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.WithError(err).Warn("sweeping expired url previews failed")
+		case n > 0:
+			s.log.WithField("count", n).Info("expired url previews swept")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Preview returns the answer to a preview of target for users of the
 // homeserver origin at time ts in language lang: the JSON body and status to
 // send, from the cache or made now. A page that cannot be previewed is an
 // answer too (a Matrix error body), cached like any other.
+//
+// ts picks a cached answer of its hour if there is one. Anything fetched is
+// fetched now and kept under the current hour, as the spec lets a server
+// answer with a newer preview: a ts in the future, or one in the past with no
+// answer kept, causes no fetch of its own and no row of its own.
 func (s *Service) Preview(ctx context.Context, origin string, target *url.URL, ts time.Time, lang string) (*storage.URLPreview, error) {
-	bucket := ts.UnixMilli() / time.Hour.Milliseconds()
-	p, err := s.cache.URLPreview(ctx, target.String(), bucket, lang)
+	now := s.now()
+	current := now.UnixMilli() / time.Hour.Milliseconds()
+	if bucket := ts.UnixMilli() / time.Hour.Milliseconds(); bucket < current {
+		p, err := s.cache.URLPreview(ctx, origin, target.String(), bucket, lang)
+		if !errors.Is(err, storage.ErrNotFound) {
+			return p, err
+		}
+	}
+	bucket := current
+	p, err := s.cache.URLPreview(ctx, origin, target.String(), bucket, lang)
 	if !errors.Is(err, storage.ErrNotFound) {
 		return p, err
 	}
-	key := target.String() + "\x00" + strconv.FormatInt(bucket, 10) + "\x00" + lang
+	// Keyed by homeserver like the cache: the image becomes media of origin.
+	key := origin + "\x00" + target.String() + "\x00" + strconv.FormatInt(bucket, 10) + "\x00" + lang
 	return s.flight.Do(ctx, key, func(ctx context.Context) (*storage.URLPreview, error) {
 		return s.make(ctx, origin, target, bucket, lang)
 	})
@@ -87,7 +144,7 @@ func (s *Service) make(ctx context.Context, origin string, target *url.URL, buck
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	entry := &storage.URLPreview{URL: target.String(), Bucket: bucket, Lang: lang, CreatedAt: time.Now()}
+	entry := &storage.URLPreview{ServerName: origin, URL: target.String(), Bucket: bucket, Lang: lang, CreatedAt: s.now()}
 	res, err := s.fetcher.Preview(ctx, target, lang)
 	if err == nil && res.Image != nil {
 		err = s.storeImage(ctx, origin, res)

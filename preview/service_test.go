@@ -23,6 +23,7 @@ import (
 	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/preview"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/storage/sqlite"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
@@ -58,7 +59,11 @@ func serviceSite(t *testing.T, release <-chan struct{}) (*httptest.Server, *atom
 // media.Service on a disk datastore.
 func newService(t *testing.T) (*preview.Service, *media.Service, storage.PreviewStore) {
 	t.Helper()
-	meta := storagetest.OpenSQLite(t)
+	return newServiceOn(t, storagetest.OpenSQLite(t), config.Default().URLPreviews)
+}
+
+func newServiceOn(t *testing.T, meta *sqlite.Store, cfg config.URLPreviews) (*preview.Service, *media.Service, storage.PreviewStore) {
+	t.Helper()
 	stores, err := storage.NewDatastores(map[string]storage.BlobStore{"d": storagetest.OpenDisk(t)},
 		storage.Roles{LocalMedia: "d", RemoteMedia: "d", Thumbnails: "d"})
 	if err != nil {
@@ -72,7 +77,7 @@ func newService(t *testing.T) (*preview.Service, *media.Service, storage.Preview
 	}
 	t.Cleanup(func() { images.Close() })
 	svc, err := preview.NewService(preview.ServiceOptions{
-		Config: config.Default().URLPreviews, Timeout: 10 * time.Second,
+		Config: cfg, Timeout: 10 * time.Second,
 		Fetcher: fetcher(t, []string{"127.0.0.0/8"}), Cache: meta, Images: images, Log: logrus.NewEntry(log),
 	})
 	if err != nil {
@@ -167,7 +172,80 @@ func TestServiceCloseCachesNothing(t *testing.T) {
 		t.Errorf("preview under Close = %v, want context.Canceled", err)
 	}
 	bucket := now.UnixMilli() / time.Hour.Milliseconds()
-	if p, err := cache.URLPreview(context.Background(), slow.String(), bucket, "en"); !errors.Is(err, storage.ErrNotFound) {
+	if p, err := cache.URLPreview(context.Background(), "example.org", slow.String(), bucket, "en"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("after Close the cache holds %+v, %v; want nothing remembered of the page", p, err)
+	}
+}
+
+func TestServiceKeepsTenantsApart(t *testing.T) {
+	site, hits := serviceSite(t, nil)
+	svc, _, _ := newService(t)
+	ctx := context.Background()
+	page := mustURL(t, site.URL+"/page")
+	a, err := svc.Preview(ctx, "example.org", page, time.Now(), "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := hits.Load()
+	b, err := svc.Preview(ctx, "other.example", page, time.Now(), "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(a.Body, "mxc://example.org/") || !strings.Contains(b.Body, "mxc://other.example/") {
+		t.Errorf("answers = %s and %s; want each homeserver's own image", a.Body, b.Body)
+	}
+	if hits.Load() == fetched {
+		t.Error("other.example was answered from example.org's cache")
+	}
+}
+
+func TestServiceTimestampsMakeNoExtraFetches(t *testing.T) {
+	site, hits := serviceSite(t, nil)
+	svc, _, cache := newService(t)
+	ctx := context.Background()
+	page := mustURL(t, site.URL+"/page")
+	now := time.Now()
+	if _, err := svc.Preview(ctx, "example.org", page, now, "en"); err != nil {
+		t.Fatal(err)
+	}
+	fetched := hits.Load()
+	for _, ts := range []time.Time{now.Add(24 * time.Hour), now.Add(90 * 24 * time.Hour), now.Add(-72 * time.Hour), time.UnixMilli(0)} {
+		p, err := svc.Preview(ctx, "example.org", page, ts, "en")
+		if err != nil || p.Status != 200 {
+			t.Fatalf("ts %v: %+v, %v", ts, p, err)
+		}
+	}
+	if n := hits.Load() - fetched; n != 0 {
+		t.Errorf("timestamps in the future and the past made %d more requests, want 0", n)
+	}
+	// None of them added a row of its own.
+	for _, ts := range []time.Time{now.Add(24 * time.Hour), now.Add(-72 * time.Hour)} {
+		bucket := ts.UnixMilli() / time.Hour.Milliseconds()
+		if _, err := cache.URLPreview(ctx, "example.org", page.String(), bucket, "en"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("a row was cached for the hour of %v", ts)
+		}
+	}
+}
+
+func TestServiceSweepsExpiredAnswers(t *testing.T) {
+	meta := storagetest.OpenSQLite(t)
+	ctx := context.Background()
+	old := &storage.URLPreview{ServerName: "example.org", URL: "https://old.example/", Bucket: 1, Lang: "en", Status: 200, Body: "{}",
+		CreatedAt: time.Now().Add(-8 * 24 * time.Hour)}
+	if err := meta.CreateURLPreview(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default().URLPreviews
+	cfg.ExpireAfterDays = 7
+	newServiceOn(t, meta, cfg) // sweeps at start, then hourly
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := meta.URLPreview(ctx, "example.org", old.URL, 1, "en"); errors.Is(err, storage.ErrNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an answer older than expireAfterDays was not swept")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -51,13 +51,14 @@ type Pending struct {
 }
 
 // URLPreview is a cached answer to /preview_url: the JSON body sent, or the
-// error, for one URL, hour bucket and language.
+// error, for one homeserver, URL, hour bucket and language.
 type URLPreview struct {
-	URL       string
-	Bucket    int64  // hours since the epoch of the requested ts
-	Lang      string // Accept-Language used
-	Status    int    // HTTP status of the answer
-	Errcode   string // "" for a preview
-	Body      string // the JSON sent
-	CreatedAt time.Time
+	ServerName string // the homeserver whose users asked
+	URL        string
+	Bucket     int64  // hours since the epoch of the requested ts
+	Lang       string // Accept-Language used
+	Status     int    // HTTP status of the answer
+	Errcode    string // "" for a preview
+	Body       string // the JSON sent
+	CreatedAt  time.Time
 }

@@ -65,11 +65,14 @@ type ReservationStore interface {
 
 // PreviewStore caches answers to /preview_url.
 type PreviewStore interface {
-	// URLPreview returns the cached preview of (url, bucket, lang), or an
-	// error wrapping ErrNotFound.
-	URLPreview(ctx context.Context, url string, bucket int64, lang string) (*URLPreview, error)
+	// URLPreview returns the cached preview of (serverName, url, bucket,
+	// lang), or an error wrapping ErrNotFound.
+	URLPreview(ctx context.Context, serverName, url string, bucket int64, lang string) (*URLPreview, error)
 	// CreateURLPreview caches p; an existing entry for its key is kept (no error).
 	CreateURLPreview(ctx context.Context, p *URLPreview) error
+	// DeleteURLPreviews removes the answers cached before before and returns
+	// how many.
+	DeleteURLPreviews(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Quota limits a user's uploads; zero fields mean no limit.

@@ -59,11 +59,12 @@ var queries = sqlstore.Queries{
 	SelectUsageForUpdate: `SELECT bytes, files FROM user_usage WHERE user_id = $1 FOR UPDATE`,
 	AddUsage:             `UPDATE user_usage SET bytes = bytes + $2, files = files + $3 WHERE user_id = $1`,
 	SelectUsage:          `SELECT bytes, files FROM user_usage WHERE user_id = $1`,
-	InsertURLPreview: `INSERT INTO url_previews (url, bucket, lang, status, errcode, body, created_ts)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-	SelectURLPreview: `SELECT url, bucket, lang, status, errcode, body, created_ts FROM url_previews
-		WHERE url = $1 AND bucket = $2 AND lang = $3`,
-	NotifyUploaded: `SELECT pg_notify('` + uploadsChannel + `', $1)`,
+	InsertURLPreview: `INSERT INTO url_previews (server_name, url, bucket, lang, status, errcode, body, created_ts)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+	SelectURLPreview: `SELECT server_name, url, bucket, lang, status, errcode, body, created_ts FROM url_previews
+		WHERE server_name = $1 AND url = $2 AND bucket = $3 AND lang = $4`,
+	DeleteURLPreviews: `DELETE FROM url_previews WHERE created_ts < $1`,
+	NotifyUploaded:    `SELECT pg_notify('` + uploadsChannel + `', $1)`,
 }
 
 // Store implements every storage metadata interface on PostgreSQL.

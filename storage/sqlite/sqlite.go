@@ -58,11 +58,12 @@ var queries = sqlstore.Queries{
 	SelectUsageForUpdate: `SELECT bytes, files FROM user_usage WHERE user_id = ?`, // BEGIN IMMEDIATE holds the lock
 	AddUsage:             `UPDATE user_usage SET bytes = bytes + ?2, files = files + ?3 WHERE user_id = ?1`,
 	SelectUsage:          `SELECT bytes, files FROM user_usage WHERE user_id = ?`,
-	InsertURLPreview: `INSERT INTO url_previews (url, bucket, lang, status, errcode, body, created_ts)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-	SelectURLPreview: `SELECT url, bucket, lang, status, errcode, body, created_ts FROM url_previews
-		WHERE url = ? AND bucket = ? AND lang = ?`,
-	NotifyUploaded: ``,
+	InsertURLPreview: `INSERT INTO url_previews (server_name, url, bucket, lang, status, errcode, body, created_ts)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	SelectURLPreview: `SELECT server_name, url, bucket, lang, status, errcode, body, created_ts FROM url_previews
+		WHERE server_name = ? AND url = ? AND bucket = ? AND lang = ?`,
+	DeleteURLPreviews: `DELETE FROM url_previews WHERE created_ts < ?`,
+	NotifyUploaded:    ``,
 }
 
 // Store implements every storage metadata interface on SQLite.

@@ -61,11 +61,14 @@ type Queries struct {
 	NotifyUploaded string
 	// SelectUsage takes user_id and returns bytes, files of its usage row.
 	SelectUsage string
-	// InsertURLPreview takes url, bucket, lang, status, errcode, body,
-	// created_ts and inserts nothing on a key conflict.
+	// InsertURLPreview takes server_name, url, bucket, lang, status, errcode,
+	// body, created_ts and inserts nothing on a key conflict.
 	InsertURLPreview string
-	// SelectURLPreview takes url, bucket, lang and returns the same columns.
+	// SelectURLPreview takes server_name, url, bucket, lang and returns the
+	// same columns.
 	SelectURLPreview string
+	// DeleteURLPreviews takes created_ts and deletes the rows created before.
+	DeleteURLPreviews string
 }
 
 // Store implements the storage metadata interfaces on a *sql.DB with a dialect's Queries.
@@ -294,11 +297,11 @@ func (s *Store) DeleteExpiredPending(ctx context.Context, now time.Time) (int64,
 }
 
 // URLPreview implements storage.PreviewStore.
-func (s *Store) URLPreview(ctx context.Context, url string, bucket int64, lang string) (*storage.URLPreview, error) {
+func (s *Store) URLPreview(ctx context.Context, serverName, url string, bucket int64, lang string) (*storage.URLPreview, error) {
 	var p storage.URLPreview
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q.SelectURLPreview, url, bucket, lang).
-		Scan(&p.URL, &p.Bucket, &p.Lang, &p.Status, &p.Errcode, &p.Body, &created)
+	err := s.db.QueryRowContext(ctx, s.q.SelectURLPreview, serverName, url, bucket, lang).
+		Scan(&p.ServerName, &p.URL, &p.Bucket, &p.Lang, &p.Status, &p.Errcode, &p.Body, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("select url preview: %w", storage.ErrNotFound)
 	}
@@ -311,11 +314,20 @@ func (s *Store) URLPreview(ctx context.Context, url string, bucket int64, lang s
 
 // CreateURLPreview implements storage.PreviewStore.
 func (s *Store) CreateURLPreview(ctx context.Context, p *storage.URLPreview) error {
-	_, err := s.db.ExecContext(ctx, s.q.InsertURLPreview, p.URL, p.Bucket, p.Lang, p.Status, p.Errcode, p.Body, p.CreatedAt.UnixMilli())
+	_, err := s.db.ExecContext(ctx, s.q.InsertURLPreview, p.ServerName, p.URL, p.Bucket, p.Lang, p.Status, p.Errcode, p.Body, p.CreatedAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("insert url preview: %w", err)
 	}
 	return nil
+}
+
+// DeleteURLPreviews implements storage.PreviewStore.
+func (s *Store) DeleteURLPreviews(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q.DeleteURLPreviews, before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("delete url previews: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // inTx runs fn in a transaction, committing if it returns nil.
