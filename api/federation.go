@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime/multipart"
@@ -20,31 +21,51 @@ import (
 // origin's key is fetched from its /_matrix/key/v2/server, and the signature
 // must cover the method, the raw request URI, the origin and us as the
 // destination. Anything else is 401.
+//
+// Signed requests skip the per-IP limit (one large homeserver is one IP), but
+// only once verified: a request whose key would have to be fetched, and one
+// that fails verification, is charged to its IP first, so forged headers
+// cannot make this server fetch keys at will.
 func (s *Server) requireServer(next handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if s.federation == nil {
 			return errUnrecognized(http.StatusNotFound)
 		}
 		ctx := r.Context()
+		ip := "ip:" + stateFrom(ctx).ip
 		us := homeserverFrom(ctx).Name
 		x, err := federation.ParseXMatrix(r.Header.Get("Authorization"))
 		if err != nil {
-			return errUnauthorized(err)
+			return s.refuseUnsigned(ctx, ip, err)
 		}
 		if x.Destination != "" && x.Destination != us {
-			return errUnauthorized(errors.New("destination is not this server"))
+			return s.refuseUnsigned(ctx, ip, errors.New("destination is not this server"))
+		}
+		if !s.federation.HasKey(x.Origin, x.Key) {
+			if err := s.allow(ctx, ip); err != nil {
+				return err
+			}
 		}
 		key, err := s.federation.ServerKey(ctx, x.Origin, x.Key)
 		if err != nil {
 			return errUnauthorized(err)
 		}
 		if err := federation.VerifyRequest(x, key, r.Method, r.URL.RequestURI(), us); err != nil {
-			return errUnauthorized(err)
+			return s.refuseUnsigned(ctx, ip, err)
 		}
 		st := stateFrom(ctx)
 		st.extra = logrus.Fields{"origin": x.Origin}
 		return next(w, r)
 	}
+}
+
+// refuseUnsigned answers a request that failed verification, charged to its
+// IP: 429 once that is over its limit, else 401.
+func (s *Server) refuseUnsigned(ctx context.Context, ip string, err error) error {
+	if lerr := s.allow(ctx, ip); lerr != nil {
+		return lerr
+	}
+	return errUnauthorized(err)
 }
 
 func errUnauthorized(err error) *Error {

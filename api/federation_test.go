@@ -7,17 +7,21 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/federation/federationtest"
 	"github.com/mediarepo/mediarepo/netguard"
+	"github.com/mediarepo/mediarepo/ratelimit/memlimit"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
@@ -227,5 +231,63 @@ func readMultipart(t *testing.T, resp *http.Response, body []byte) []part {
 		}
 		b, _ := io.ReadAll(p)
 		parts = append(parts, part{p.Header.Get("Content-Type"), p.Header.Get("Content-Disposition"), string(b)})
+	}
+}
+
+func TestForgedOriginsCannotMakeUsFetchKeys(t *testing.T) {
+	// A "key server" behind 300 forged origin names, counting the
+	// connections made to it (its certificate fits none of the names, so no
+	// fetch gets further: what matters is that none is attempted).
+	var keyFetches atomic.Int32
+	keyServer := federationtest.Start(t, "keys.test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(404)
+	}))
+	keyServer.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			keyFetches.Add(1)
+		}
+	}
+	overrides := map[string]string{}
+	for i := range 300 {
+		overrides[fmt.Sprintf("forged%d.test", i)] = keyServer.Listener.Addr().String()
+	}
+	policy, err := netguard.NewPolicy([]string{"127.0.0.0/8"}, netguard.DefaultDenied())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := federation.NewClient(federation.ClientOptions{
+		Resolver: federation.NewResolver(policy.Client(5*time.Second, false), nil, overrides),
+		Dial:     policy.Dialer().DialContext, Roots: keyServer.Roots, Timeout: 5 * time.Second,
+	})
+	t.Cleanup(func() { client.Close() })
+	ts := newTestServerOn(t, storagetest.OpenSQLite(t), filepath.Join(t.TempDir(), "blobs"),
+		func(c *config.Config) {
+			c.RateLimit = config.RateLimit{Enabled: true, RequestsPerSecond: 0.001, Burst: 20}
+		},
+		func(o *stack) { o.federation, o.limiter = client, memlimit.New() })
+	forged := func(origin string) (*http.Response, []byte) {
+		return ts.do(t, "GET", "/_matrix/federation/v1/media/download/abc", nil,
+			withHeader("Authorization", `X-Matrix origin="`+origin+`",destination="example.org",key="ed25519:x",sig="AAAA"`))
+	}
+
+	// One forged origin, 200 times: one fetch, then the failure is remembered.
+	for range 200 {
+		forged("forged0.test")
+	}
+	if n := keyFetches.Load(); n != 1 {
+		t.Errorf("200 requests forging one origin made %d key fetches, want 1", n)
+	}
+	// Many forged origins: each would need a fetch, charged to the client's IP first.
+	limited := 0
+	for i := 1; i < 300; i++ {
+		if resp, _ := forged(fmt.Sprintf("forged%d.test", i)); resp.StatusCode == 429 {
+			limited++
+		}
+	}
+	if n := keyFetches.Load(); n > 21 {
+		t.Errorf("299 forged origins made %d key fetches, want at most the burst of 20 (+1)", n)
+	}
+	if limited < 250 {
+		t.Errorf("%d of 299 forged requests were rate limited, want nearly all past the burst", limited)
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/mediarepo/mediarepo/mxid"
 )
 
@@ -40,10 +40,12 @@ type Resolver struct {
 	dns       *net.Resolver
 	overrides map[string]string // server name -> host:port
 
-	mu    sync.Mutex
-	cache map[string]wellKnown
+	cache *lru.Cache[string, wellKnown]
 	now   func() time.Time
 }
+
+// wellKnownEntries bounds the discovery answers kept.
+const wellKnownEntries = 10_000
 
 type wellKnown struct {
 	server  string // m.server, "" when there was none
@@ -52,7 +54,8 @@ type wellKnown struct {
 
 // NewResolver returns a Resolver; overrides map server names to host:port.
 func NewResolver(client *http.Client, dns *net.Resolver, overrides map[string]string) *Resolver {
-	return &Resolver{client: client, dns: dns, overrides: overrides, cache: map[string]wellKnown{}, now: time.Now}
+	cache, _ := lru.New[string, wellKnown](wellKnownEntries)
+	return &Resolver{client: client, dns: dns, overrides: overrides, cache: cache, now: time.Now}
 }
 
 // Resolve finds where to send requests for serverName.
@@ -90,16 +93,12 @@ func (r *Resolver) Resolve(ctx context.Context, serverName string) (Target, erro
 // when fresh.
 func (r *Resolver) wellKnown(ctx context.Context, host string) string {
 	now := r.now()
-	r.mu.Lock()
-	wk, ok := r.cache[host]
-	r.mu.Unlock()
+	wk, ok := r.cache.Get(host)
 	if ok && now.Before(wk.expires) {
 		return wk.server
 	}
 	server, ttl := r.fetchWellKnown(ctx, host)
-	r.mu.Lock()
-	r.cache[host] = wellKnown{server: server, expires: now.Add(ttl)}
-	r.mu.Unlock()
+	r.cache.Add(host, wellKnown{server: server, expires: now.Add(ttl)})
 	return server
 }
 

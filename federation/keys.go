@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,32 +13,57 @@ import (
 	"time"
 )
 
-// maxKeyValidity caps how long fetched server keys are trusted.
-const maxKeyValidity = 7 * 24 * time.Hour
+// Server keys: trusted until the response's valid_until_ts, at most seven
+// days; a failed fetch, or a key ID a server did not publish, is not asked
+// again for a minute, so forged X-Matrix headers cannot make us fetch on
+// every request; at most keyCacheEntries servers are remembered.
+const (
+	maxKeyValidity  = 7 * 24 * time.Hour
+	keyRetryAfter   = time.Minute
+	keyCacheEntries = 10_000
+)
 
 type serverKeys struct {
-	keys  map[string]ed25519.PublicKey
-	until time.Time
+	keys    map[string]ed25519.PublicKey
+	until   time.Time // trusted until
+	fetched time.Time
+	err     error // a failed fetch, remembered until fetched+keyRetryAfter
+}
+
+// HasKey reports whether server's key keyID is known and trusted now, so
+// that verifying a request signed with it makes no outbound request.
+func (c *Client) HasKey(server, keyID string) bool {
+	sk, ok := c.serverKeys.Get(server)
+	return ok && sk.err == nil && time.Now().Before(sk.until) && sk.keys[keyID] != nil
 }
 
 // ServerKey returns the verify key keyID of server, fetched from its
-// /_matrix/key/v2/server (self-signature checked) and cached until the
-// response's valid_until_ts, at most seven days.
+// /_matrix/key/v2/server (self-signature checked) and cached. Concurrent
+// look-ups of one server share a fetch.
 func (c *Client) ServerKey(ctx context.Context, server, keyID string) (ed25519.PublicKey, error) {
 	now := time.Now()
-	c.mu.Lock()
-	sk, ok := c.serverKeys[server]
-	c.mu.Unlock()
-	if !ok || now.After(sk.until) || sk.keys[keyID] == nil {
+	sk, ok := c.serverKeys.Get(server)
+	recent := ok && now.Before(sk.fetched.Add(keyRetryAfter))
+	stale := !ok || now.After(sk.until) || sk.err != nil || sk.keys[keyID] == nil
+	if stale && !recent {
 		var err error
-		if sk, err = c.fetchServerKeys(ctx, server, now); err != nil {
+		sk, err = c.keyFetches.Do(ctx, server, func(ctx context.Context) (serverKeys, error) {
+			sk, err := c.fetchServerKeys(ctx, server, time.Now())
+			if errors.Is(err, context.Canceled) {
+				return sk, err // shutting down: remember nothing
+			}
+			sk.fetched, sk.err = time.Now(), err
+			c.serverKeys.Add(server, sk)
+			return sk, nil
+		})
+		if err != nil {
 			return nil, err
 		}
-		c.mu.Lock()
-		c.serverKeys[server] = sk
-		c.mu.Unlock()
 	}
-	if k := sk.keys[keyID]; k != nil {
+	if sk.err != nil {
+		return nil, sk.err
+	}
+	if k := sk.keys[keyID]; k != nil && now.Before(sk.until) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("%s has no key %s: %w", server, keyID, ErrBadAuth)

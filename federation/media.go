@@ -15,6 +15,9 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/mediarepo/mediarepo/flight"
 )
 
 // Errors of a remote fetch.
@@ -42,10 +45,15 @@ type Client struct {
 	timeout  time.Duration
 	plain    *http.Client // for Location parts: unauthenticated, guarded
 
-	mu         sync.Mutex
-	transports map[string]*http.Transport // by TLS server name
-	serverKeys map[string]serverKeys      // by server name
+	transports *lru.Cache[string, *http.Transport] // by TLS server name
+	serverKeys *lru.Cache[string, serverKeys]      // by server name
+	keyFetches *flight.Group[serverKeys]
+	mu         sync.Mutex // makes transport's look-up and creation one step
 }
+
+// transportEntries bounds the transports kept, one per remote TLS name; an
+// evicted one has its idle connections closed.
+const transportEntries = 1_000
 
 // ClientOptions are a Client's dependencies.
 type ClientOptions struct {
@@ -60,9 +68,22 @@ type ClientOptions struct {
 // NewClient returns a Client.
 func NewClient(o ClientOptions) *Client {
 	c := &Client{resolver: o.Resolver, keys: o.Keys, dial: o.Dial, roots: o.Roots, timeout: o.Timeout,
-		transports: map[string]*http.Transport{}, serverKeys: map[string]serverKeys{}}
+		keyFetches: flight.New[serverKeys](o.Timeout)}
+	c.transports, _ = lru.NewWithEvict[string, *http.Transport](transportEntries, func(_ string, t *http.Transport) {
+		t.CloseIdleConnections()
+	})
+	c.serverKeys, _ = lru.New[string, serverKeys](keyCacheEntries)
 	c.plain = &http.Client{Timeout: o.Timeout, Transport: c.transport(""), CheckRedirect: limitRedirects}
 	return c
+}
+
+// Close cancels key fetches under way and closes idle connections.
+func (c *Client) Close() error {
+	c.keyFetches.Close()
+	for _, t := range c.transports.Values() {
+		t.CloseIdleConnections()
+	}
+	return nil
 }
 
 func limitRedirects(req *http.Request, via []*http.Request) error {
@@ -77,7 +98,7 @@ func limitRedirects(req *http.Request, via []*http.Request) error {
 func (c *Client) transport(tlsName string) *http.Transport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t, ok := c.transports[tlsName]; ok {
+	if t, ok := c.transports.Get(tlsName); ok {
 		return t
 	}
 	t := &http.Transport{
@@ -89,7 +110,7 @@ func (c *Client) transport(tlsName string) *http.Transport {
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       time.Minute,
 	}
-	c.transports[tlsName] = t
+	c.transports.Add(tlsName, t)
 	return t
 }
 

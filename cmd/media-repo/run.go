@@ -129,6 +129,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.closers = append(m.closers, fed)
 	log := logrus.NewEntry(m.Log)
 	thumbs, err := thumbnailer.New(thumbnailer.Options{
 		Config: cfg.Thumbnails, Thumbnails: m.db, Blobs: m.blobs, Generator: thumbnails.New(cfg.Thumbnails), Log: log,
