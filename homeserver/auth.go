@@ -33,8 +33,8 @@ const (
 )
 
 // CachedAuthenticator remembers answers of another Authenticator: accepted
-// tokens for ttl, refused ones for at most five seconds, and "unreachable"
-// not at all. Concurrent checks of one token make one call.
+// tokens for ttl, refused ones (401, 403) for at most five seconds, and
+// anything else (unreachable, rate limited) not at all. Concurrent checks of one token make one call.
 type CachedAuthenticator struct {
 	next     Authenticator
 	ttl      time.Duration
@@ -79,8 +79,10 @@ func (c *CachedAuthenticator) WhoAmI(ctx context.Context, hs *config.Homeserver,
 		return c.next.WhoAmI(ctx, hs, token)
 	})
 	if err != nil {
+		// Only a refusal of the token itself is remembered: a homeserver that
+		// is rate limiting or failing must be asked again next time.
 		var te *TokenError
-		if errors.As(err, &te) && c.ttl > 0 {
+		if errors.As(err, &te) && (te.Status == 401 || te.Status == 403) && c.ttl > 0 {
 			c.rejected.Add(key, cached{err: err, expires: now.Add(min(c.ttl, maxRejectedCache))})
 		}
 		return Identity{}, err

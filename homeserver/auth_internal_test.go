@@ -14,8 +14,13 @@ type countingAuth struct{ calls int }
 
 func (c *countingAuth) WhoAmI(_ context.Context, _ *config.Homeserver, token string) (Identity, error) {
 	c.calls++
-	if token == "bad" {
+	switch token {
+	case "bad":
 		return Identity{}, &TokenError{Status: 401, Code: "M_UNKNOWN_TOKEN"}
+	case "busy":
+		return Identity{}, &TokenError{Status: 429, Code: "M_LIMIT_EXCEEDED"}
+	case "down":
+		return Identity{}, ErrUnreachable
 	}
 	return Identity{UserID: "@" + token + ":example.org"}, nil
 }
@@ -48,6 +53,22 @@ func TestCacheExpiry(t *testing.T) {
 		}
 		if next.calls != st.wantCalls {
 			t.Errorf("step %d: calls = %d, want %d", i, next.calls, st.wantCalls)
+		}
+	}
+}
+
+func TestCacheKeepsNoTransientAnswers(t *testing.T) {
+	next := &countingAuth{}
+	c := NewCachedAuthenticator(next, time.Minute)
+	defer c.Close()
+	hs := &config.Homeserver{Name: "example.org"}
+	for _, token := range []string{"busy", "down"} {
+		before := next.calls
+		for range 3 {
+			c.WhoAmI(context.Background(), hs, token)
+		}
+		if n := next.calls - before; n != 3 {
+			t.Errorf("%s: 3 checks asked the homeserver %d times, want 3 (not cached)", token, n)
 		}
 	}
 }
