@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"mime"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/storage/postgres"
+	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
 func TestDownloadConditionalAndRanges(t *testing.T) {
@@ -288,5 +292,52 @@ func TestStoredTypeListIsNotServed(t *testing.T) {
 	resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/legacyRow", nil, withToken(aliceToken))
 	if ct, cd := resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"); ct != "text/plain" || cd != "inline; filename=a__b.txt" {
 		t.Errorf("served as %q, %q; want text/plain and a clean name", ct, cd)
+	}
+}
+
+func TestDatabaseOutage(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	proxy := storagetest.StartProxy(t, storagetest.PostgresHost(t))
+	viaProxy, _, err := postgres.Open(context.Background(), storagetest.PostgresDSNVia(t, dsn, proxy), config.Pool{MaxConnections: 4, MaxIdleConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { viaProxy.Close() })
+	direct, _, err := postgres.Open(context.Background(), dsn, config.Pool{MaxConnections: 4, MaxIdleConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { direct.Close() })
+	blobDir := filepath.Join(t.TempDir(), "blobs")
+	ts := newTestServerOn(t, viaProxy, blobDir, nil)
+	other := newTestServerOn(t, direct, blobDir, nil) // a second process, still connected
+
+	id := ts.mustCreate(t, aliceToken)
+	waited := make(chan string, 1)
+	go func() {
+		resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id+"?timeout_ms=20000", nil, withToken(aliceToken))
+		waited <- fmt.Sprint(resp.StatusCode, " ", string(body))
+	}()
+	time.Sleep(200 * time.Millisecond) // the download is waiting
+	proxy.Cut()
+	for range 3 {
+		resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/neverThere", nil, withToken(aliceToken))
+		wantError(t, resp, body, 503, "M_UNKNOWN")
+		if resp.Header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+	}
+	if n := strings.Count(ts.logs.String(), "storage outage"); n != 1 {
+		t.Errorf("the outage's cause was logged %d times for 3 requests, want once:\n%s", n, ts.logs.String())
+	}
+	// The upload lands through the other process during the outage; the
+	// waiting download sees it once the database is back.
+	if resp, body := other.do(t, "PUT", "/_matrix/media/v3/upload/example.org/"+id, strings.NewReader("through the outage"), withToken(aliceToken)); resp.StatusCode != 200 {
+		t.Fatalf("PUT on the other process = %d %s", resp.StatusCode, body)
+	}
+	time.Sleep(1500 * time.Millisecond) // a couple of re-checks fail
+	proxy.Restore()
+	if got := <-waited; got != "200 through the outage" {
+		t.Errorf("download waiting across the outage = %q, want 200 with the bytes", got)
 	}
 }

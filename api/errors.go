@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediarepo/mediarepo/federation"
@@ -11,6 +12,7 @@ import (
 	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/thumbnails"
+	"github.com/sirupsen/logrus"
 )
 
 // Error is a Matrix error response. Only Status, Code and Message reach the
@@ -93,7 +95,7 @@ func matrixError(err error) *Error {
 	}
 	for _, m := range sentinels {
 		if errors.Is(err, m.err) {
-			return &Error{Status: m.status, Code: m.code, Message: m.msg, Err: err}
+			return &Error{Status: m.status, Code: m.code, Message: m.msg, RetryAfter: m.retry, Err: err}
 		}
 	}
 	return &Error{Status: 500, Code: "M_UNKNOWN", Message: "Internal server error", Err: err}
@@ -107,26 +109,62 @@ var sentinels = []struct {
 	status int
 	code   string
 	msg    string
+	retry  time.Duration
 }{
-	{federation.ErrNotFound, 404, "M_NOT_FOUND", "Media not found on the remote server"},
-	{media.ErrRemoteTooLarge, 502, "M_TOO_LARGE", "The remote media is larger than this server accepts"},
-	{media.ErrRemoteFailed, 502, "M_UNKNOWN", "The remote server could not be reached for this media"},
-	{media.ErrNoRemote, 404, "M_NOT_FOUND", "Media not found (this repository does not fetch media from that server)"},
-	{media.ErrNotCached, 404, "M_NOT_FOUND", "Media not found (remote media is fetched only on /_matrix/client/v1/media)"},
-	{media.ErrNotYetUploaded, 504, "M_NOT_YET_UPLOADED", "The media has not been uploaded yet"},
-	{media.ErrCannotOverwrite, 409, "M_CANNOT_OVERWRITE_MEDIA", "This media has already been uploaded"},
-	{media.ErrNotReserved, 404, "M_NOT_FOUND", "This media ID was never created, or it expired"},
-	{media.ErrNotOwner, 403, "M_FORBIDDEN", "This media ID was created by another user"},
-	{media.ErrTooManyPending, 429, "M_LIMIT_EXCEEDED", "Too many media IDs reserved and not uploaded yet"},
-	{media.ErrTooLarge, 413, "M_TOO_LARGE", "Upload is larger than the limit of this server"},
-	{media.ErrTooSmall, 400, "M_TOO_SMALL", "Upload is smaller than the minimum size of this server"},
-	{storage.ErrNotFound, 404, "M_NOT_FOUND", "Media not found"},
-	{storage.ErrQuotaExceeded, 403, "M_FORBIDDEN", "Your media storage quota is used up"},
-	{homeserver.ErrUnknownToken, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token"},
-	{homeserver.ErrUnreachable, 502, "M_UNKNOWN", "The homeserver could not be reached to check the access token; try again later"},
-	{thumbnails.ErrTooManyPixels, 413, "M_TOO_LARGE", "The image is too large to thumbnail"},
-	{thumbnails.ErrTooLarge, 413, "M_TOO_LARGE", "The image is too large to thumbnail"},
-	{thumbnails.ErrUnsupported, 400, "M_UNKNOWN", "This media cannot be thumbnailed"},
-	{thumbnails.ErrCorrupt, 400, "M_UNKNOWN", "The image could not be read to thumbnail it"},
-	{context.DeadlineExceeded, 504, "M_UNKNOWN", "Timed out"},
+	// A storage outage is what the client most needs to hear, whatever else failed with it.
+	{storage.ErrFull, 507, "M_UNKNOWN", "The media store is full; try again later", time.Minute},
+	{storage.ErrReadOnly, 503, "M_UNKNOWN", "The media store cannot be written to right now; try again later", time.Minute},
+	{storage.ErrUnavailable, 503, "M_UNKNOWN", "The media store cannot be reached right now; try again later", 5 * time.Second},
+	{federation.ErrNotFound, 404, "M_NOT_FOUND", "Media not found on the remote server", 0},
+	{media.ErrRemoteTooLarge, 502, "M_TOO_LARGE", "The remote media is larger than this server accepts", 0},
+	{media.ErrRemoteFailed, 502, "M_UNKNOWN", "The remote server could not be reached for this media", 0},
+	{media.ErrNoRemote, 404, "M_NOT_FOUND", "Media not found (this repository does not fetch media from that server)", 0},
+	{media.ErrNotCached, 404, "M_NOT_FOUND", "Media not found (remote media is fetched only on /_matrix/client/v1/media)", 0},
+	{media.ErrNotYetUploaded, 504, "M_NOT_YET_UPLOADED", "The media has not been uploaded yet", 0},
+	{media.ErrCannotOverwrite, 409, "M_CANNOT_OVERWRITE_MEDIA", "This media has already been uploaded", 0},
+	{media.ErrNotReserved, 404, "M_NOT_FOUND", "This media ID was never created, or it expired", 0},
+	{media.ErrNotOwner, 403, "M_FORBIDDEN", "This media ID was created by another user", 0},
+	{media.ErrTooManyPending, 429, "M_LIMIT_EXCEEDED", "Too many media IDs reserved and not uploaded yet", 0},
+	{media.ErrTooLarge, 413, "M_TOO_LARGE", "Upload is larger than the limit of this server", 0},
+	{media.ErrTooSmall, 400, "M_TOO_SMALL", "Upload is smaller than the minimum size of this server", 0},
+	{storage.ErrNotFound, 404, "M_NOT_FOUND", "Media not found", 0},
+	{storage.ErrQuotaExceeded, 403, "M_FORBIDDEN", "Your media storage quota is used up", 0},
+	{homeserver.ErrUnknownToken, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token", 0},
+	{homeserver.ErrUnreachable, 502, "M_UNKNOWN", "The homeserver could not be reached to check the access token; try again later", 0},
+	{thumbnails.ErrTooManyPixels, 413, "M_TOO_LARGE", "The image is too large to thumbnail", 0},
+	{thumbnails.ErrTooLarge, 413, "M_TOO_LARGE", "The image is too large to thumbnail", 0},
+	{thumbnails.ErrUnsupported, 400, "M_UNKNOWN", "This media cannot be thumbnailed", 0},
+	{thumbnails.ErrCorrupt, 400, "M_UNKNOWN", "The image could not be read to thumbnail it", 0},
+	{context.DeadlineExceeded, 504, "M_UNKNOWN", "Timed out", 0},
+}
+
+// outageLog logs the cause of storage outages (full, read-only, unreachable)
+// at most once a minute each, where every request would otherwise log it.
+type outageLog struct {
+	last [3]atomic.Int64 // unix seconds of the last line, by kind
+}
+
+var outageKinds = [3]error{storage.ErrFull, storage.ErrReadOnly, storage.ErrUnavailable}
+
+// kind is err's index in outageKinds, or -1.
+func (o *outageLog) kind(err error) int {
+	for i, k := range outageKinds {
+		if err != nil && errors.Is(err, k) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (o *outageLog) log(log *logrus.Logger, err error) {
+	i := o.kind(err)
+	if i < 0 {
+		return
+	}
+	now := time.Now().Unix()
+	last := o.last[i].Load()
+	if now-last < 60 || !o.last[i].CompareAndSwap(last, now) {
+		return
+	}
+	log.WithError(err).WithField("kind", outageKinds[i].Error()).Error("storage outage: requests fail until it ends (logged once a minute)")
 }

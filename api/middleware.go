@@ -47,9 +47,11 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		for k, v := range st.extra {
 			fields[k] = v
 		}
+		outage := false
 		if e := st.err; e != nil {
 			fields["errcode"] = e.Code
-			if e.Err != nil {
+			outage = s.outages.kind(e.Err) >= 0
+			if e.Err != nil && !outage {
 				fields[logrus.ErrorKey] = e.Err
 			}
 		}
@@ -58,6 +60,11 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		switch {
 		case st.aborted:
 			entry.Debug("request aborted by client")
+		case outage:
+			// Every request fails the same way until storage is back: its cause
+			// is logged once a minute, each request as a warning.
+			s.outages.log(s.log, st.err.Err)
+			entry.Warn("request")
 		case status >= 500:
 			entry.Error("request")
 		case status >= 400:

@@ -39,7 +39,8 @@ type Options struct {
 }
 
 // Server serves every media route. It is an http.Handler and holds no state
-// of its own: caches, workers and shared work belong to the services.
+// of its own but when it last logged a storage outage: caches, workers and
+// shared work belong to the services.
 type Server struct {
 	cfg        *config.Config
 	media      *media.Service
@@ -49,6 +50,7 @@ type Server struct {
 	limits     *ratelimit.Limits  // nil: no rate limits
 	previews   *preview.Service   // nil: previews off
 	federation *federation.Client // nil: no federation routes
+	outages    outageLog
 	handler    http.Handler
 }
 

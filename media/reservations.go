@@ -104,13 +104,17 @@ func (s *Service) awaitUpload(ctx context.Context, r Request, notFound error) (*
 		if err == nil {
 			return m, nil
 		}
-		if !errors.Is(err, storage.ErrNotFound) {
+		// A database outage shorter than the wait is waited out.
+		if !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrUnavailable) {
 			return nil, err
 		}
 		select {
 		case <-woken:
 		case <-recheck.C:
 		case <-deadline.C:
+			if errors.Is(err, storage.ErrUnavailable) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("%s/%s after %v: %w", r.Origin, r.MediaID, r.Wait, ErrNotYetUploaded)
 		case <-ctx.Done():
 			return nil, ctx.Err()

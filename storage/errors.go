@@ -13,6 +13,13 @@ var (
 	ErrLimitExceeded = errors.New("limit exceeded")
 	// ErrQuotaExceeded: a user's storage quota would be exceeded.
 	ErrQuotaExceeded = errors.New("quota exceeded")
+	// ErrUnavailable: the database or a datastore cannot be reached or used
+	// right now (down, restarting, locked); trying again later may work.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrFull: the database or a datastore has no space left.
+	ErrFull = errors.New("storage full")
+	// ErrReadOnly: the database or a datastore cannot be written to.
+	ErrReadOnly = errors.New("storage read-only")
 )
 
 // LimitError is ErrLimitExceeded with the time the limit frees up, where the

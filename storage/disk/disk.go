@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mediarepo/mediarepo/storage"
@@ -68,7 +69,7 @@ func (s *Store) Root() string { return s.root }
 func (s *Store) Stage(ctx context.Context, r io.Reader) (storage.StagedBlob, error) {
 	f, err := os.CreateTemp(s.tmp, "put-*")
 	if err != nil {
-		return nil, fmt.Errorf("create temp blob: %w", err)
+		return nil, classify(fmt.Errorf("create temp blob: %w", err))
 	}
 	b := &staged{store: s, temp: f.Name()}
 	h := sha256.New()
@@ -83,7 +84,7 @@ func (s *Store) Stage(ctx context.Context, r io.Reader) (storage.StagedBlob, err
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return nil, fmt.Errorf("write blob: %w", err)
+		return nil, classify(fmt.Errorf("write blob: %w", err))
 	}
 	b.sum = hex.EncodeToString(h.Sum(nil))
 	return b, nil
@@ -118,15 +119,15 @@ func (b *staged) Commit(context.Context) error {
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		os.Remove(b.temp)
-		b.commitErr = fmt.Errorf("create blob dir: %w", err)
+		b.commitErr = classify(fmt.Errorf("create blob dir: %w", err))
 		return b.commitErr
 	}
 	if err := os.Rename(b.temp, final); err != nil {
 		os.Remove(b.temp)
-		b.commitErr = fmt.Errorf("rename blob: %w", err)
+		b.commitErr = classify(fmt.Errorf("rename blob: %w", err))
 		return b.commitErr
 	}
-	b.commitErr = syncDir(dir)
+	b.commitErr = classify(syncDir(dir))
 	return b.commitErr
 }
 
@@ -158,7 +159,7 @@ func (s *Store) Open(_ context.Context, sum string) (io.ReadSeekCloser, error) {
 		return nil, fmt.Errorf("open blob %s: %w", sum, storage.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open blob %s: %w", sum, err)
+		return nil, classify(fmt.Errorf("open blob %s: %w", sum, err))
 	}
 	info, err := f.Stat()
 	if err != nil {
@@ -246,4 +247,20 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// classify marks the errors of a datastore that cannot be used right now with
+// the storage sentinel for them, so the edge can say what is wrong.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w: %w", storage.ErrFull, err)
+	case errors.Is(err, syscall.EROFS), errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %w", storage.ErrReadOnly, err)
+	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.ENOTCONN), errors.Is(err, syscall.ESTALE):
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+	}
+	return err
 }

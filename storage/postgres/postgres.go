@@ -6,8 +6,13 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lib/pq"
@@ -65,6 +70,33 @@ var queries = sqlstore.Queries{
 		WHERE server_name = $1 AND url = $2 AND bucket = $3 AND lang = $4`,
 	DeleteURLPreviews: `DELETE FROM url_previews WHERE created_ts < $1`,
 	NotifyUploaded:    `SELECT pg_notify('` + uploadsChannel + `', $1)`,
+	Classify:          classify,
+}
+
+// classify tells the errors of a database that cannot be used right now:
+// connection exceptions (class 08), insufficient resources (53: disk full is
+// 53100), operator intervention (57: shutting down, starting up), a
+// read-only transaction (25006), and failures to reach the server at all.
+func classify(err error) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch {
+		case pqErr.Code == "53100":
+			return storage.ErrFull
+		case pqErr.Code == "25006":
+			return storage.ErrReadOnly
+		case pqErr.Code.Class() == "08", pqErr.Code.Class() == "53", pqErr.Code.Class() == "57":
+			return storage.ErrUnavailable
+		}
+		return nil
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return storage.ErrUnavailable
+	}
+	return nil
 }
 
 // Store implements every storage metadata interface on PostgreSQL.

@@ -73,3 +73,41 @@ func TestWatchUploadsAcrossConnections(t *testing.T) {
 		t.Errorf("WatchUploads returned %v, want context.Canceled", err)
 	}
 }
+
+func TestOutageIsUnavailable(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	proxy := storagetest.StartProxy(t, storagetest.PostgresHost(t))
+	s, _, err := postgres.Open(context.Background(), storagetest.PostgresDSNVia(t, dsn, proxy), config.Pool{MaxConnections: 4, MaxIdleConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Media(ctx, "example.org", "x"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Media before the outage = %v, want ErrNotFound", err)
+	}
+	proxy.Cut()
+	for _, call := range map[string]func() error{
+		"read": func() error { _, err := s.Media(ctx, "example.org", "x"); return err },
+		"write": func() error {
+			return s.CreateMedia(ctx, &storage.Media{Origin: "example.org", MediaID: "y", SHA256: "z"}, storage.Quota{}, nil)
+		},
+		"usage": func() error { _, err := s.Usage(ctx, "@a:example.org"); return err },
+	} {
+		if err := call(); !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("during the outage: %v, want ErrUnavailable", err)
+		}
+	}
+	proxy.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.Media(ctx, "example.org", "x")
+		if errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the outage: %v, want the store back", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

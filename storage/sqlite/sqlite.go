@@ -7,12 +7,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // the driver, registered as "sqlite"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/migrations"
@@ -64,6 +65,36 @@ var queries = sqlstore.Queries{
 		WHERE server_name = ? AND url = ? AND bucket = ? AND lang = ?`,
 	DeleteURLPreviews: `DELETE FROM url_previews WHERE created_ts < ?`,
 	NotifyUploaded:    ``,
+	Classify:          classify,
+}
+
+// SQLite result codes (the primary code is the low byte of an extended one).
+const (
+	codeBusy     = 5
+	codeLocked   = 6
+	codeReadOnly = 8
+	codeIOErr    = 10
+	codeFull     = 13
+	codeCantOpen = 14
+)
+
+// classify tells the errors of a database file that cannot be used right
+// now: still locked after busy_timeout, an I/O error or a file that cannot be
+// opened, a full disk, a read-only file or file system.
+func classify(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return nil
+	}
+	switch se.Code() & 0xff {
+	case codeFull:
+		return storage.ErrFull
+	case codeReadOnly:
+		return storage.ErrReadOnly
+	case codeBusy, codeLocked, codeIOErr, codeCantOpen:
+		return storage.ErrUnavailable
+	}
+	return nil
 }
 
 // Store implements every storage metadata interface on SQLite.

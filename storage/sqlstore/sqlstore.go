@@ -69,6 +69,10 @@ type Queries struct {
 	SelectURLPreview string
 	// DeleteURLPreviews takes created_ts and deletes the rows created before.
 	DeleteURLPreviews string
+
+	// Classify returns storage.ErrUnavailable, ErrFull or ErrReadOnly for a
+	// driver error that means the database cannot be used right now, else nil.
+	Classify func(error) error
 }
 
 // Store implements the storage metadata interfaces on a *sql.DB with a dialect's Queries.
@@ -88,7 +92,8 @@ var (
 func New(db *sql.DB, q Queries) *Store { return &Store{db: db, q: q} }
 
 // CreateMedia implements storage.MediaStore.
-func (s *Store) CreateMedia(ctx context.Context, m *storage.Media, q storage.Quota, publish storage.Publish) error {
+func (s *Store) CreateMedia(ctx context.Context, m *storage.Media, q storage.Quota, publish storage.Publish) (err error) {
+	defer s.classify(&err)
 	return s.inTx(ctx, "insert media "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
 		return s.addMedia(ctx, tx, m, q, publish)
 	})
@@ -144,9 +149,10 @@ func (s *Store) checkQuota(ctx context.Context, tx *sql.Tx, m *storage.Media, q 
 }
 
 // Usage implements storage.MediaStore.
-func (s *Store) Usage(ctx context.Context, userID string) (storage.Usage, error) {
+func (s *Store) Usage(ctx context.Context, userID string) (_ storage.Usage, err error) {
+	defer s.classify(&err)
 	var u storage.Usage
-	err := s.db.QueryRowContext(ctx, s.q.SelectUsage, userID).Scan(&u.Bytes, &u.Files)
+	err = s.db.QueryRowContext(ctx, s.q.SelectUsage, userID).Scan(&u.Bytes, &u.Files)
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.Usage{}, nil
 	}
@@ -157,7 +163,8 @@ func (s *Store) Usage(ctx context.Context, userID string) (storage.Usage, error)
 }
 
 // Media implements storage.MediaStore.
-func (s *Store) Media(ctx context.Context, origin, mediaID string) (*storage.Media, error) {
+func (s *Store) Media(ctx context.Context, origin, mediaID string) (_ *storage.Media, err error) {
+	defer s.classify(&err)
 	m, err := scanMedia(s.db.QueryRowContext(ctx, s.q.SelectMedia, origin, mediaID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("select media %s/%s: %w", origin, mediaID, storage.ErrNotFound)
@@ -169,7 +176,8 @@ func (s *Store) Media(ctx context.Context, origin, mediaID string) (*storage.Med
 }
 
 // CreateThumbnail implements storage.ThumbnailStore.
-func (s *Store) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error {
+func (s *Store) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) (err error) {
+	defer s.classify(&err)
 	res, err := s.db.ExecContext(ctx, s.q.InsertThumbnail, t.Origin, t.MediaID, t.Width, t.Height, t.Method,
 		t.Animated, t.ContentType, t.SHA256, t.SizeBytes, t.DatastoreID, t.CreatedAt.UnixMilli())
 	if err != nil {
@@ -182,7 +190,8 @@ func (s *Store) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error
 }
 
 // Thumbnails implements storage.ThumbnailStore.
-func (s *Store) Thumbnails(ctx context.Context, origin, mediaID string) ([]storage.Thumbnail, error) {
+func (s *Store) Thumbnails(ctx context.Context, origin, mediaID string) (_ []storage.Thumbnail, err error) {
+	defer s.classify(&err)
 	rows, err := s.db.QueryContext(ctx, s.q.SelectThumbnails, origin, mediaID)
 	if err != nil {
 		return nil, fmt.Errorf("select thumbnails of %s/%s: %w", origin, mediaID, err)
@@ -206,7 +215,8 @@ func (s *Store) Thumbnails(ctx context.Context, origin, mediaID string) ([]stora
 }
 
 // CreatePending implements storage.ReservationStore.
-func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPending int) error {
+func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPending int) (err error) {
+	defer s.classify(&err)
 	return s.inTx(ctx, "reserve media", func(tx *sql.Tx) error {
 		if s.q.LockUser != "" {
 			if _, err := tx.ExecContext(ctx, s.q.LockUser, p.UserID); err != nil {
@@ -242,10 +252,11 @@ func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPendin
 }
 
 // Pending implements storage.ReservationStore.
-func (s *Store) Pending(ctx context.Context, origin, mediaID string) (*storage.Pending, error) {
+func (s *Store) Pending(ctx context.Context, origin, mediaID string) (_ *storage.Pending, err error) {
+	defer s.classify(&err)
 	var p storage.Pending
 	var created, expires int64
-	err := s.db.QueryRowContext(ctx, s.q.SelectPending, origin, mediaID, time.Now().UnixMilli()).
+	err = s.db.QueryRowContext(ctx, s.q.SelectPending, origin, mediaID, time.Now().UnixMilli()).
 		Scan(&p.Origin, &p.MediaID, &p.UserID, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("select pending %s/%s: %w", origin, mediaID, storage.ErrNotFound)
@@ -258,7 +269,8 @@ func (s *Store) Pending(ctx context.Context, origin, mediaID string) (*storage.P
 }
 
 // CompleteUpload implements storage.ReservationStore.
-func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.Quota, publish storage.Publish) error {
+func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.Quota, publish storage.Publish) (err error) {
+	defer s.classify(&err)
 	return s.inTx(ctx, "complete upload of "+m.Origin+"/"+m.MediaID, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q.DeletePending, m.Origin, m.MediaID, m.UserID, time.Now().UnixMilli())
 		if err != nil {
@@ -288,7 +300,8 @@ func (s *Store) CompleteUpload(ctx context.Context, m *storage.Media, q storage.
 }
 
 // DeleteExpiredPending implements storage.ReservationStore.
-func (s *Store) DeleteExpiredPending(ctx context.Context, now time.Time) (int64, error) {
+func (s *Store) DeleteExpiredPending(ctx context.Context, now time.Time) (_ int64, err error) {
+	defer s.classify(&err)
 	res, err := s.db.ExecContext(ctx, s.q.DeleteExpiredPending, now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired reservations: %w", err)
@@ -297,10 +310,11 @@ func (s *Store) DeleteExpiredPending(ctx context.Context, now time.Time) (int64,
 }
 
 // URLPreview implements storage.PreviewStore.
-func (s *Store) URLPreview(ctx context.Context, serverName, url string, bucket int64, lang string) (*storage.URLPreview, error) {
+func (s *Store) URLPreview(ctx context.Context, serverName, url string, bucket int64, lang string) (_ *storage.URLPreview, err error) {
+	defer s.classify(&err)
 	var p storage.URLPreview
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q.SelectURLPreview, serverName, url, bucket, lang).
+	err = s.db.QueryRowContext(ctx, s.q.SelectURLPreview, serverName, url, bucket, lang).
 		Scan(&p.ServerName, &p.URL, &p.Bucket, &p.Lang, &p.Status, &p.Errcode, &p.Body, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("select url preview: %w", storage.ErrNotFound)
@@ -313,8 +327,9 @@ func (s *Store) URLPreview(ctx context.Context, serverName, url string, bucket i
 }
 
 // CreateURLPreview implements storage.PreviewStore.
-func (s *Store) CreateURLPreview(ctx context.Context, p *storage.URLPreview) error {
-	_, err := s.db.ExecContext(ctx, s.q.InsertURLPreview, p.ServerName, p.URL, p.Bucket, p.Lang, p.Status, p.Errcode, p.Body, p.CreatedAt.UnixMilli())
+func (s *Store) CreateURLPreview(ctx context.Context, p *storage.URLPreview) (err error) {
+	defer s.classify(&err)
+	_, err = s.db.ExecContext(ctx, s.q.InsertURLPreview, p.ServerName, p.URL, p.Bucket, p.Lang, p.Status, p.Errcode, p.Body, p.CreatedAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("insert url preview: %w", err)
 	}
@@ -322,12 +337,25 @@ func (s *Store) CreateURLPreview(ctx context.Context, p *storage.URLPreview) err
 }
 
 // DeleteURLPreviews implements storage.PreviewStore.
-func (s *Store) DeleteURLPreviews(ctx context.Context, before time.Time) (int64, error) {
+func (s *Store) DeleteURLPreviews(ctx context.Context, before time.Time) (_ int64, err error) {
+	defer s.classify(&err)
 	res, err := s.db.ExecContext(ctx, s.q.DeleteURLPreviews, before.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("delete url previews: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// classify marks an error that says the database cannot be used right now
+// (down, restarting, full, read-only) with the storage sentinel for it, as
+// the dialect tells, so the edge answers 503 or 507 instead of 500.
+func (s *Store) classify(err *error) {
+	if *err == nil || s.q.Classify == nil {
+		return
+	}
+	if kind := s.q.Classify(*err); kind != nil && !errors.Is(*err, kind) {
+		*err = fmt.Errorf("%w: %w", kind, *err)
+	}
 }
 
 // inTx runs fn in a transaction, committing if it returns nil.

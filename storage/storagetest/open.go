@@ -8,11 +8,14 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mediarepo/mediarepo/config"
@@ -137,4 +140,112 @@ func CountBlobs(t testing.TB, root string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Proxy is a TCP proxy to a server that a test can cut and restore, to see
+// what a client does when the server goes away.
+type Proxy struct {
+	target string
+	ln     net.Listener
+	addr   string
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	up     bool
+}
+
+// StartProxy listens on 127.0.0.1 and forwards to target until cleanup.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{target: target, ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]bool{}, up: true}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.Cut() })
+	return p
+}
+
+// Addr is host:port to dial instead of the target.
+func (p *Proxy) Addr() string { return p.addr }
+
+func (p *Proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		up := p.up
+		if up {
+			p.conns[c] = true
+		}
+		p.mu.Unlock()
+		if !up {
+			c.Close()
+			continue
+		}
+		go p.pipe(c)
+	}
+}
+
+func (p *Proxy) pipe(c net.Conn) {
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns[s] = true
+	p.mu.Unlock()
+	go func() { io.Copy(s, c); s.Close() }()
+	io.Copy(c, s)
+	c.Close()
+}
+
+// Cut closes every connection and refuses new ones until Restore.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.up = false
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]bool{}
+}
+
+// Restore accepts connections again.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.up = true
+}
+
+// PostgresDSNVia is PostgresDSN with the server reached through p, which
+// must proxy to the test database's host and port.
+func PostgresDSNVia(t testing.TB, dsn string, p *Proxy) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		t.Fatalf("PostgresDSNVia needs a URL DSN, got %s", redact(dsn))
+	}
+	u.Host = p.Addr()
+	return u.String()
+}
+
+// PostgresHost is the host:port of the test database.
+func PostgresHost(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("MEDIAREPO_TEST_POSTGRES")
+	if base == "" {
+		base = DefaultPostgresDSN
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		t.Skip("MEDIAREPO_TEST_POSTGRES is not a URL; the proxy tests need one")
+	}
+	if u.Port() == "" {
+		return u.Host + ":5432"
+	}
+	return u.Host
 }
