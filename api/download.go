@@ -47,9 +47,11 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 
 // serveOriginal sends the media's own bytes named name.
 func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storage.Media, name string, authenticated bool) error {
-	if err := s.takeDownload(r, limitRanges(r, m.SizeBytes)); err != nil {
+	n := limitRanges(r, m.SizeBytes)
+	if err := s.takeDownload(r, n); err != nil {
 		return err
 	}
+	s.paceWrite(w, n)
 	blob, err := s.media.Open(r.Context(), m)
 	if err != nil {
 		return err

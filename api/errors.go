@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -135,6 +136,7 @@ var sentinels = []struct {
 	{thumbnails.ErrTooLarge, 413, "M_TOO_LARGE", "The image is too large to thumbnail", 0},
 	{thumbnails.ErrUnsupported, 400, "M_UNKNOWN", "This media cannot be thumbnailed", 0},
 	{thumbnails.ErrCorrupt, 400, "M_UNKNOWN", "The image could not be read to thumbnail it", 0},
+	{os.ErrDeadlineExceeded, 408, "M_UNKNOWN", "The request body came too slowly", 0},
 	{context.DeadlineExceeded, 504, "M_UNKNOWN", "Timed out", 0},
 }
 

@@ -84,6 +84,7 @@ func (s *Server) handleFederationDownload(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	defer blob.Close()
+	s.paceWrite(w, m.SizeBytes)
 	return writeMultipartOriginal(w, blob, m)
 }
 
@@ -110,6 +111,7 @@ func (s *Server) handleFederationThumbnail(w http.ResponseWriter, r *http.Reques
 			return err
 		}
 		defer blob.Close()
+		s.paceWrite(w, m.SizeBytes)
 		return writeMultipartOriginal(w, blob, m)
 	}
 	if err != nil {
@@ -120,6 +122,7 @@ func (s *Server) handleFederationThumbnail(w http.ResponseWriter, r *http.Reques
 		return err
 	}
 	defer blob.Close()
+	s.paceWrite(w, th.SizeBytes)
 	return writeMultipartMedia(w, blob, th.ContentType, "inline; filename=thumbnail."+extension(th.ContentType))
 }
 

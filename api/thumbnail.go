@@ -36,9 +36,11 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 	if err != nil {
 		return err
 	}
-	if err := s.takeDownload(r, limitRanges(r, th.SizeBytes)); err != nil {
+	n := limitRanges(r, th.SizeBytes)
+	if err := s.takeDownload(r, n); err != nil {
 		return err
 	}
+	s.paceWrite(w, n)
 	blob, err := s.thumbs.Open(r.Context(), th)
 	if err != nil {
 		return err

@@ -46,6 +46,7 @@ func (s *Server) uploadRequest(w http.ResponseWriter, r *http.Request) (media.Up
 	if limit := s.cfg.Uploads.MaxBytes; limit > 0 {
 		body = http.MaxBytesReader(w, r.Body, limit)
 	}
+	body = s.pacedBody(w, body)
 	ctx := r.Context()
 	return media.Upload{
 		Origin: homeserverFrom(ctx).Name, UserID: userFrom(ctx).UserID,

@@ -1,15 +1,19 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
@@ -159,4 +163,54 @@ func countFiles(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return len(entries)
+}
+
+func TestSlowBodiesAreCutOff(t *testing.T) {
+	ts := newTestServer(t, "sqlite", func(c *config.Config) {
+		c.Timeouts.BodyIdleSeconds, c.Timeouts.MinBodyBytesPerSecond = 1, 1000
+	})
+	// upload sends a request head declaring 100 000 bytes, then body by send,
+	// and returns the status line the server answers with.
+	upload := func(send func(net.Conn)) string {
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: example.org\r\nAuthorization: Bearer %s\r\nContent-Length: 100000\r\n\r\n", aliceToken)
+		go send(conn)
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+	tests := map[string]func(net.Conn){
+		"stalls after 10 bytes": func(c net.Conn) { c.Write([]byte("0123456789")) },
+		"trickles 20 bytes a second": func(c net.Conn) {
+			for range 200 {
+				if _, err := c.Write([]byte("x")); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		},
+	}
+	for name, send := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := upload(send); got != "HTTP/1.1 408 Request Timeout" {
+				t.Errorf("answer = %q, want 408", got)
+			}
+			if n := countTemp(t, ts.blobs.Root()); n != 0 {
+				t.Errorf("%d temp files left behind", n)
+			}
+		})
+	}
+	// A body at a decent pace is not affected.
+	if got := upload(func(c net.Conn) {
+		for range 10 {
+			c.Write(bytes.Repeat([]byte("y"), 10000))
+			time.Sleep(100 * time.Millisecond) // 100 kB/s
+		}
+	}); got != "HTTP/1.1 200 OK" {
+		t.Errorf("paced upload = %q, want 200", got)
+	}
 }

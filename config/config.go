@@ -35,7 +35,7 @@ type Config struct {
 	Redis Redis `yaml:"redis"`
 	// URLPreviews controls /preview_url.
 	URLPreviews URLPreviews `yaml:"urlPreviews"`
-	// Timeouts bound outbound requests.
+	// Timeouts bound outbound requests, slow bodies and shutdown.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Federation controls fetching media from other servers.
 	Federation Federation `yaml:"federation"`
@@ -313,7 +313,7 @@ type URLPreviews struct {
 	ExpireAfterDays int `yaml:"expireAfterDays"`
 }
 
-// Timeouts bound outbound requests.
+// Timeouts bound outbound requests, slow bodies and shutdown.
 type Timeouts struct {
 	// URLPreviewTimeoutSeconds bounds fetching one preview (page and image).
 	URLPreviewTimeoutSeconds int `yaml:"urlPreviewTimeoutSeconds"`
@@ -321,6 +321,15 @@ type Timeouts struct {
 	ClientServerTimeoutSeconds int `yaml:"clientServerTimeoutSeconds"`
 	// FederationTimeoutSeconds bounds fetching one piece of remote media.
 	FederationTimeoutSeconds int `yaml:"federationTimeoutSeconds"`
+	// BodyIdleSeconds is the longest a request body may stall between two
+	// reads, or a response between two writes, before the request fails.
+	BodyIdleSeconds int `yaml:"bodyIdleSeconds"`
+	// MinBodyBytesPerSecond is the slowest a body may come in or go out on
+	// average, after the first bodyIdleSeconds; 0 means no floor.
+	MinBodyBytesPerSecond int64 `yaml:"minBodyBytesPerSecond"`
+	// ShutdownGraceSeconds is how long requests in flight get to finish on
+	// SIGTERM before their connections are closed.
+	ShutdownGraceSeconds int `yaml:"shutdownGraceSeconds"`
 }
 
 // Redis is a Redis ring shared by every mediarepo process.

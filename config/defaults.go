@@ -23,7 +23,10 @@ func Default() *Config {
 			FilePreviewTypes: []string{"image/*"}, NumWorkers: 10,
 			DefaultLanguage: "en-US,en", UserAgent: "mediarepo (Matrix URL previews)", ExpireAfterDays: 7,
 		},
-		Timeouts: Timeouts{URLPreviewTimeoutSeconds: 10, ClientServerTimeoutSeconds: 30, FederationTimeoutSeconds: 120},
+		Timeouts: Timeouts{
+			URLPreviewTimeoutSeconds: 10, ClientServerTimeoutSeconds: 30, FederationTimeoutSeconds: 120,
+			BodyIdleSeconds: 60, MinBodyBytesPerSecond: 1024, ShutdownGraceSeconds: 30,
+		},
 		RateLimit: RateLimit{
 			Enabled: true, RequestsPerSecond: 20, Burst: 100,
 			Buckets: RateLimitBuckets{Downloads: DownloadBucket{

@@ -34,8 +34,12 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.RateLimit.validate("rateLimit")...)
 	errs = append(errs, c.Redis.validate("redis")...)
 	errs = append(errs, c.URLPreviews.validate("urlPreviews")...)
-	if c.Timeouts.URLPreviewTimeoutSeconds < 1 || c.Timeouts.ClientServerTimeoutSeconds < 1 || c.Timeouts.FederationTimeoutSeconds < 1 {
+	if t := c.Timeouts; t.URLPreviewTimeoutSeconds < 1 || t.ClientServerTimeoutSeconds < 1 || t.FederationTimeoutSeconds < 1 ||
+		t.BodyIdleSeconds < 1 || t.ShutdownGraceSeconds < 1 {
 		errs = append(errs, errors.New("timeouts: every timeout must be at least 1 second"))
+	}
+	if c.Timeouts.MinBodyBytesPerSecond < 0 {
+		errs = append(errs, errors.New("timeouts.minBodyBytesPerSecond: must not be negative (0 means no floor)"))
 	}
 	if c.Downloads.FailureCacheMinutes < 0 {
 		errs = append(errs, errors.New("downloads.failureCacheMinutes: must not be negative"))

@@ -421,3 +421,78 @@ datastores: [{type: file, id: d, forKinds: [all], opts: {path: %q}}]
 		})
 	}
 }
+
+func TestShutdownCutsAStalledUpload(t *testing.T) {
+	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{token: {UserID: "@e2e:example.org"}})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "media-repo.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`
+repo: {port: 0}
+database: {sqlite: %q}
+homeservers: [{name: example.org, csApi: %q}]
+datastores: [{type: file, id: d, forKinds: [all], opts: {path: %q}}]
+timeouts: {shutdownGraceSeconds: 1}
+`, filepath.Join(dir, "m.db"), fake.URL, filepath.Join(dir, "media"))), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMain(cfg, logrus.New())
+	m.Log.SetOutput(io.Discard)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req := mustRequest(t, "POST", "http://"+m.Addr()+"/_matrix/media/v3/upload", pr)
+	req.ContentLength = -1
+	go http.DefaultClient.Do(req)
+	pw.Write(bytes.Repeat([]byte("x"), 1<<16)) // then the client stalls
+	tmp := filepath.Join(dir, "media", "tmp")
+	for i := 0; ; i++ {
+		if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
+			break
+		}
+		if i > 500 {
+			t.Fatal("upload never reached the datastore")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("Close = %v, want a clean shutdown once the grace period is over", err)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("the stalled upload left %d temp files", len(entries))
+	}
+}
+
+func TestRunReportsAnUnopenableDatabase(t *testing.T) {
+	fake := homeservertest.WhoAmI(t, nil)
+	tests := map[string]struct {
+		database string
+		want     string
+	}{
+		"postgres port closed": {`{postgres: "postgres://postgres@127.0.0.1:1/none?sslmode=disable"}`, "database.postgres: connect to postgres"},
+		"sqlite under /proc":   {`{sqlite: "/proc/mediarepo/m.db"}`, "database.sqlite:"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "media-repo.yaml")
+			os.WriteFile(path, []byte(fmt.Sprintf(`
+repo: {port: 0}
+database: %s
+homeservers: [{name: example.org, csApi: %q}]
+datastores: [{type: file, id: d, forKinds: [all], opts: {path: %q}}]
+`, tt.database, fake.URL, filepath.Join(dir, "media"))), 0o600)
+			var stderr bytes.Buffer
+			code := run(context.Background(), []string{"-config", path}, func(string) string { return "" }, &stderr)
+			if code != 1 {
+				t.Errorf("exit code = %d, want 1", code)
+			}
+			if out := stderr.String(); !strings.Contains(out, "start-up failed") || !strings.Contains(out, tt.want) || strings.Contains(out, "panic") {
+				t.Errorf("stderr does not name the database error (%q):\n%s", tt.want, out)
+			}
+		})
+	}
+}

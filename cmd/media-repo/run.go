@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -34,8 +35,9 @@ import (
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
-// shutdownGrace is how long in-flight requests get to finish on SIGTERM.
-const shutdownGrace = 30 * time.Second
+// handlerWait bounds how long Close waits for handlers to return once their
+// connections have been closed at the end of the grace period.
+const handlerWait = 10 * time.Second
 
 // Main is the running program: stores, services, HTTP server and listener.
 // It is the only place that names concrete implementations.
@@ -50,6 +52,7 @@ type Main struct {
 	srv     *http.Server
 	ln      net.Listener
 	served  chan error
+	active  sync.WaitGroup // handlers running
 }
 
 // NewMain returns a Main for cfg that logs to log.
@@ -85,7 +88,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	m.srv = &http.Server{
-		Handler:           handler,
+		Handler:           m.tracked(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		// No read or write timeout: uploads and downloads may be large and slow.
@@ -93,6 +96,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	m.Log.WithField("addr", m.ln.Addr().String()).Info("listening")
 	return nil
+}
+
+// tracked counts the handlers running, so Close can wait for the ones whose
+// connections it had to close.
+func (m *Main) tracked(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.active.Add(1)
+		defer m.active.Done()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // openBlobs opens every datastore and assigns the roles forKinds gives them.
@@ -278,20 +291,34 @@ func (m *Main) Addr() string { return m.ln.Addr().String() }
 // Done yields the server's error if it stops serving on its own.
 func (m *Main) Done() <-chan error { return m.served }
 
-// Close stops accepting requests, lets in-flight ones finish (up to
-// shutdownGrace), then stops the services' background work and closes the
-// stores.
+// Close stops accepting requests and lets those in flight finish for up to
+// timeouts.shutdownGraceSeconds. Past that it closes their connections (a
+// stalled upload then fails and removes its temp file) and waits for their
+// handlers to return. Then it stops the services' background work and
+// closes the stores.
 func (m *Main) Close() error {
-	var errs []error
 	if m.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		grace := time.Duration(m.Config.Timeouts.ShutdownGraceSeconds) * time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		if err := m.srv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("shut down http: %w", err))
+			m.Log.WithField("grace_seconds", grace.Seconds()).Warn("requests still running after the grace period; closing their connections")
+			m.srv.Close()
+			m.waitHandlers()
 		}
 	}
-	errs = append(errs, m.closeAll())
-	return errors.Join(errs...)
+	return m.closeAll()
+}
+
+// waitHandlers waits up to handlerWait for the handlers still running.
+func (m *Main) waitHandlers() {
+	done := make(chan struct{})
+	go func() { m.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(handlerWait):
+		m.Log.Warn("handlers still running after their connections were closed")
+	}
 }
 
 // closeAll closes the services (newest first: they use what was opened
