@@ -39,6 +39,8 @@ type Config struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Federation controls fetching media from other servers.
 	Federation Federation `yaml:"federation"`
+	// Retention removes what nothing needs any more.
+	Retention Retention `yaml:"retention"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -348,6 +350,16 @@ type RedisShard struct {
 	Name string `yaml:"name"`
 	// Addr is host:port.
 	Addr string `yaml:"addr"`
+}
+
+// Retention removes what nothing needs any more.
+type Retention struct {
+	// OrphanBlobGraceHours: blobs no media or thumbnail refers to (left by
+	// crashes, refused uploads, lost races) are deleted once they are this
+	// old; 0 turns the sweep off.
+	OrphanBlobGraceHours int `yaml:"orphanBlobGraceHours"`
+	// OrphanBlobSweepHours is how often the datastores are swept for them.
+	OrphanBlobSweepHours int `yaml:"orphanBlobSweepHours"`
 }
 
 // Downloads limits remote downloads.

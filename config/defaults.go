@@ -27,6 +27,7 @@ func Default() *Config {
 			URLPreviewTimeoutSeconds: 10, ClientServerTimeoutSeconds: 30, FederationTimeoutSeconds: 120,
 			BodyIdleSeconds: 60, MinBodyBytesPerSecond: 1024, ShutdownGraceSeconds: 30,
 		},
+		Retention: Retention{OrphanBlobGraceHours: 24, OrphanBlobSweepHours: 24},
 		RateLimit: RateLimit{
 			Enabled: true, RequestsPerSecond: 20, Burst: 100,
 			Buckets: RateLimitBuckets{Downloads: DownloadBucket{

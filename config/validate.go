@@ -60,6 +60,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: maxBytes, maxFiles and maxPending must not be negative", path))
 		}
 	}
+	if c.Retention.OrphanBlobGraceHours < 0 {
+		errs = append(errs, errors.New("retention.orphanBlobGraceHours: must not be negative (0 turns the sweep off)"))
+	}
+	if c.Retention.OrphanBlobSweepHours < 1 {
+		errs = append(errs, errors.New("retention.orphanBlobSweepHours: must be at least 1"))
+	}
 	if c.Downloads.MaxBytes < 0 {
 		errs = append(errs, errors.New("downloads.maxBytes: must not be negative (0 means no limit)"))
 	}

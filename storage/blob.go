@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // BlobStore keeps blobs named by the lowercase hex SHA-256 of their bytes.
@@ -48,4 +49,24 @@ func Put(ctx context.Context, b BlobStore, r io.Reader) (sha256 string, size int
 		return "", 0, err
 	}
 	return st.SHA256(), st.Size(), nil
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	SHA256   string
+	Size     int64
+	Modified time.Time // when its bytes were last committed
+}
+
+// BlobSweeper is an optional BlobStore capability: listing the blobs and
+// deleting an unreferenced one without racing a Commit of the same bytes.
+// Callers find it with a type assertion.
+type BlobSweeper interface {
+	// Blobs calls fn with every stored blob, in no order, until fn fails.
+	Blobs(ctx context.Context, fn func(BlobInfo) error) error
+	// Sweep deletes the blob sha256 if it was last committed before cutoff
+	// and referenced reports that nothing needs it, and says whether it did.
+	// The blob is first taken out of sight and checked again (its time and
+	// referenced), so a Commit of the same bytes meanwhile keeps its blob.
+	Sweep(ctx context.Context, sha256 string, cutoff time.Time, referenced func(context.Context) (bool, error)) (bool, error)
 }

@@ -32,6 +32,15 @@ func NewDatastores(byID map[string]BlobStore, roles Roles) (*Datastores, error) 
 	return &Datastores{byID: byID, roles: roles}, nil
 }
 
+// ByID returns the blob stores by datastore ID (a copy of the map).
+func (d *Datastores) ByID() map[string]BlobStore {
+	m := make(map[string]BlobStore, len(d.byID))
+	for id, s := range d.byID {
+		m[id] = s
+	}
+	return m
+}
+
 // Roles returns where new blobs of each kind go.
 func (d *Datastores) Roles() Roles { return d.roles }
 

@@ -75,6 +75,14 @@ type PreviewStore interface {
 	DeleteURLPreviews(ctx context.Context, before time.Time) (int64, error)
 }
 
+// RetentionStore answers what the collectors of old and unreferenced data
+// need to know.
+type RetentionStore interface {
+	// BlobReferenced reports whether any media or thumbnail row points at the
+	// blob sha256 of datastore datastoreID.
+	BlobReferenced(ctx context.Context, datastoreID, sha256 string) (bool, error)
+}
+
 // Quota limits a user's uploads; zero fields mean no limit.
 type Quota struct {
 	MaxBytes int64

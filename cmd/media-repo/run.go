@@ -26,6 +26,7 @@ import (
 	"github.com/mediarepo/mediarepo/ratelimit"
 	"github.com/mediarepo/mediarepo/ratelimit/memlimit"
 	"github.com/mediarepo/mediarepo/ratelimit/redislimit"
+	"github.com/mediarepo/mediarepo/retention"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/postgres"
@@ -164,6 +165,11 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	m.closers = append(m.closers, mediaSvc)
+	ret, err := retention.New(retention.Options{Config: cfg.Retention, Blobs: m.blobs.ByID(), Refs: m.db, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	m.closers = append(m.closers, ret)
 	previews, err := m.previewService(mediaSvc, log)
 	if err != nil {
 		return nil, err

@@ -34,15 +34,20 @@ const (
 
 // Store is a file datastore rooted at one directory.
 type Store struct {
-	root  string
-	tmp   string
-	bufs  sync.Pool
-	files *fileCache
+	root   string
+	tmp    string
+	prefix string // of this process's temp files: put-<host>-<pid>-<start>-
+	bufs   sync.Pool
+	files  *fileCache
 }
 
+// staleAfter is the age past which a temp file nobody can be shown to own is
+// removed: one of another machine sharing the directory, or of an older name.
+const staleAfter = time.Hour
+
 // Open prepares root (creating it if needed) and returns its store. Temporary
-// files left by a crash are removed once they are an hour old; younger ones may
-// belong to another process sharing the directory.
+// files left by a crash are removed: at once when they name a process of this
+// machine that is no longer running, else once they are an hour old.
 func Open(root string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -50,13 +55,14 @@ func Open(root string) (*Store, error) {
 	}
 	tmp := filepath.Join(abs, "tmp")
 	if err := os.MkdirAll(tmp, 0o750); err != nil {
-		return nil, fmt.Errorf("create datastore dir: %w", err)
+		return nil, classify(fmt.Errorf("create datastore dir: %w", err))
 	}
-	if err := removeStale(tmp, time.Now().Add(-time.Hour)); err != nil {
+	me := self()
+	s := &Store{root: abs, tmp: tmp, prefix: me.prefix(), files: newFileCache(openFiles)}
+	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	if err := s.removeStale(me, time.Now().Add(-staleAfter)); err != nil {
 		return nil, err
 	}
-	s := &Store{root: abs, tmp: tmp, files: newFileCache(openFiles)}
-	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return s, nil
 }
 
@@ -67,7 +73,7 @@ func (s *Store) Root() string { return s.root }
 // store's tmp directory, hashed while they are written, so each byte is read
 // once and written once.
 func (s *Store) Stage(ctx context.Context, r io.Reader) (storage.StagedBlob, error) {
-	f, err := os.CreateTemp(s.tmp, "put-*")
+	f, err := os.CreateTemp(s.tmp, s.prefix+"*")
 	if err != nil {
 		return nil, classify(fmt.Errorf("create temp blob: %w", err))
 	}
@@ -210,12 +216,29 @@ func validHash(sum string) bool {
 	return true
 }
 
-func removeStale(dir string, before time.Time) error {
+// removeStale removes the temp files that no live process owns: those of a
+// process of this machine that has exited, and, for the rest, those modified
+// before before. A blob a crashed sweep had taken aside goes back to its name.
+func (s *Store) removeStale(me owner, before time.Time) error {
+	dir := s.tmp
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("list datastore temp dir: %w", err)
 	}
 	for _, e := range entries {
+		if sum, ok := sweptName(e.Name()); ok {
+			if err := os.MkdirAll(filepath.Dir(s.path(sum)), 0o750); err == nil {
+				s.putBack(filepath.Join(dir, e.Name()), s.path(sum))
+			}
+			continue
+		}
+		o, ok := parseOwner(e.Name())
+		if ok && o.host == me.host && o.start != 0 {
+			if !o.running() {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+			continue
+		}
 		if info, err := e.Info(); err == nil && info.ModTime().Before(before) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}

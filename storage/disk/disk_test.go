@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +151,55 @@ func TestOpenFileCache(t *testing.T) {
 	if _, ok := r.(*os.File); !ok {
 		t.Errorf("large blob reader is %T, want *os.File", r)
 	}
+}
+
+func TestOpenRemovesTempFilesOfExitedProcesses(t *testing.T) {
+	root := t.TempDir()
+	tmp := filepath.Join(root, "tmp")
+	live, err := disk.Open(root) // this process's own temp files are live
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged, err := live.Stage(context.Background(), strings.NewReader("in flight"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staged.Abort()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	host = strings.ReplaceAll(host, "-", "_")
+	files := map[string]time.Time{
+		fmt.Sprintf("put-%s-%d-12345-111", host, dead.Process.Pid): time.Now(),                     // exited: removed however fresh
+		fmt.Sprintf("put-%s-%d-1-222", host, os.Getpid()):          time.Now(),                     // our PID, another start: removed
+		"put-otherhost-77-99-333":                                  time.Now(),                     // another machine, fresh: kept
+		"put-otherhost-78-99-444":                                  time.Now().Add(-2 * time.Hour), // another machine, old: removed
+	}
+	for name, mtime := range files {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, mtime, mtime)
+	}
+	if _, err := disk.Open(root); err != nil { // as a restart would
+		t.Fatal(err)
+	}
+	var left []string
+	entries, _ := os.ReadDir(tmp)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if len(left) != 2 || !slices.Contains(left, "put-otherhost-77-99-333") {
+		t.Errorf("temp files left: %v; want this process's staged blob and the other machine's fresh file", left)
+	}
+	if err := staged.Commit(context.Background()); err != nil {
+		t.Errorf("the live process's staged blob was removed: %v", err)
+	}
+}
+
+func TestBlobSweeper(t *testing.T) {
+	storagetest.RunBlobSweeper(t, func(t *testing.T) storage.BlobStore { return storagetest.OpenDisk(t) })
 }

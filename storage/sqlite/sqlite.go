@@ -65,7 +65,9 @@ var queries = sqlstore.Queries{
 		WHERE server_name = ? AND url = ? AND bucket = ? AND lang = ?`,
 	DeleteURLPreviews: `DELETE FROM url_previews WHERE created_ts < ?`,
 	NotifyUploaded:    ``,
-	Classify:          classify,
+	BlobReferenced: `SELECT 1 FROM media WHERE datastore_id = ?1 AND sha256 = ?2
+		UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = ?1 AND sha256 = ?2 LIMIT 1`,
+	Classify: classify,
 }
 
 // SQLite result codes (the primary code is the low byte of an extended one).

@@ -70,6 +70,10 @@ type Queries struct {
 	// DeleteURLPreviews takes created_ts and deletes the rows created before.
 	DeleteURLPreviews string
 
+	// BlobReferenced takes datastore_id, sha256 and returns a row if a media
+	// or thumbnail row points at that blob.
+	BlobReferenced string
+
 	// Classify returns storage.ErrUnavailable, ErrFull or ErrReadOnly for a
 	// driver error that means the database cannot be used right now, else nil.
 	Classify func(error) error
@@ -86,6 +90,7 @@ var (
 	_ storage.ThumbnailStore   = (*Store)(nil)
 	_ storage.ReservationStore = (*Store)(nil)
 	_ storage.PreviewStore     = (*Store)(nil)
+	_ storage.RetentionStore   = (*Store)(nil)
 )
 
 // New returns a Store on db, which it closes on Close.
@@ -344,6 +349,20 @@ func (s *Store) DeleteURLPreviews(ctx context.Context, before time.Time) (_ int6
 		return 0, fmt.Errorf("delete url previews: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// BlobReferenced implements storage.RetentionStore.
+func (s *Store) BlobReferenced(ctx context.Context, datastoreID, sha256 string) (_ bool, err error) {
+	defer s.classify(&err)
+	var one int
+	err = s.db.QueryRowContext(ctx, s.q.BlobReferenced, datastoreID, sha256).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look for rows of blob %s: %w", sha256, err)
+	}
+	return true, nil
 }
 
 // classify marks an error that says the database cannot be used right now

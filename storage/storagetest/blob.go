@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mediarepo/mediarepo/storage"
 )
@@ -233,3 +235,83 @@ func mustRead(t *testing.T, s storage.BlobStore, sum string, want []byte) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// RunBlobSweeper checks the BlobSweeper contract of a BlobStore that has it.
+func RunBlobSweeper(t *testing.T, open func(t *testing.T) storage.BlobStore) {
+	sweeper := func(t *testing.T) (storage.BlobStore, storage.BlobSweeper) {
+		s := open(t)
+		sw, ok := s.(storage.BlobSweeper)
+		if !ok {
+			t.Fatal("not a BlobSweeper")
+		}
+		return s, sw
+	}
+	ctx := context.Background()
+	never := func(context.Context) (bool, error) { return false, nil }
+	future := func() time.Time { return time.Now().Add(time.Hour) } // every blob is old enough
+	t.Run("lists and sweeps unreferenced old blobs only", func(t *testing.T) {
+		s, sw := sweeper(t)
+		sums := map[string]bool{}
+		for _, b := range []string{"one", "two", "three"} {
+			sum, _, err := storage.Put(ctx, s, strings.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums[sum] = true
+		}
+		var listed []storage.BlobInfo
+		if err := sw.Blobs(ctx, func(b storage.BlobInfo) error { listed = append(listed, b); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(listed) != 3 || !sums[listed[0].SHA256] || listed[0].Modified.IsZero() {
+			t.Fatalf("Blobs = %+v, want the 3 stored", listed)
+		}
+		var one, two, three string = listed[0].SHA256, listed[1].SHA256, listed[2].SHA256
+		if ok, err := sw.Sweep(ctx, one, time.Now().Add(-time.Hour), never); err != nil || ok {
+			t.Errorf("Sweep of a fresh blob = %v, %v; want it kept", ok, err)
+		}
+		referenced := func(context.Context) (bool, error) { return true, nil }
+		if ok, err := sw.Sweep(ctx, two, future(), referenced); err != nil || ok {
+			t.Errorf("Sweep of a referenced blob = %v, %v; want it kept", ok, err)
+		}
+		if ok, err := sw.Sweep(ctx, three, future(), never); err != nil || !ok {
+			t.Errorf("Sweep of an old unreferenced blob = %v, %v; want it deleted", ok, err)
+		}
+		for sum, want := range map[string]bool{one: true, two: true, three: false} {
+			if _, err := s.Open(ctx, sum); (err == nil) != want {
+				t.Errorf("after the sweeps, Open(%s) = %v, want present %v", sum[:8], err, want)
+			}
+		}
+	})
+	t.Run("a commit of the same bytes during a sweep keeps the blob", func(t *testing.T) {
+		s, sw := sweeper(t)
+		sum, _, err := storage.Put(ctx, s, strings.NewReader("raced"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, commitOn := range map[string]int{"before it is taken aside": 1, "after it is taken aside": 2} {
+			calls := 0
+			uploadMeanwhile := func(context.Context) (bool, error) {
+				if calls++; calls == commitOn {
+					if _, _, err := storage.Put(ctx, s, strings.NewReader("raced")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return false, nil // the new row is not committed yet
+			}
+			// A cutoff just after now: the blob is old, the concurrent commit is not.
+			cutoff := time.Now().Add(time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
+			sw.Sweep(ctx, sum, cutoff, uploadMeanwhile)
+			r, err := s.Open(ctx, sum)
+			if err != nil {
+				t.Fatalf("%s: the blob is gone: %v", name, err)
+			}
+			b, _ := io.ReadAll(r)
+			r.Close()
+			if string(b) != "raced" {
+				t.Errorf("%s: blob holds %q", name, b)
+			}
+		}
+	})
+}

@@ -16,6 +16,7 @@ func RunMetadataStores[S interface {
 	storage.ThumbnailStore
 	storage.ReservationStore
 	storage.PreviewStore
+	storage.RetentionStore
 }](t *testing.T, open func(t *testing.T) S) {
 	t.Run("media", func(t *testing.T) {
 		RunMediaStore(t, func(t *testing.T) storage.MediaStore { return open(t) })
@@ -31,6 +32,12 @@ func RunMetadataStores[S interface {
 	})
 	t.Run("previews", func(t *testing.T) {
 		RunPreviewStore(t, func(t *testing.T) storage.PreviewStore { return open(t) })
+	})
+	t.Run("retention", func(t *testing.T) {
+		RunRetentionStore(t, func(t *testing.T) (storage.RetentionStore, storage.MediaStore, storage.ThumbnailStore) {
+			s := open(t)
+			return s, s, s
+		})
 	})
 }
 
