@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mediarepo/mediarepo/crashpoint"
 	"github.com/mediarepo/mediarepo/storage"
 )
 
@@ -63,9 +64,10 @@ func (s *Service) UploadTo(ctx context.Context, mediaID string, u Upload) (*stor
 		return nil, err
 	}
 	defer blob.Abort()
+	crashpoint.Hit("upload-staged")
 	m.MediaID = mediaID
 	quota, _ := s.Quota(m.UserID)
-	err = s.res.CompleteUpload(ctx, m, quota, blob.Commit)
+	err = s.res.CompleteUpload(ctx, m, quota, publish(blob))
 	switch {
 	case errors.Is(err, storage.ErrExists):
 		return nil, ErrCannotOverwrite

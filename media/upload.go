@@ -10,6 +10,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/mediarepo/mediarepo/crashpoint"
 	"github.com/mediarepo/mediarepo/storage"
 )
 
@@ -41,11 +42,12 @@ func (s *Service) Upload(ctx context.Context, u Upload) (*storage.Media, error) 
 		return nil, err
 	}
 	defer blob.Abort()
+	crashpoint.Hit("upload-staged")
 	quota, _ := s.Quota(m.UserID)
 	// A collision of 192 random bits is not expected; retrying costs nothing.
 	for attempt := 0; ; attempt++ {
 		m.MediaID = newMediaID()
-		err = s.media.CreateMedia(ctx, m, quota, blob.Commit)
+		err = s.media.CreateMedia(ctx, m, quota, publish(blob))
 		if err == nil || !errors.Is(err, storage.ErrExists) || attempt == 2 {
 			break
 		}
@@ -53,8 +55,18 @@ func (s *Service) Upload(ctx context.Context, u Upload) (*storage.Media, error) 
 	if err != nil {
 		return nil, err
 	}
+	crashpoint.Hit("upload-stored")
 	s.uploaded(m)
 	return m, nil
+}
+
+// publish commits blob inside the row's transaction.
+func publish(blob storage.StagedBlob) storage.Publish {
+	return func(ctx context.Context) error {
+		err := blob.Commit(ctx)
+		crashpoint.Hit("upload-published") // the blob is durable, the row not yet
+		return err
+	}
 }
 
 // Save stores media this server made itself (a URL preview's image) as local

@@ -43,13 +43,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 
-	gc := tuneGC(getenv)
-
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "media-repo: configuration is not valid:\n%s\n", indent(err.Error()))
 		return 1
 	}
+	gc := tuneGC(getenv, cfg.Thumbnails.DecodeMemoryBytes)
 	log := newLogger(cfg.Repo, stderr)
 	log.WithFields(logrus.Fields{"gc_percent": gc.percent, "memory_limit_mib": gc.limit >> 20}).Info("garbage collector")
 	m := NewMain(cfg, log)
@@ -78,10 +77,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // allocates a little, so Go's default GOGC=100 collects very often: at 400,
 // an authenticated 10 KiB download costs about a fifth less CPU (see
 // docs/benchmarks.md). The soft memory limit makes the collector work harder
-// instead of letting a burst of thumbnail decodes grow the heap unchecked.
+// instead of letting the heap grow to five times a burst of thumbnail
+// decodes: it is the decode budget (thumbnails.decodeMemoryBytes) plus
+// memoryHeadroom for everything else (page fetches for previews, caches,
+// buffers), 448 MiB with the defaults. See docs/deployment.md.
 const (
-	defaultGCPercent   = 400
-	defaultMemoryLimit = 1 << 30
+	defaultGCPercent = 400
+	memoryHeadroom   = 192 << 20
 )
 
 type gcSettings struct {
@@ -91,12 +93,12 @@ type gcSettings struct {
 
 // tuneGC applies the defaults above where the environment leaves them unset,
 // and returns the settings in force.
-func tuneGC(getenv func(string) string) gcSettings {
+func tuneGC(getenv func(string) string, decodeBudget int64) gcSettings {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+		debug.SetMemoryLimit(decodeBudget + memoryHeadroom)
 	}
 	percent := debug.SetGCPercent(-1) // reads the current value...
 	debug.SetGCPercent(percent)       // ...and puts it back

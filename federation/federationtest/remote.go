@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,7 +29,12 @@ type Remote struct {
 	Roots *x509.CertPool
 	// CAFile is the CA certificate as a PEM file (for federation.customCAFiles).
 	CAFile string
+	conns  atomic.Int32
 }
+
+// Connections is the number of connections made to the server, handshakes
+// that failed included.
+func (r *Remote) Connections() int { return int(r.conns.Load()) }
 
 // Start runs handler over TLS as serverName; it stops at test cleanup.
 func Start(t testing.TB, serverName string, handler http.Handler) *Remote {
@@ -54,7 +60,13 @@ func Start(t testing.TB, serverName string, handler http.Handler) *Remote {
 	if err != nil {
 		t.Fatal(err)
 	}
+	remote := &Remote{}
 	srv := httptest.NewUnstartedServer(handler)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			remote.conns.Add(1)
+		}
+	}
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -64,5 +76,6 @@ func Start(t testing.TB, serverName string, handler http.Handler) *Remote {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &Remote{Server: srv, Roots: pool, CAFile: caFile}
+	remote.Server, remote.Roots, remote.CAFile = srv, pool, caFile
+	return remote
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // User is what the fake whoami answers for a token.
@@ -27,6 +28,7 @@ type Server struct {
 	calls  int
 	// Status, if set, is answered to every request instead (e.g. 503).
 	status int
+	delay  time.Duration
 }
 
 // WhoAmI starts a fake homeserver that knows tokens; it stops at test cleanup.
@@ -51,6 +53,13 @@ func (s *Server) Calls() int {
 	return s.calls
 }
 
+// Delay makes every later answer wait d first (0 restores prompt answers).
+func (s *Server) Delay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
 // FailWith makes every later request answer status (0 restores normal answers).
 func (s *Server) FailWith(status int) {
 	s.mu.Lock()
@@ -61,15 +70,26 @@ func (s *Server) FailWith(status int) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls++
-	status := s.status
+	status, delay := s.status, s.delay
 	user, known := s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case r.URL.Path != "/_matrix/client/v3/account/whoami":
 		w.WriteHeader(http.StatusNotFound)
 		json.NewEncoder(w).Encode(map[string]string{"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+	case status == http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]any{"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests", "retry_after_ms": 3000})
 	case status != 0:
 		w.WriteHeader(status)
 		w.Write([]byte(`<html>bad gateway</html>`))
