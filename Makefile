@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/media-repo
 
-.PHONY: build run test e2e fuzz bench bench-load docker clean
+.PHONY: build run test test-deps e2e faults fuzz bench bench-load docker clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/media-repo
@@ -16,9 +16,21 @@ run: build
 
 # Every test, with the race detector. Needs PostgreSQL (MEDIAREPO_TEST_POSTGRES,
 # default postgres://postgres@127.0.0.1:5432/test); MEDIAREPO_TEST_SKIP_POSTGRES=1 skips those tests.
-test:
+test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# What the tests need beyond Go, installed when missing: libjpeg-turbo's cjpeg (the
+# JPEG shapes image/jpeg cannot write: progressive, other subsampling, restart markers).
+test-deps:
+	@command -v cjpeg >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjpeg-turbo-progs >/dev/null)
+
+# The fault suite: the real binary killed at every point of an upload, PostgreSQL (a
+# cluster of its own) restarted under load, a datastore full and read-only (tmpfs),
+# SIGTERM with uploads in flight, slow clients, a failing homeserver, hostile images
+# against the memory bound. Needs root. Results: docs/security.md.
+faults: test-deps
+	$(GO) test -tags faults -count=1 -timeout 20m -run TestFault -v ./cmd/media-repo/
 
 # The end-to-end suite: Dendrite, nginx and Caddy (configured from docs/), PostgreSQL
 # and SQLite, mautrix-go and matrix-js-sdk, all on 127.0.0.1. setup.sh installs what is

@@ -81,7 +81,7 @@ func matrixError(err error) *Error {
 	}
 	var te *homeserver.TokenError
 	if errors.As(err, &te) {
-		return &Error{Status: te.Status, Code: te.Code, Message: te.Message, SoftLogout: te.SoftLogout, Err: err}
+		return &Error{Status: te.Status, Code: te.Code, Message: te.Message, SoftLogout: te.SoftLogout, RetryAfter: te.RetryAfter, Err: err}
 	}
 	var le *storage.LimitError
 	if errors.As(err, &le) {

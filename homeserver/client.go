@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,12 +68,20 @@ func (c *Client) WhoAmI(ctx context.Context, hs *config.Homeserver, token string
 		return Identity{UserID: id.UserID, DeviceID: id.DeviceID, IsGuest: id.IsGuest}, nil
 	}
 	var merr struct {
-		Code       string `json:"errcode"`
-		Message    string `json:"error"`
-		SoftLogout bool   `json:"soft_logout"`
+		Code         string `json:"errcode"`
+		Message      string `json:"error"`
+		SoftLogout   bool   `json:"soft_logout"`
+		RetryAfterMS int64  `json:"retry_after_ms"`
 	}
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 && json.Unmarshal(body, &merr) == nil && merr.Code != "" {
-		return Identity{}, &TokenError{Status: resp.StatusCode, Code: merr.Code, Message: merr.Message, SoftLogout: merr.SoftLogout}
+		te := &TokenError{Status: resp.StatusCode, Code: merr.Code, Message: merr.Message, SoftLogout: merr.SoftLogout}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			te.RetryAfter = time.Duration(merr.RetryAfterMS) * time.Millisecond
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+				te.RetryAfter = time.Duration(s) * time.Second
+			}
+		}
+		return Identity{}, te
 	}
 	return Identity{}, fmt.Errorf("whoami on %s: status %d: %w", hs.Name, resp.StatusCode, ErrUnreachable)
 }

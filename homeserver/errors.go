@@ -3,6 +3,7 @@ package homeserver
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors of this package.
@@ -21,6 +22,7 @@ type TokenError struct {
 	Code       string
 	Message    string
 	SoftLogout bool
+	RetryAfter time.Duration // with 429, from retry_after_ms or Retry-After
 }
 
 func (e *TokenError) Error() string {

@@ -299,9 +299,11 @@ func RunBlobSweeper(t *testing.T, open func(t *testing.T) storage.BlobStore) {
 				}
 				return false, nil // the new row is not committed yet
 			}
-			// A cutoff just after now: the blob is old, the concurrent commit is not.
+			// A cutoff just after now: the blob is old, the concurrent commit is
+			// not. File times come from a coarse clock (a tick behind at worst):
+			// the commit comes well past a tick after the cutoff.
 			cutoff := time.Now().Add(time.Millisecond)
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 			sw.Sweep(ctx, sum, cutoff, uploadMeanwhile)
 			r, err := s.Open(ctx, sum)
 			if err != nil {
