@@ -41,7 +41,7 @@ func Default() *Config {
 			MaxFrames:           1000,
 			NumWorkers:          4,
 			DecodeConcurrency:   4,
-			DecodeMemoryBytes:   256 << 20,
+			DecodeMemoryBytes:   192 << 20,
 			Sizes:               DefaultThumbnailSizes(),
 			Types:               []string{"image/jpeg", "image/png", "image/apng", "image/gif", "image/webp", "image/bmp", "image/tiff"},
 			AllowAnimated:       true,

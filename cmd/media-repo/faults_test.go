@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/gif"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -679,7 +681,7 @@ func peakRSS(t *testing.T, pid int) int64 {
 }
 
 func TestFaultMemoryBound(t *testing.T) {
-	// The defaults: decodeMemoryBytes 256 MiB, GOMEMLIMIT 448 MiB. The
+	// The defaults: decodeMemoryBytes 192 MiB, GOMEMLIMIT 384 MiB. The
 	// documented bound is 512 MiB of RSS whatever is uploaded.
 	r := newFaultRepo(t, "", "")
 	hostile := map[string][]byte{
@@ -687,6 +689,8 @@ func TestFaultMemoryBound(t *testing.T) {
 		"4000x3000 progressive JPEG (a)":   cjpegFile(t, gradientImage(4000, 3000), "-progressive"),
 		"4000x3000 progressive JPEG (b)":   cjpegFile(t, gradientImage(4000, 3001), "-progressive"),
 		"5600x5600 baseline JPEG":          cjpegFile(t, gradientImage(5600, 5600)),
+		"4000x3000 16-bit PNG":             png16(t, 4000, 3000),
+		"1000-frame GIF of 316x316":        longGIF(t, 1000, 316),
 	}
 	var wg sync.WaitGroup
 	for name, data := range hostile {
@@ -700,7 +704,7 @@ func TestFaultMemoryBound(t *testing.T) {
 					t.Errorf("%s: upload = %d %v", name, status, err)
 					return
 				}
-				for _, size := range []string{"width=96&height=96&method=crop", "width=800&height=600&method=scale"} {
+				for _, size := range []string{"width=96&height=96&method=crop", "width=800&height=600&method=scale&animated=true"} {
 					status, _, _ := r.request("GET", "/_matrix/client/v1/media/thumbnail/example.org/"+id+"?"+size, nil)
 					if status != 200 && status != 413 {
 						t.Errorf("%s thumbnail = %d, want 200 or 413", name, status)
@@ -711,8 +715,42 @@ func TestFaultMemoryBound(t *testing.T) {
 	}
 	wg.Wait()
 	peak := peakRSS(t, r.cmd.Process.Pid)
-	t.Logf("peak RSS after 12 hostile uploads and their thumbnails: %d MiB", peak>>20)
+	t.Logf("peak RSS after %d hostile uploads and their thumbnails: %d MiB", 3*len(hostile), peak>>20)
 	if peak > 512<<20 {
 		t.Errorf("peak RSS %d MiB, over the documented 512 MiB", peak>>20)
 	}
+}
+
+// png16 is a w x h 16-bit PNG: eight bytes a pixel once decoded.
+func png16(t *testing.T, w, h int) []byte {
+	img := image.NewNRGBA64(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetNRGBA64(x, y, color.NRGBA64{uint16(x * 16), uint16(y * 16), 0x8000, 0xffff})
+		}
+	}
+	var b bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// longGIF is an animation of frames frames of size x size, inside
+// maxFrames and maxAnimationPixels.
+func longGIF(t *testing.T, frames, size int) []byte {
+	g := &gif.GIF{}
+	pal := color.Palette{color.Black, color.White, color.RGBA{255, 0, 0, 255}, color.RGBA{0, 0, 255, 255}}
+	for i := range frames {
+		f := image.NewPaletted(image.Rect(0, 0, size, size), pal)
+		for j := range f.Pix {
+			f.Pix[j] = uint8((j/size + i) % 4)
+		}
+		g.Image, g.Delay = append(g.Image, f), append(g.Delay, 2)
+	}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

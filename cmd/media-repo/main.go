@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // instead of letting the heap grow to five times a burst of thumbnail
 // decodes: it is the decode budget (thumbnails.decodeMemoryBytes) plus
 // memoryHeadroom for everything else (page fetches for previews, caches,
-// buffers), 448 MiB with the defaults. See docs/deployment.md.
+// buffers), 384 MiB with the defaults. See docs/deployment.md.
 const (
 	defaultGCPercent = 400
 	memoryHeadroom   = 192 << 20

@@ -367,14 +367,14 @@ func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 
-	got := tuneGC(func(string) string { return "" }, 256<<20)
-	if got.percent != defaultGCPercent || got.limit != 448<<20 {
-		t.Errorf("defaults = %+v, want %d%% and 448 MiB (the decode budget and the headroom)", got, defaultGCPercent)
+	got := tuneGC(func(string) string { return "" }, 192<<20)
+	if got.percent != defaultGCPercent || got.limit != 384<<20 {
+		t.Errorf("defaults = %+v, want %d%% and 384 MiB (the decode budget and the headroom)", got, defaultGCPercent)
 	}
 	debug.SetGCPercent(150)
 	debug.SetMemoryLimit(123 << 20)
 	env := map[string]string{"GOGC": "150", "GOMEMLIMIT": "123MiB"}
-	got = tuneGC(func(k string) string { return env[k] }, 256<<20)
+	got = tuneGC(func(k string) string { return env[k] }, 192<<20)
 	if got.percent != 150 || got.limit != 123<<20 {
 		t.Errorf("with GOGC and GOMEMLIMIT set = %+v, want them left alone", got)
 	}
