@@ -30,24 +30,27 @@ type layout struct {
 	orientation int     // JPEG EXIF orientation, 1 when upright or unknown
 }
 
-// decodeCost estimates the bytes decoding src (as info describes it) holds at
-// its peak, for a still or, with animate, for every frame of an animation.
-func decodeCost(info imageInfo, animate bool) int64 {
+// decodeCost estimates the bytes decoding src (size bytes, as info describes
+// it) holds at its peak: for a still (a JPEG at 1/scale of its size) or, with
+// allFrames, for every frame of an animation.
+func decodeCost(info imageInfo, size int64, scale int, allFrames bool) int64 {
 	px := float64(info.width) * float64(info.height)
 	perPixel := 4.0 // NRGBA, the common case
 	l := info.layout
 	switch info.format {
 	case "image/jpeg":
-		// Planes of one byte per sample; progressive files add an int32
-		// coefficient per sample, kept until the last scan. CMYK is converted
-		// into a second, four-byte image.
-		perPixel = l.planeShare
+		// jpegscale holds the file, one byte per output sample, and for a
+		// progressive file an int16 per sample of the full size, kept until
+		// the last scan. CMYK is converted into a four-byte image.
+		s2 := float64(scale * scale)
+		perPixel = l.planeShare / s2
 		if l.progressive {
-			perPixel += 4 * l.planeShare
+			perPixel += 2 * l.planeShare
 		}
 		if l.components == 4 {
-			perPixel += 4
+			perPixel += 4 / s2
 		}
+		return int64(float64(size) + px*(perPixel+workBytesPerPixel/s2) + fixedWorkBytes)
 	case "image/png", "image/apng":
 		perPixel = pngBytesPerPixel(l.bitDepth, l.colorType)
 		if l.interlaced {
@@ -68,7 +71,7 @@ func decodeCost(info imageInfo, animate bool) int64 {
 		perPixel = 10 // up to RGBA64, plus the strips read whole
 	}
 	cost := px*(perPixel+workBytesPerPixel) + fixedWorkBytes
-	if info.frames > 1 && (animate || info.format == "image/gif") {
+	if info.frames > 1 && allFrames {
 		// Every frame's own pixels, paletted, and two screen-sized canvases
 		// (one saved for "restore to previous").
 		cost = float64(info.framePixels) + 8*px + fixedWorkBytes

@@ -94,7 +94,7 @@ func TestDecodeCostCoversTheDecoder(t *testing.T) {
 	g := thumbnails.New(config.Default().Thumbnails)
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
-			cost, err := thumbnails.DecodeCostForTest(data)
+			cost, err := g.DecodeCostForTest(data, thumbnails.Spec{Width: 96, Height: 96, Method: "crop"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,9 +118,10 @@ func TestDecodeCostCoversTheDecoder(t *testing.T) {
 
 func TestDecodeOverTheBudgetIsRefusedBeforeDecoding(t *testing.T) {
 	cfg := config.Default().Thumbnails
-	cfg.DecodeMemoryBytes = 64 << 20
+	cfg.DecodeMemoryBytes = 32 << 20
 	g := thumbnails.New(cfg)
-	// 3000x3000 progressive 4:4:4: 9 MP at 15 bytes a pixel is about 135 MB.
+	// 3000x3000 progressive 4:4:4: its coefficients alone, two bytes for each
+	// of 27 million samples, are about 54 MB.
 	data := mustCJPEG(t, gradient(3000, 3000), "-progressive", "-sample", "1x1")
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -137,7 +138,7 @@ func TestDecodeOverTheBudgetIsRefusedBeforeDecoding(t *testing.T) {
 func TestDecodesWaitForTheBudget(t *testing.T) {
 	cfg := config.Default().Thumbnails
 	data := encodedPNG(t, noise(1000, 1000)) // about 4.5 MB to decode, 4 MB to read
-	cost, _ := thumbnails.DecodeCostForTest(data)
+	cost, _ := thumbnails.New(cfg).DecodeCostForTest(data, thumbnails.Spec{Width: 96, Height: 96, Method: "crop"})
 	cfg.DecodeMemoryBytes = cost + cost/2 // room for one at a time
 	g := thumbnails.New(cfg)
 	hold := make(chan struct{})

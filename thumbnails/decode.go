@@ -2,7 +2,10 @@ package thumbnails
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"image"
 	"image/draw"
@@ -13,6 +16,7 @@ import (
 	"math"
 
 	"github.com/disintegration/imaging"
+	"github.com/mediarepo/mediarepo/thumbnails/jpegscale"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
@@ -20,15 +24,16 @@ import (
 
 // decodeStill decodes one frame with the decoder the sniffed format names,
 // and returns it with the EXIF orientation (1-8) it is to be shown in; the
-// caller turns it once it is small. Animations give the configured still frame.
-func (g *Generator) decodeStill(src io.ReadSeeker, info imageInfo) (image.Image, int, error) {
+// caller turns it once it is small. A JPEG is decoded at 1/scale of its size;
+// animations give the configured still frame.
+func (g *Generator) decodeStill(ctx context.Context, src io.ReadSeeker, info imageInfo, size int64, scale int) (image.Image, int, error) {
 	var img image.Image
 	var err error
 	orientation := 1
 	switch info.format {
 	case "image/jpeg":
 		orientation = info.layout.orientation
-		img, err = jpeg.Decode(bufio.NewReader(src))
+		img, err = decodeJPEG(ctx, src, size, scale)
 	case "image/png", "image/apng":
 		img, err = png.Decode(bufio.NewReader(src)) // an APNG's default image
 	case "image/gif":
@@ -50,6 +55,21 @@ func (g *Generator) decodeStill(src io.ReadSeeker, info imageInfo) (image.Image,
 		return nil, 0, fmt.Errorf("decode %s: %v: %w", info.format, err, ErrCorrupt)
 	}
 	return img, orientation, nil
+}
+
+// decodeJPEG reads the whole file (it is at most maxSourceBytes) and decodes
+// it at 1/scale with jpegscale; image/jpeg decodes what jpegscale does not
+// handle, at full size.
+func decodeJPEG(ctx context.Context, src io.Reader, size int64, scale int) (image.Image, error) {
+	data := make([]byte, size)
+	if _, err := io.ReadFull(src, data); err != nil {
+		return nil, err
+	}
+	img, err := jpegscale.Decode(ctx, data, scale)
+	if errors.Is(err, jpegscale.ErrUnsupported) {
+		return jpeg.Decode(bytes.NewReader(data))
+	}
+	return img, err
 }
 
 // gifFrame returns frame n of an animated GIF as it appears on screen.

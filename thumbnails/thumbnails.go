@@ -93,42 +93,181 @@ func (g *Generator) Generate(ctx context.Context, src io.ReadSeeker, size int64,
 // source itself (unsupported, over a limit, malformed) is the returned error;
 // results hold one entry per spec. It waits for a decode slot and for its
 // decode's memory to be free, or for ctx.
-func (g *Generator) GenerateAll(ctx context.Context, src io.ReadSeeker, size int64, specs []Spec) (results []Result, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			results, err = nil, fmt.Errorf("decoder panicked: %v: %w", v, ErrCorrupt)
-		}
-	}()
-	// Decoders take no context; one that reads gives up at its next read.
-	src = ctxReader{ctx: ctx, r: src}
-	info, err := g.inspectSource(src, size)
+func (g *Generator) GenerateAll(ctx context.Context, src io.ReadSeeker, size int64, specs []Spec) ([]Result, error) {
+	s, err := g.Open(ctx, src, size, specs)
 	if err != nil {
 		return nil, err
 	}
-	j := g.newJob(info, size, specs)
-	if j.cost > 0 {
-		release, err := g.admit(ctx, j.cost)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-	}
-	results = make([]Result, len(specs))
+	defer s.Close()
+	results := make([]Result, len(specs))
 	for i, spec := range specs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		th, err := j.run(ctx, g, src, spec)
+		th, err := s.Make(ctx, spec)
 		switch {
 		case errors.Is(err, ErrUseOriginal):
 			results[i].Err = ErrUseOriginal
 		case err != nil:
-			return nil, cmp.Or(ctx.Err(), err) // cancelled, not corrupt
+			return nil, err
 		default:
 			results[i].Thumbnail = th
 		}
 	}
 	return results, nil
+}
+
+// Source is an original opened for thumbnailing: its header read and checked,
+// the memory of its decode admitted, and its still decoded at most once, at
+// the scale the largest of its specs needs, so that thumbnails can be made
+// from it one at a time, in whatever order they are wanted. It is not safe
+// for concurrent use. Close gives back what it holds.
+type Source struct {
+	g        *Generator
+	src      io.ReadSeeker
+	info     imageInfo
+	size     int64
+	specs    []Spec
+	animated map[Spec]bool
+	scale    int         // JPEG: decoded at 1/scale
+	release  func()      // the admitted memory; nil when nothing is decoded
+	still    image.Image // decoded on first need, pre-shrunk, upright
+}
+
+// Open inspects src (size bytes long), checks its type and limits, and
+// admits the memory its decode for specs needs, waiting for a decode slot and
+// for the memory if others hold them, or for ctx. specs are every size the
+// source may be asked for; nothing is decoded yet.
+func (g *Generator) Open(ctx context.Context, src io.ReadSeeker, size int64, specs []Spec) (s *Source, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s, err = nil, fmt.Errorf("decoder panicked: %v: %w", v, ErrCorrupt)
+		}
+	}()
+	info, err := g.inspectSource(ctxReader{ctx: ctx, r: src}, size)
+	if err != nil {
+		return nil, err
+	}
+	s = &Source{g: g, src: src, info: info, size: size, specs: specs, animated: map[Spec]bool{}, scale: 1}
+	if cost := s.plan(); cost > 0 {
+		if s.release, err = g.admit(ctx, cost); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close releases the memory admitted for the source's decode.
+func (s *Source) Close() {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+	s.still = nil
+}
+
+// plan sorts the specs into what they need, picks the decode scale, and
+// estimates the memory.
+func (s *Source) plan() int64 {
+	needStill, needAnim := false, false
+	var still []Spec
+	for _, spec := range s.specs {
+		switch {
+		case fitsEitherWay(s.info, spec): // known from the header: no decoding
+		case s.g.animates(s.info, s.size, spec):
+			s.animated[spec], needAnim = true, true
+		default:
+			needStill = true
+			still = append(still, spec)
+		}
+	}
+	var cost int64
+	if needStill {
+		if s.info.format == "image/jpeg" {
+			s.scale = jpegScale(oriented(image.Rect(0, 0, s.info.width, s.info.height), s.info.layout.orientation), still)
+		}
+		allFrames := s.info.format == "image/gif" && s.g.cfg.StillFrame > 0 && s.info.frames > 1
+		cost += decodeCost(s.info, s.size, s.scale, allFrames)
+	}
+	if needAnim {
+		cost += decodeCost(s.info, s.size, 1, true)
+	}
+	return cost
+}
+
+// Make makes spec's thumbnail, or returns ErrUseOriginal when the original
+// already fits it. spec should be one of those the source was opened for: a
+// larger one gets a thumbnail from the smaller decode. A panic inside a
+// decoder is ErrCorrupt.
+func (s *Source) Make(ctx context.Context, spec Spec) (th *Thumbnail, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			th, err = nil, fmt.Errorf("decoder panicked: %v: %w", v, ErrCorrupt)
+		}
+		if err != nil && !errors.Is(err, ErrUseOriginal) {
+			err = cmp.Or(ctx.Err(), err) // cancelled, not corrupt
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if fitsEitherWay(s.info, spec) {
+		return nil, ErrUseOriginal
+	}
+	// Decoders take no context; one that reads gives up at its next read.
+	src := ctxReader{ctx: ctx, r: s.src}
+	if s.animated[spec] {
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		th, err := s.g.animatedGIF(ctx, src, spec)
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(th.Data)) < s.size {
+			return th, nil
+		}
+		// Larger than the original: serve the original, which animates too.
+		return nil, ErrUseOriginal
+	}
+	if s.still == nil {
+		if err := s.decode(ctx, src); err != nil {
+			return nil, err
+		}
+	}
+	out, err := resize(s.still, spec)
+	if err != nil {
+		return nil, err
+	}
+	return s.g.encodeStill(out)
+}
+
+// decode decodes the still once: at the planned scale, then box pre-shrunk
+// as far as every spec allows, then turned upright, which on the small image
+// costs next to nothing.
+func (s *Source) decode(ctx context.Context, src io.ReadSeeker) error {
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	img, orientation, err := s.g.decodeStill(ctx, src, s.info, s.size, s.scale)
+	if err != nil {
+		return err
+	}
+	s.still = orient(preShrink(img, largestRatio(oriented(img.Bounds(), orientation), s.specs)), orientation)
+	return nil
+}
+
+// jpegScale is the largest reduction (1/8, 1/4, 1/2 or none) at which a JPEG
+// of bounds b, as shown, still covers every spec: the reduced decode must
+// stay at least as large as what the final resize makes of it.
+func jpegScale(b image.Rectangle, specs []Spec) int {
+	need := largestRatio(b, specs)
+	if need <= 0 {
+		return 1
+	}
+	for _, scale := range []int{8, 4, 2} {
+		if need*float64(scale) <= 1 {
+			return scale
+		}
+	}
+	return 1
 }
 
 // inspectSource checks the source's size, sniffs its type and reads its
@@ -164,79 +303,6 @@ func (g *Generator) admit(ctx context.Context, cost int64) (release func(), err 
 		return nil, err
 	}
 	return func() { g.memory.Release(cost); <-g.slots }, nil
-}
-
-// job is one source and the work its specs need: a still decoded once and
-// shared, an animation, or nothing (the original fits).
-type job struct {
-	info     imageInfo
-	size     int64
-	specs    []Spec
-	animated map[Spec]bool
-	cost     int64       // bytes admitted for the decodes ahead
-	still    image.Image // decoded on first need, pre-shrunk, upright
-}
-
-// newJob sorts specs into what they need and estimates the memory.
-func (g *Generator) newJob(info imageInfo, size int64, specs []Spec) *job {
-	j := &job{info: info, size: size, specs: specs, animated: map[Spec]bool{}}
-	needStill, needAnim := false, false
-	for _, spec := range specs {
-		switch {
-		case fitsEitherWay(info, spec): // known from the header: no decoding
-		case g.animates(info, size, spec):
-			j.animated[spec], needAnim = true, true
-		default:
-			needStill = true
-		}
-	}
-	if needStill {
-		allFrames := info.format == "image/gif" && g.cfg.StillFrame > 0 && info.frames > 1
-		j.cost += decodeCost(info, allFrames)
-	}
-	if needAnim {
-		j.cost += decodeCost(info, true)
-	}
-	return j
-}
-
-// run makes spec's thumbnail.
-func (j *job) run(ctx context.Context, g *Generator, src io.ReadSeeker, spec Spec) (*Thumbnail, error) {
-	if fitsEitherWay(j.info, spec) {
-		return nil, ErrUseOriginal
-	}
-	if j.animated[spec] {
-		if _, err := src.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		th, err := g.animatedGIF(ctx, src, spec)
-		if err != nil {
-			return nil, err
-		}
-		if int64(len(th.Data)) < j.size {
-			return th, nil
-		}
-		// Larger than the original: serve the original, which animates too.
-		return nil, ErrUseOriginal
-	}
-	if j.still == nil {
-		if _, err := src.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		img, orientation, err := g.decodeStill(src, j.info)
-		if err != nil {
-			return nil, err
-		}
-		// One box pre-shrink that every spec can start from, so a batch of
-		// sizes pays for the full-resolution pass once; then turned upright,
-		// which on the small image costs next to nothing.
-		j.still = orient(preShrink(img, largestRatio(oriented(img.Bounds(), orientation), j.specs)), orientation)
-	}
-	out, err := resize(j.still, spec)
-	if err != nil {
-		return nil, err
-	}
-	return g.encodeStill(out)
 }
 
 // oriented is b as it shows after an EXIF orientation: 5-8 swap the sides.
