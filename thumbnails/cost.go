@@ -52,10 +52,14 @@ func decodeCost(info imageInfo, size int64, scale int, allFrames bool) int64 {
 		}
 		return int64(float64(size) + px*(perPixel+workBytesPerPixel/s2) + fixedWorkBytes)
 	case "image/png", "image/apng":
-		perPixel = pngBytesPerPixel(l.bitDepth, l.colorType)
-		if l.interlaced {
-			perPixel *= 2 // each pass has an image of its own before they merge
+		if !l.interlaced {
+			// pngscale holds the shrunk image (and a few rows): 4 bytes a
+			// pixel of the output.
+			return int64(px*4/float64(scale*scale) + float64(info.width)*24 + fixedWorkBytes)
 		}
+		// image/png: the whole image, and for interlaced files each pass's
+		// image of its own before they merge.
+		perPixel = 2 * pngBytesPerPixel(l.bitDepth, l.colorType)
 	case "image/gif":
 		perPixel = 1 // paletted
 	case "image/webp":

@@ -17,6 +17,7 @@ import (
 
 	"github.com/disintegration/imaging"
 	"github.com/mediarepo/mediarepo/thumbnails/jpegscale"
+	"github.com/mediarepo/mediarepo/thumbnails/pngscale"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
@@ -35,7 +36,7 @@ func (g *Generator) decodeStill(ctx context.Context, src io.ReadSeeker, info ima
 		orientation = info.layout.orientation
 		img, err = decodeJPEG(ctx, src, size, scale)
 	case "image/png", "image/apng":
-		img, err = png.Decode(bufio.NewReader(src)) // an APNG's default image
+		img, err = decodePNG(ctx, src, scale) // an APNG's default image
 	case "image/gif":
 		if frame := int(math.Round(g.cfg.StillFrame * float64(info.frames-1))); frame > 0 {
 			img, err = gifFrame(src, frame)
@@ -70,6 +71,19 @@ func decodeJPEG(ctx context.Context, src io.Reader, size int64, scale int) (imag
 		return jpeg.Decode(bytes.NewReader(data))
 	}
 	return img, err
+}
+
+// decodePNG decodes row by row, shrinking by scale as the rows come;
+// image/png decodes the interlaced files pngscale does not, at full size.
+func decodePNG(ctx context.Context, src io.ReadSeeker, scale int) (image.Image, error) {
+	img, err := pngscale.Decode(ctx, src, scale)
+	if !errors.Is(err, pngscale.ErrUnsupported) {
+		return img, err
+	}
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return png.Decode(bufio.NewReader(src))
 }
 
 // gifFrame returns frame n of an animated GIF as it appears on screen.

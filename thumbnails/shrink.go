@@ -14,10 +14,7 @@ import (
 // ratio is the final output size over the original size. Image types without
 // a fast path are returned unchanged.
 func preShrink(img image.Image, ratio float64) image.Image {
-	if ratio <= 0 || ratio >= 0.5 {
-		return img
-	}
-	k := int(1 / (2 * ratio))
+	k := shrinkFactor(ratio)
 	if k < 2 {
 		return img
 	}

@@ -180,8 +180,14 @@ func (s *Source) plan() int64 {
 	}
 	var cost int64
 	if needStill {
-		if s.info.format == "image/jpeg" {
-			s.scale = jpegScale(oriented(image.Rect(0, 0, s.info.width, s.info.height), s.info.layout.orientation), still)
+		b := oriented(image.Rect(0, 0, s.info.width, s.info.height), s.info.layout.orientation)
+		switch s.info.format {
+		case "image/jpeg":
+			s.scale = jpegScale(b, still)
+		case "image/png", "image/apng":
+			if !s.info.layout.interlaced {
+				s.scale = shrinkFactor(largestRatio(b, still))
+			}
 		}
 		allFrames := s.info.format == "image/gif" && s.g.cfg.StillFrame > 0 && s.info.frames > 1
 		cost += decodeCost(s.info, s.size, s.scale, allFrames)
@@ -252,6 +258,16 @@ func (s *Source) decode(ctx context.Context, src io.ReadSeeker) error {
 	}
 	s.still = orient(preShrink(img, largestRatio(oriented(img.Bounds(), orientation), s.specs)), orientation)
 	return nil
+}
+
+// shrinkFactor is the integer factor a box shrink may reduce an image by
+// when the final output is ratio of its size: one that leaves the final
+// filter at least a 2x reduction, which keeps its quality.
+func shrinkFactor(ratio float64) int {
+	if ratio <= 0 || ratio >= 0.5 {
+		return 1
+	}
+	return max(1, int(1/(2*ratio)))
 }
 
 // jpegScale is the largest reduction (1/8, 1/4, 1/2 or none) at which a JPEG
