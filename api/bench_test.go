@@ -3,8 +3,6 @@ package api_test
 import (
 	"bytes"
 	"crypto/rand"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"io"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/mediarepo/mediarepo/thumbnails/thumbnailstest"
 )
 
 // BenchmarkDownload measures an authenticated 10 KiB download through the
@@ -148,7 +148,7 @@ func BenchmarkUploadThenFirstThumbnail(b *testing.B) {
 	ts := newTestServer(b, "sqlite", nil)
 	ts.log.SetOutput(io.Discard)
 	var src bytes.Buffer
-	jpeg.Encode(&src, photoLikeImage(4000, 3000), &jpeg.Options{Quality: 90})
+	jpeg.Encode(&src, thumbnailstest.PhotoLike(4000, 3000), &jpeg.Options{Quality: 90})
 	var firstView time.Duration
 	for i := 0; b.Loop(); i++ {
 		body := append(src.Bytes()[:len(src.Bytes()):len(src.Bytes())], byte(i)) // new bytes each time
@@ -161,16 +161,4 @@ func BenchmarkUploadThenFirstThumbnail(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(firstView.Milliseconds())/float64(b.N), "first-view-ms/op")
-}
-
-// photoLikeImage is smooth gradients with noise, compressing like a photo.
-func photoLikeImage(w, h int) *image.NRGBA {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			n := uint8((x*7 + y*13) % 23)
-			img.SetNRGBA(x, y, color.NRGBA{uint8(x * 255 / w), uint8(y * 255 / h), 128 + n, 255})
-		}
-	}
-	return img
 }

@@ -207,7 +207,7 @@ func TestThumbnailGeneratedOnce(t *testing.T) {
 		// Dynamic sizing, and a size no upload pre-generates.
 		ts := newTestServer(t, backend, func(c *config.Config) { c.Thumbnails.DynamicSizing = true })
 		id := ts.mustUpload(t, photo(t, 400, 300), "image/png", "")
-		waitForPregeneration(t, ts, 3) // 32 and 96 crop, 320x240; the larger sizes are the original
+		waitForPregeneration(t, ts, 2) // 96x96 crop, 320x240 scale; 800x600 is the original
 		before := ts.meta.ThumbnailInserts()
 
 		const n = 50
@@ -256,13 +256,13 @@ func waitForPregeneration(t *testing.T, ts *testServer, n int) {
 func TestThumbnailsPregenerated(t *testing.T) {
 	ts := newTestServer(t, "sqlite", nil)
 	id := ts.mustUpload(t, photo(t, 850, 650), "image/png", "")
-	waitForPregeneration(t, ts, 5)
+	waitForPregeneration(t, ts, 3)
 	inserts := ts.meta.ThumbnailInserts()
-	if inserts != 5 {
-		t.Errorf("pre-generated %d thumbnails, want the 5 default sizes", inserts)
+	if inserts != 3 {
+		t.Errorf("pre-generated %d thumbnails, want the 3 of thumbnails.pregenerate", inserts)
 	}
 	// A client's first view is a cache hit: nothing more is generated.
-	for _, q := range []string{"width=800&height=600&method=scale", "width=32&height=32&method=crop", "width=96&height=96&method=crop"} {
+	for _, q := range []string{"width=800&height=600&method=scale", "width=64&height=64&method=crop", "width=300&height=200&method=scale"} {
 		resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/thumbnail/example.org/"+id+"?"+q, nil, withToken(aliceToken))
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s = %d %s", q, resp.StatusCode, body)

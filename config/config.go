@@ -413,9 +413,13 @@ type Thumbnails struct {
 	// estimated from each image's header before it is decoded; an image that
 	// alone needs more gets 413 M_TOO_LARGE.
 	DecodeMemoryBytes int64 `yaml:"decodeMemoryBytes"`
-	// Sizes are generated right after an upload and, without dynamicSizing, are
-	// the only sizes served: the best match for a request is picked.
+	// Sizes are, without dynamicSizing, the only sizes served: the best match
+	// for a request is picked. All of a media's are made from one decode.
 	Sizes []ThumbnailSize `yaml:"sizes"`
+	// Pregenerate are the requests clients make first, whose thumbnails are
+	// made right after an upload (each the size of sizes that serves it);
+	// the other sizes are made when first asked for. Empty: none.
+	Pregenerate []ThumbnailSize `yaml:"pregenerate"`
 	// DynamicSizing generates any requested size, capped at the largest of sizes.
 	DynamicSizing bool `yaml:"dynamicSizing"`
 	// Types are the content types, sniffed from the bytes, that are thumbnailed.

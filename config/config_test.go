@@ -209,6 +209,18 @@ datastores: [{type: file, id: a, forKinds: [all], opts: {path: /tmp/x}}]
 				`admins[0]: "@alice:my_server.local" is not a user ID`,
 			},
 		},
+		"thumbnail sizes and pre-generated requests": {
+			yaml: minimal + `thumbnails:
+  sizes: [{width: 0, height: 32}, {width: 96, height: 96, method: fit}]
+  pregenerate: [{width: 20000, height: 10}, {width: 50, height: 50, method: zoom}]
+`,
+			wantErrs: []string{
+				"thumbnails.sizes[0]: width and height must be 1-10000, got 0x32",
+				`thumbnails.sizes[1].method: "fit" is not scale or crop`,
+				"thumbnails.pregenerate[0]: width and height must be 1-10000, got 20000x10",
+				`thumbnails.pregenerate[1].method: "zoom" is not scale or crop`,
+			},
+		},
 		"wrong type names line": {
 			yaml:     "repo:\n  port: lots\n" + minimal,
 			wantErrs: []string{"m.yaml: yaml: unmarshal errors:\n  line 2: cannot unmarshal !!str `lots` into int"},

@@ -43,6 +43,7 @@ func Default() *Config {
 			DecodeConcurrency:   4,
 			DecodeMemoryBytes:   192 << 20,
 			Sizes:               DefaultThumbnailSizes(),
+			Pregenerate:         DefaultPregenerate(),
 			Types:               []string{"image/jpeg", "image/png", "image/apng", "image/gif", "image/webp", "image/bmp", "image/tiff"},
 			AllowAnimated:       true,
 			MaxAnimateSizeBytes: 10485760,
@@ -59,6 +60,15 @@ func DefaultThumbnailSizes() []ThumbnailSize {
 		{32, 32, MethodCrop}, {96, 96, MethodCrop},
 		{320, 240, MethodScale}, {640, 480, MethodScale}, {800, 600, MethodScale},
 	}
+}
+
+// DefaultPregenerate are the thumbnail requests the common clients make the
+// moment a picture is posted: Element Web's timeline image (800x600 scale),
+// the mobile clients' smaller timeline and reply previews (320x240 scale),
+// and avatars and room icons at their drawn size times the screen's pixel
+// ratio (up to 96x96 crop).
+func DefaultPregenerate() []ThumbnailSize {
+	return []ThumbnailSize{{96, 96, MethodCrop}, {320, 240, MethodScale}, {800, 600, MethodScale}}
 }
 
 // mmrOnly lists keys that matrix-media-repo understands and mediarepo does not

@@ -207,19 +207,27 @@ func (t *Thumbnails) validate(path string) []error {
 	if len(t.Sizes) == 0 {
 		errs = append(errs, fmt.Errorf("%s.sizes: at least one size is required", path))
 	}
-	for i, sz := range t.Sizes {
-		if sz.Width < 1 || sz.Height < 1 || sz.Width > 10000 || sz.Height > 10000 {
-			errs = append(errs, fmt.Errorf("%s.sizes[%d]: width and height must be 1-10000, got %dx%d", path, i, sz.Width, sz.Height))
-		}
-		if sz.Method != "" && sz.Method != MethodScale && sz.Method != MethodCrop {
-			errs = append(errs, fmt.Errorf("%s.sizes[%d].method: %q is not scale or crop", path, i, sz.Method))
-		}
-	}
+	errs = append(errs, validateSizes(path+".sizes", t.Sizes)...)
+	errs = append(errs, validateSizes(path+".pregenerate", t.Pregenerate)...)
 	if t.StillFrame < 0 || t.StillFrame > 1 {
 		errs = append(errs, fmt.Errorf("%s.stillFrame: must be between 0 and 1", path))
 	}
 	if t.JPEGQuality < 1 || t.JPEGQuality > 100 {
 		errs = append(errs, fmt.Errorf("%s.jpegQuality: must be 1-100", path))
+	}
+	return errs
+}
+
+// validateSizes checks the boxes of a list of thumbnail sizes.
+func validateSizes(path string, sizes []ThumbnailSize) []error {
+	var errs []error
+	for i, sz := range sizes {
+		if sz.Width < 1 || sz.Height < 1 || sz.Width > 10000 || sz.Height > 10000 {
+			errs = append(errs, fmt.Errorf("%s[%d]: width and height must be 1-10000, got %dx%d", path, i, sz.Width, sz.Height))
+		}
+		if sz.Method != "" && sz.Method != MethodScale && sz.Method != MethodCrop {
+			errs = append(errs, fmt.Errorf("%s[%d].method: %q is not scale or crop", path, i, sz.Method))
+		}
 	}
 	return errs
 }

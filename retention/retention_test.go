@@ -19,7 +19,6 @@ import (
 	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
-
 // age sets a blob's time to two days ago.
 func age(t *testing.T, root, sum string) {
 	p := filepath.Join(root, sum[0:2], sum[2:4], sum)

@@ -1,9 +1,11 @@
 // Package thumbnailer is the thumbnail lifecycle: it finds a media's stored
 // thumbnail for a size, or makes it with a thumbnails.Generator (once, however
 // many requests ask at the same moment), stores its bytes and row, and makes
-// the configured sizes of new media in the background. The image work itself
-// is the thumbnails package's. It imports thumbnails, storage and config, and
-// owns its worker goroutines until Close.
+// the sizes clients ask for first right after an upload. The configured sizes
+// of a media are made in a batch from one decode, the size a request waits
+// for first (batch.go). The image work itself is the thumbnails package's. It
+// imports thumbnails, storage and config, and owns its worker and batch
+// goroutines until Close.
 package thumbnailer
 
 import (
@@ -12,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,13 +65,17 @@ type Service struct {
 	blobs  *storage.Datastores
 	gen    *thumbnails.Generator
 	log    *logrus.Entry
-	sizes  []thumbnails.Spec                      // the configured sizes, made after uploads
+	sizes  []thumbnails.Spec                      // the configured sizes, made in batches
+	pregen []thumbnails.Spec                      // those made after uploads
 	cache  *lru.Cache[string, *storage.Thumbnail] // nil value: serve the original
-	bad    *lru.Cache[string, unusable]          // originals that cannot be thumbnailed
-	flight *flight.Group[*storage.Thumbnail]
+	bad    *lru.Cache[string, unusable]           // originals that cannot be thumbnailed
+	flight *flight.Group[*storage.Thumbnail]      // dynamic sizes, made alone
 	jobs   chan *storage.Media
 
+	running batches         // by media
+	life    context.Context // the service's: batches run under it
 	stop    context.CancelFunc
+	runners sync.WaitGroup // batch goroutines
 	workers sync.WaitGroup
 }
 
@@ -80,27 +87,28 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: opts.Config, store: opts.Thumbnails, blobs: opts.Blobs, gen: opts.Generator, log: opts.Log,
-		sizes: configuredSizes(opts.Config),
-		jobs:  make(chan *storage.Media, queueLength),
+		sizes: configuredSizes(opts.Config), pregen: pregenerated(opts.Config),
+		jobs:    make(chan *storage.Media, queueLength),
+		running: batches{m: map[string]*batch{}},
 	}
 	s.flight = flight.New[*storage.Thumbnail](generateTimeout)
 	s.cache, _ = lru.New[string, *storage.Thumbnail](cacheEntries)
 	s.bad, _ = lru.New[string, unusable](cacheEntries)
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
+	s.life, s.stop = context.WithCancel(context.Background())
 	for range opts.Config.NumWorkers {
 		s.workers.Add(1)
-		go s.work(ctx)
+		go s.work(s.life)
 	}
 	return s, nil
 }
 
 // Close stops the background workers and cancels generation under way, and
-// waits for both: a decode in progress stops at its next read.
+// waits for them all: a decode in progress stops at its next read.
 func (s *Service) Close() error {
 	s.stop()
 	s.flight.Close()
 	s.workers.Wait()
+	s.runners.Wait()
 	return nil
 }
 
@@ -112,9 +120,10 @@ func (s *Service) Spec(w, h int, method string, animated bool) thumbnails.Spec {
 
 // Thumbnail returns the stored thumbnail of m for spec, generating and
 // storing it first if needed, or thumbnails.ErrUseOriginal when the original
-// is to be served. The configured sizes of a media are made together from one
-// decode (as after an upload); any other size alone. Concurrent calls share
-// the work; a thumbnail another process stored first is used as it is.
+// is to be served. A configured size is made first in its media's batch, which
+// then makes the pre-generated sizes from the same decode; any other size
+// alone. Concurrent calls share the work; a thumbnail another process stored
+// first is used as it is.
 func (s *Service) Thumbnail(ctx context.Context, m *storage.Media, spec thumbnails.Spec) (*storage.Thumbnail, error) {
 	key := cacheKey(m, spec)
 	if th, ok := s.cache.Get(key); ok {
@@ -140,13 +149,8 @@ func sourceError(err error) bool {
 
 // thumbnail is Thumbnail past the caches.
 func (s *Service) thumbnail(ctx context.Context, m *storage.Media, spec thumbnails.Spec, key string) (*storage.Thumbnail, error) {
-	if s.configured(spec) {
-		if err := s.ensureConfiguredSizes(ctx, m); err != nil {
-			return nil, err
-		}
-		if th, ok := s.cache.Get(key); ok {
-			return cached(th)
-		}
+	if slices.Contains(s.sizes, spec) {
+		return s.configured(ctx, m, spec)
 	}
 	th, err := s.flight.Do(ctx, key, func(ctx context.Context) (*storage.Thumbnail, error) {
 		stored, err := s.store.Thumbnails(ctx, m.Origin, m.MediaID)
@@ -176,32 +180,6 @@ func (s *Service) Open(ctx context.Context, th *storage.Thumbnail) (io.ReadSeekC
 		return nil, fmt.Errorf("thumbnail of %s/%s: %w", th.Origin, th.MediaID, err)
 	}
 	return blob, nil
-}
-
-// ensureConfiguredSizes stores every configured size of m that is not stored
-// yet, decoding the original once. Concurrent callers for one media (the
-// background worker after an upload, and the client's first view) share one run.
-func (s *Service) ensureConfiguredSizes(ctx context.Context, m *storage.Media) error {
-	_, err := s.flight.Do(ctx, "sizes/"+m.Origin+"/"+m.MediaID, func(ctx context.Context) (*storage.Thumbnail, error) {
-		stored, err := s.store.Thumbnails(ctx, m.Origin, m.MediaID)
-		if err != nil {
-			return nil, err
-		}
-		var missing []thumbnails.Spec
-		for _, spec := range s.sizes {
-			if th := find(stored, spec); th != nil {
-				s.cache.Add(cacheKey(m, spec), th)
-			} else {
-				missing = append(missing, spec)
-			}
-		}
-		if len(missing) == 0 {
-			return nil, nil
-		}
-		_, err = s.generate(ctx, m, missing)
-		return nil, err
-	})
-	return err
 }
 
 // generate makes the thumbnails of m for specs, stores them and caches them.
@@ -258,7 +236,7 @@ func (s *Service) save(ctx context.Context, m *storage.Media, spec thumbnails.Sp
 	return th, nil
 }
 
-// Pregenerate asks for m's configured sizes to be made in the background.
+// Pregenerate asks for m's pre-generated sizes to be made in the background.
 // When the queue is full they are made on first request instead.
 func (s *Service) Pregenerate(m *storage.Media) {
 	select {
@@ -268,7 +246,7 @@ func (s *Service) Pregenerate(m *storage.Media) {
 	}
 }
 
-// work makes the configured sizes of queued media until ctx is done.
+// work makes the pre-generated sizes of queued media until ctx is done.
 func (s *Service) work(ctx context.Context) {
 	defer s.workers.Done()
 	for {
@@ -279,7 +257,7 @@ func (s *Service) work(ctx context.Context) {
 			if ctx.Err() != nil {
 				return // closed while both were ready: start nothing new
 			}
-			err := s.ensureConfiguredSizes(ctx, m)
+			err := s.pregenerate(ctx, m)
 			if err != nil && !errors.Is(err, thumbnails.ErrUnsupported) && ctx.Err() == nil {
 				s.log.WithError(err).WithFields(logrus.Fields{"origin": m.Origin, "media_id": m.MediaID}).Debug("thumbnails not pre-generated")
 			}
@@ -310,16 +288,6 @@ func find(all []storage.Thumbnail, spec thumbnails.Spec) *storage.Thumbnail {
 	return nil
 }
 
-// configured reports whether spec is one of the sizes made after uploads.
-func (s *Service) configured(spec thumbnails.Spec) bool {
-	for _, c := range s.sizes {
-		if c == spec {
-			return true
-		}
-	}
-	return false
-}
-
 // configuredSizes expands thumbnails.sizes into specs (an empty method means
 // both), animated as thumbnails.defaultAnimated asks.
 func configuredSizes(cfg config.Thumbnails) []thumbnails.Spec {
@@ -328,6 +296,25 @@ func configuredSizes(cfg config.Thumbnails) []thumbnails.Spec {
 		for _, method := range []string{config.MethodCrop, config.MethodScale} {
 			if size.Method == "" || size.Method == method {
 				specs = append(specs, thumbnails.Spec{Width: size.Width, Height: size.Height, Method: method, Animated: cfg.DefaultAnimated})
+			}
+		}
+	}
+	return specs
+}
+
+// pregenerated is the configured size serving each of thumbnails.pregenerate
+// (an empty method meaning both), once each.
+func pregenerated(cfg config.Thumbnails) []thumbnails.Spec {
+	var specs []thumbnails.Spec
+	for _, req := range cfg.Pregenerate {
+		for _, method := range []string{config.MethodCrop, config.MethodScale} {
+			if req.Method != "" && req.Method != method {
+				continue
+			}
+			size := thumbnails.Pick(cfg.Sizes, req.Width, req.Height, method)
+			spec := thumbnails.Spec{Width: size.Width, Height: size.Height, Method: size.Method, Animated: cfg.DefaultAnimated}
+			if !slices.Contains(specs, spec) {
+				specs = append(specs, spec)
 			}
 		}
 	}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,16 +69,53 @@ func (f *fixture) mustMedia(t *testing.T, data []byte) *storage.Media {
 	return &storage.Media{Origin: "example.org", MediaID: sum[:20], SHA256: sum, SizeBytes: size, DatastoreID: "d", CreatedAt: time.Now()}
 }
 
-// countingStore counts thumbnail inserts.
+// countingStore counts thumbnail inserts and keeps their sizes in order.
+// With gate set, each insert after the first waits for a value from it.
 type countingStore struct {
 	storage.ThumbnailStore
 	inserts atomic.Int32
+	gate    chan struct{}
+
+	mu    sync.Mutex
+	order []string
 }
 
 func (c *countingStore) CreateThumbnail(ctx context.Context, th *storage.Thumbnail) error {
-	c.inserts.Add(1)
+	if c.inserts.Add(1) > 1 && c.gate != nil {
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	c.order = append(c.order, fmt.Sprintf("%dx%d %s", th.Width, th.Height, th.Method))
+	c.mu.Unlock()
 	return c.ThumbnailStore.CreateThumbnail(ctx, th)
 }
+
+// made is the sizes stored so far, in order.
+func (c *countingStore) made() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.order)
+}
+
+// waitInserts waits up to 20 s for n inserts, the batch's work in the
+// background, and fails unless there are exactly n.
+func (f *fixture) waitInserts(t *testing.T, n int32) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for f.store.inserts.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := f.store.inserts.Load(); got != n {
+		t.Fatalf("%d thumbnails stored, want %d: %v", got, n, f.store.made())
+	}
+}
+
+// pregenerated is the default thumbnails.pregenerate as stored.
+var pregenerated = []string{"96x96 crop", "320x240 scale", "800x600 scale"}
 
 // slowBlobs delays each read of a blob by delay, once set, and counts the
 // bytes read; opened is signalled at the first read.
@@ -154,9 +193,10 @@ func TestThumbnailMadeOnceAndStored(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	configured := 5 // the default sizes, made together from one decode
-	if n := f.store.inserts.Load(); n != int32(configured) {
-		t.Errorf("%d thumbnails stored, want %d (one per configured size)", n, configured)
+	// The size asked for first, then the other pre-generated sizes, once each.
+	f.waitInserts(t, 3)
+	if got := f.store.made(); got[0] != "320x240 scale" || !sameSet(got, pregenerated) {
+		t.Errorf("stored %v, want 320x240 scale first and then the rest of %v", got, pregenerated)
 	}
 	for i, s := range sums {
 		if s != sums[0] {
@@ -187,20 +227,118 @@ func TestPregenerate(t *testing.T) {
 	f := newFixture(t, nil)
 	m := f.mustMedia(t, photo(t, 900, 700))
 	f.svc.Pregenerate(m)
-	deadline := time.Now().Add(20 * time.Second)
-	for f.store.inserts.Load() < 5 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := f.store.inserts.Load(); n != 5 {
-		t.Fatalf("%d sizes pre-generated, want 5", n)
+	f.waitInserts(t, 3)
+	if got := f.store.made(); !slices.Equal(got, pregenerated) {
+		t.Errorf("pre-generated %v, want %v in order", got, pregenerated)
 	}
 	// The first view is then a cache hit: nothing more is made.
 	if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(96, 96, "crop", false)); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.store.inserts.Load(); n != 5 {
-		t.Errorf("first view after pre-generation stored %d more", n-5)
+	if n := f.store.inserts.Load(); n != 3 {
+		t.Errorf("first view after pre-generation stored %d more", n-3)
 	}
+}
+
+func TestPregenerateConfigured(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pre  []config.ThumbnailSize
+		want []string
+	}{
+		{"none", []config.ThumbnailSize{}, nil},
+		// Each request is made at the configured size that serves it.
+		{"best match", []config.ThumbnailSize{{Width: 50, Height: 50, Method: "crop"}, {Width: 700, Height: 500, Method: "scale"}}, []string{"96x96 crop", "800x600 scale"}},
+		// An empty method asks for both; each size once.
+		{"both methods", []config.ThumbnailSize{{Width: 32, Height: 32}, {Width: 30, Height: 30, Method: "crop"}}, []string{"32x32 crop", "320x240 scale"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(c *config.Thumbnails) { c.Pregenerate = tc.pre })
+			m := f.mustMedia(t, photo(t, 900, 700))
+			f.svc.Pregenerate(m)
+			f.waitInserts(t, int32(len(tc.want)))
+			if tc.want == nil {
+				time.Sleep(200 * time.Millisecond) // a wrong batch would have stored by now
+				f.waitInserts(t, 0)
+				return
+			}
+			if got := f.store.made(); !slices.Equal(got, tc.want) {
+				t.Errorf("pre-generated %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A request for a size not made yet is answered before the batch makes the
+// sizes that follow, from the same decode.
+func TestRequestedSizeFirst(t *testing.T) {
+	f := newFixture(t, nil)
+	f.store.gate = make(chan struct{}) // every insert after the first waits
+	m := f.mustMedia(t, photo(t, 1200, 900))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	th, err := f.svc.Thumbnail(ctx, m, f.svc.Spec(32, 32, "crop", false))
+	if err != nil {
+		t.Fatalf("Thumbnail with the batch's other sizes held back = %v, want it answered first", err)
+	}
+	if th.Width != 32 || th.Method != "crop" {
+		t.Errorf("got %dx%d %s", th.Width, th.Height, th.Method)
+	}
+	read := f.blobs.read.Load()
+	close(f.store.gate)
+	f.waitInserts(t, 4)
+	if got := f.store.made(); !slices.Equal(got, append([]string{"32x32 crop"}, pregenerated...)) {
+		t.Errorf("stored %v, want 32x32 crop and then %v", got, pregenerated)
+	}
+	if f.blobs.read.Load() != read {
+		t.Error("the original was read again for the sizes that followed")
+	}
+}
+
+// A request joining a running batch moves its size to the front.
+func TestRequestJumpsTheQueue(t *testing.T) {
+	f := newFixture(t, nil)
+	f.store.gate = make(chan struct{})
+	m := f.mustMedia(t, photo(t, 1200, 900))
+	f.svc.Pregenerate(m)
+	for f.store.inserts.Load() < 2 { // the first stored, the second held
+		time.Sleep(time.Millisecond)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(640, 480, "scale", false))
+		got <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // let it join
+	close(f.store.gate)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	f.waitInserts(t, 4)
+	if made := f.store.made(); !slices.Equal(made, []string{"96x96 crop", "320x240 scale", "640x480 scale", "800x600 scale"}) {
+		t.Errorf("stored %v, want 640x480 scale right after the one being made when it joined", made)
+	}
+}
+
+// A request arriving while the batch after an upload decodes is made first.
+func TestRequestDuringDecodeGoesFirst(t *testing.T) {
+	f := newFixture(t, nil)
+	m := f.mustMedia(t, photo(t, 1200, 900))
+	f.blobs.opened = make(chan struct{})
+	f.blobs.delay = 5 * time.Millisecond // the decode reads for a while
+	f.svc.Pregenerate(m)
+	<-f.blobs.opened
+	if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(640, 480, "scale", false)); err != nil {
+		t.Fatal(err)
+	}
+	f.waitInserts(t, 4)
+	if made := f.store.made(); made[0] != "640x480 scale" {
+		t.Errorf("stored %v, want the request's 640x480 scale first", made)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) })
 }
 
 func TestCloseStopsPregenerationOfALargeImage(t *testing.T) {
@@ -257,9 +395,7 @@ func TestCancelledWaiterLeavesGeneration(t *testing.T) {
 	if f.blobs.read.Load() <= readAtCancel {
 		t.Error("the generation stopped with the caller that started it")
 	}
-	if n := f.store.inserts.Load(); n != 5 {
-		t.Errorf("%d thumbnails stored, want the 5 configured sizes once", n)
-	}
+	f.waitInserts(t, 3) // the pre-generated sizes, once each
 }
 
 func TestUnusableOriginalIsNotReadAgain(t *testing.T) {

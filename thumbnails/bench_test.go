@@ -3,12 +3,8 @@ package thumbnails_test
 import (
 	"bytes"
 	"context"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"image/png"
-	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,36 +15,17 @@ import (
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/thumbnails"
+	"github.com/mediarepo/mediarepo/thumbnails/thumbnailstest"
 )
 
 var sources = sync.OnceValues(func() (jpg, pngData []byte) {
 	var b bytes.Buffer
-	jpeg.Encode(&b, photoLike(4000, 3000), &jpeg.Options{Quality: 90})
+	jpeg.Encode(&b, thumbnailstest.PhotoLike(4000, 3000), &jpeg.Options{Quality: 90})
 	jpg = append([]byte(nil), b.Bytes()...)
 	b.Reset()
-	png.Encode(&b, photoLike(2000, 2000))
+	png.Encode(&b, thumbnailstest.PhotoLike(2000, 2000))
 	return jpg, b.Bytes()
 })
-
-// photoLike is smooth colour gradients with a little noise, so it compresses
-// roughly like a photograph (a flat image would flatter every decoder).
-func photoLike(w, h int) *image.NRGBA {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	rng := rand.New(rand.NewPCG(1, 2))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
-			n := rng.IntN(24)
-			img.SetNRGBA(x, y, color.NRGBA{
-				R: uint8(120 + 100*math.Sin(fx*7+fy*3) + float64(n)/2),
-				G: uint8(120 + 90*math.Cos(fy*5) + float64(n)/3),
-				B: uint8(110 + 80*math.Sin((fx+fy)*4)),
-				A: 255,
-			})
-		}
-	}
-	return img
-}
 
 var benchSpecs = []struct {
 	name string

@@ -127,6 +127,7 @@ type Source struct {
 	specs    []Spec
 	animated map[Spec]bool
 	scale    int         // JPEG: decoded at 1/scale
+	needed   bool        // some spec needs the still
 	release  func()      // the admitted memory; nil when nothing is decoded
 	still    image.Image // decoded on first need, pre-shrunk, upright
 }
@@ -179,6 +180,7 @@ func (s *Source) plan() int64 {
 		}
 	}
 	var cost int64
+	s.needed = needStill
 	if needStill {
 		b := oriented(image.Rect(0, 0, s.info.width, s.info.height), s.info.layout.orientation)
 		switch s.info.format {
@@ -243,6 +245,24 @@ func (s *Source) Make(ctx context.Context, spec Spec) (th *Thumbnail, err error)
 		return nil, err
 	}
 	return s.g.encodeStill(out)
+}
+
+// Decode decodes the still now, if any spec needs it, rather than in the
+// first Make that does: the caller can then pick which size to make first
+// once the decode is done. A panic inside a decoder is ErrCorrupt.
+func (s *Source) Decode(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("decoder panicked: %v: %w", v, ErrCorrupt)
+		}
+		if err != nil {
+			err = cmp.Or(ctx.Err(), err) // cancelled, not corrupt
+		}
+	}()
+	if !s.needed || s.still != nil {
+		return nil
+	}
+	return s.decode(ctx, ctxReader{ctx: ctx, r: s.src})
 }
 
 // decode decodes the still once: at the planned scale, then box pre-shrunk

@@ -3,9 +3,11 @@
 // a Markdown table for docs/benchmarks.md. Everything runs on 127.0.0.1.
 //
 //	go run ./cmd/media-repo-bench [-duration 10s] [-connections 16] [-baseline <git revision>]
+//	go run ./cmd/media-repo-bench -thumbnails [-rounds 5] [-baseline <git revision>]
 //
 // With -baseline, the build of an earlier revision runs beside the current one
-// and both are measured in the same interleaved rounds.
+// and both are measured in the same interleaved rounds. -thumbnails measures
+// the first thumbnail after an upload instead (thumbs.go).
 package main
 
 import (
@@ -42,6 +44,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "download runs per server, alternating; the median is reported")
 	pin := flag.Bool("pin", false, "pin servers to CPU 0 and wrk to CPU 1 (compares CPU cost per request)")
 	baseline := flag.String("baseline", "", "also measure the download of this git revision's build, interleaved")
+	thumbs := flag.Bool("thumbnails", false, "measure the first thumbnail after an upload, and the CPU and memory of thumbnailing")
 	flag.Parse()
 	switch {
 	case *bare != "":
@@ -52,7 +55,11 @@ func main() {
 		return
 	}
 	b := bench{duration: *duration, pin: *pin}
-	if err := b.run(*conns, *rounds, *baseline); err != nil {
+	run := func() error { return b.run(*conns, *rounds, *baseline) }
+	if *thumbs {
+		run = func() error { return b.thumbnails(*rounds, *baseline) }
+	}
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "media-repo-bench:", err)
 		os.Exit(1)
 	}
@@ -75,32 +82,41 @@ type server struct {
 	blob    string   // the datastore file holding the download (media-repo only)
 }
 
-func (b *bench) run(conns, rounds int, baseline string) error {
+// setUp makes the run's directory and fake homeserver; the returned func
+// removes both.
+func (b *bench) setUp() (func(), error) {
 	dir, err := os.MkdirTemp("", "media-repo-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b.dir = dir
+	fake := homeservertest.Start(map[string]homeservertest.User{token: {UserID: "@bench:example.org"}})
+	b.fakeURL = fake.URL
+	return func() { fake.Close(); os.RemoveAll(dir) }, nil
+}
+
+func (b *bench) run(conns, rounds int, baseline string) error {
+	tearDown, err := b.setUp()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	b.dir = dir
-	fake := homeservertest.Start(map[string]homeservertest.User{token: {UserID: "@bench:example.org"}})
-	defer fake.Close()
-	b.fakeURL = fake.URL
+	defer tearDown()
 
 	small := make([]byte, 10<<10)
 	rand.Read(small)
-	current, err := b.startRepo("media-repo", ".", small)
+	current, err := b.startRepo("media-repo", ".", "", small)
 	if err != nil {
 		return err
 	}
 	defer stop(current.cmd)
 	servers := []*server{current}
 	if baseline != "" {
-		src, remove, err := worktree(dir, baseline)
+		src, remove, err := worktree(b.dir, baseline)
 		if err != nil {
 			return err
 		}
 		defer remove()
-		old, err := b.startRepo("media-repo at "+baseline, src, small)
+		old, err := b.startRepo("media-repo at "+baseline, src, "", small)
 		if err != nil {
 			return err
 		}
@@ -121,8 +137,9 @@ func (b *bench) run(conns, rounds int, baseline string) error {
 }
 
 // startRepo builds the media-repo in the module at src, starts it on its own
-// database and datastore, and uploads body for the download runs.
-func (b *bench) startRepo(name, src string, body []byte) (*server, error) {
+// database and datastore with extra appended to its config, and uploads body
+// (if any) for the download runs.
+func (b *bench) startRepo(name, src, extra string, body []byte) (*server, error) {
 	dir, err := os.MkdirTemp(b.dir, "repo-")
 	if err != nil {
 		return nil, err
@@ -141,7 +158,7 @@ datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
 uploads: {maxBytes: 1073741824}
 # The limiter runs (its cost is measured) but never refuses.
 rateLimit: {enabled: true, requestsPerSecond: 1e9, burst: 1000000000, buckets: {downloads: {capacityBytes: 1000000000000000, drainBytesPerMinute: 1000000000000}}}
-`, port, filepath.Join(dir, "m.db"), b.fakeURL, filepath.Join(dir, "media"))
+`, port, filepath.Join(dir, "m.db"), b.fakeURL, filepath.Join(dir, "media")) + extra
 	cfgPath := filepath.Join(dir, "media-repo.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -158,6 +175,9 @@ rateLimit: {enabled: true, requestsPerSecond: 1e9, burst: 1000000000, buckets: {
 	if err := waitHealthy(base); err != nil {
 		stop(cmd)
 		return nil, err
+	}
+	if body == nil {
+		return &server{name: name, cmd: cmd, base: base}, nil
 	}
 	id, err := upload(base, body)
 	if err != nil {

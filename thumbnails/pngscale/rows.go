@@ -9,7 +9,7 @@ import (
 
 // decodeRows reads the filtered rows, unfilters each against the one before,
 // turns it into 8-bit RGBA and adds it into the accumulators of its output
-// row, which is written out every k rows.
+// row, which is written out every k rows. At k = 1 each row is its output row.
 func decodeRows(ctx context.Context, r io.Reader, h *header, k int) (*image.NRGBA, error) {
 	bitsPerPixel := h.channels * h.depth
 	rowBytes := (h.width*bitsPerPixel + 7) / 8
@@ -18,6 +18,7 @@ func decodeRows(ctx context.Context, r io.Reader, h *header, k int) (*image.NRGB
 	out := image.NewNRGBA(image.Rect(0, 0, (h.width+k-1)/k, (h.height+k-1)/k))
 	acc := make([]uint64, out.Rect.Dx()*5) // premultiplied R, G, B, alpha, count
 	rgba := make([]byte, h.width*4)
+	translucent := h.colorType == 4 || h.colorType == 6 || len(h.trns) > 0 || h.colorType == 3
 	for y := 0; y < h.height; y++ {
 		if y%64 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -29,6 +30,15 @@ func decodeRows(ctx context.Context, r io.Reader, h *header, k int) (*image.NRGB
 		}
 		if err := unfilter(cur[0], cur[1:], prev[1:], bpp); err != nil {
 			return nil, err
+		}
+		if k == 1 {
+			row := out.Pix[y*out.Stride : (y+1)*out.Stride]
+			h.toRGBA(cur[1:], row)
+			if translucent {
+				clearTransparent(row)
+			}
+			cur, prev = prev, cur
+			continue
 		}
 		h.toRGBA(cur[1:], rgba)
 		accumulate(acc, rgba, k)
@@ -98,6 +108,12 @@ func abs(x int) int {
 // samples keep their high byte, as image/png's 8-bit conversions do.
 func (h *header) toRGBA(row, rgba []byte) {
 	switch {
+	case h.colorType == 6 && h.depth == 8:
+		copy(rgba, row)
+	case h.colorType == 2 && h.depth == 8 && len(h.trns) == 0:
+		for x, i := 0, 0; x < h.width; x, i = x+1, i+3 {
+			rgba[4*x], rgba[4*x+1], rgba[4*x+2], rgba[4*x+3] = row[i], row[i+1], row[i+2], 255
+		}
 	case h.colorType == 3:
 		h.paletteRow(row, rgba)
 	case h.depth < 8: // gray at 1, 2 or 4 bits
@@ -173,6 +189,16 @@ func sampleBits(row []byte, x, depth int) int {
 	perByte := 8 / depth
 	shift := (perByte - 1 - x%perByte) * depth
 	return int(row[x/perByte]>>shift) & (1<<depth - 1)
+}
+
+// clearTransparent zeroes the colour of fully transparent pixels, as the
+// shrunk rows have it.
+func clearTransparent(rgba []byte) {
+	for i := 0; i < len(rgba); i += 4 {
+		if rgba[i+3] == 0 {
+			rgba[i], rgba[i+1], rgba[i+2] = 0, 0, 0
+		}
+	}
 }
 
 // accumulate adds a row's pixels to the accumulators of their output
