@@ -330,7 +330,9 @@ func medianDuration(ds []time.Duration) time.Duration {
 	return time.Duration(median(xs))
 }
 
-func ms(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 0, 64) }
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 0, 64)
+}
 
 func msList(ds []time.Duration) string {
 	xs := make([]float64, len(ds))
