@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/media-repo
 
-.PHONY: build run test test-deps e2e faults fuzz bench bench-load docker clean
+.PHONY: build run test test-deps e2e faults fuzz bench bench-load bench-thumbnails docker clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/media-repo
@@ -45,18 +45,27 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzValidIDs -fuzztime=15s ./mxid/
 	$(GO) test -run=^$$ -fuzz=FuzzContentDisposition -fuzztime=15s ./api/
 	$(GO) test -run=^$$ -fuzz=FuzzGenerate -fuzztime=15s ./thumbnails/
+	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=15s ./thumbnails/jpegscale/
+	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=15s ./thumbnails/pngscale/
 	$(GO) test -run=^$$ -fuzz=FuzzParseXMatrix -fuzztime=15s ./federation/
 	$(GO) test -run=^$$ -fuzz=FuzzCanonicalJSON -fuzztime=15s ./federation/
 
 # Go benchmarks of the hot paths.
 bench:
-	$(GO) test -run=^$$ -bench=. -benchmem ./api/ ./thumbnails/
+	$(GO) test -run=^$$ -bench=. -benchmem ./api/ ./thumbnails/...
 
 # wrk load against the real server and a bare http.ServeContent reference, in one run.
 # BASELINE=<git revision> also measures that revision's build in the same rounds.
 bench-load:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(GO) run ./cmd/media-repo-bench $(if $(BASELINE),-baseline $(BASELINE))
+
+# The first thumbnail after an upload, CPU and memory per uploaded photo, with
+# image/jpeg + imaging and vipsthumbnail as references in the same rounds.
+# BASELINE=<git revision> also measures that revision's build.
+bench-thumbnails:
+	@command -v vipsthumbnail >/dev/null || (apt-get update -qq && apt-get install -y -qq libvips-tools)
+	$(GO) run ./cmd/media-repo-bench -thumbnails -rounds 5 $(if $(BASELINE),-baseline $(BASELINE))
 
 docker:
 	docker build -t mediarepo .

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/thumbnails"
+	"github.com/mediarepo/mediarepo/thumbnails/thumbnailstest"
 )
 
 var (
@@ -616,5 +617,37 @@ func TestInputFormats(t *testing.T) {
 	}
 	if err == nil && th.Animated {
 		t.Error("animated webp came out animated; the test's premise changed")
+	}
+}
+
+// A 12000x12000 JPEG is refused by the default pixel limit from its header,
+// and thumbnailed within a raised one from a 1/8 decode: a fraction of its
+// 144 million pixels is ever held.
+func TestHugeJPEGWithinLimits(t *testing.T) {
+	data := thumbnailstest.FlatGrayJPEG(12000, 12000)
+	spec := thumbnails.Spec{Width: 320, Height: 240, Method: "crop"}
+	if _, err := generate(t, newGenerator(), data, spec); !errors.Is(err, thumbnails.ErrTooManyPixels) {
+		t.Fatalf("with the default maxPixels: %v, want ErrTooManyPixels", err)
+	}
+	cfg := config.Default().Thumbnails
+	cfg.MaxPixels, cfg.MaxSourceBytes = 150_000_000, 0
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	th, err := generate(t, thumbnails.New(cfg), data, spec)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mustDecode(t, th)
+	if img.Bounds() != image.Rect(0, 0, 320, 240) {
+		t.Errorf("thumbnail %v, want 320x240", img.Bounds())
+	}
+	if r, g, b, _ := img.At(160, 120).RGBA(); r>>8 < 126 || r>>8 > 130 || g != r || b != r {
+		t.Errorf("centre pixel %d,%d,%d, want grey 128", r>>8, g>>8, b>>8)
+	}
+	got := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %d bytes for a %d-byte file", got, len(data))
+	if full := uint64(12000 * 12000); got > full/8 {
+		t.Errorf("allocated %d bytes, want under %d (1/8 of the full image's pixels)", got, full/8)
 	}
 }

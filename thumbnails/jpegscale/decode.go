@@ -63,6 +63,7 @@ type decoder struct {
 	eobRun        int
 	sawFrame      bool
 	scans         int
+	peak          *int32 // if set, the largest |dequantised coefficient| is kept there (tests)
 }
 
 // Decode decodes data, a whole JPEG file, at 1/scale of its size (scale 1,

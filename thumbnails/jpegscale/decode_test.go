@@ -13,10 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
 	"github.com/mediarepo/mediarepo/thumbnails/jpegscale"
+	"github.com/mediarepo/mediarepo/thumbnails/thumbnailstest"
 )
 
 // photo is a w x h test picture with smooth areas, edges and texture, as a
@@ -333,6 +335,14 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || werr != nil {
 			return // only files both decode are compared
 		}
+		// An encoder of 8-bit samples writes no coefficient past about 1152
+		// (the DCT of samples within ±128 stays within 1024, plus half a step
+		// of an 8-bit quantiser). Far past that, image/jpeg's integer inverse
+		// DCT overflows (and libjpeg's 16-bit storage wraps): decoders
+		// disagree, and this one saturates, as the exact transform does.
+		if peak, _ := jpegscale.PeakCoefficient(data); peak > 2048 {
+			return
+		}
 		if got.Bounds() != want.Bounds() || fmt.Sprintf("%T", got) != fmt.Sprintf("%T", want) {
 			t.Fatalf("decoded %T %v, image/jpeg %T %v", got, got.Bounds(), want, want.Bounds())
 		}
@@ -340,4 +350,36 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("a sample differs by %d from image/jpeg's", d)
 		}
 	})
+}
+
+// A 12000x12000 JPEG decoded at 1/8 holds 1/64 of its pixels: 1500x1500 of
+// grey, and next to nothing allocated beyond it and the file.
+func TestHugeAtOneEighth(t *testing.T) {
+	data := thumbnailstest.FlatGrayJPEG(12000, 12000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	img, err := jpegscale.Decode(context.Background(), data, 8)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := img.(*image.Gray)
+	if !ok || g.Bounds() != image.Rect(0, 0, 1500, 1500) {
+		t.Fatalf("decoded %T %v, want *image.Gray of 1500x1500", img, img.Bounds())
+	}
+	for i, v := range g.Pix {
+		if v != 128 {
+			t.Fatalf("pixel %d = %d, want 128", i, v)
+		}
+	}
+	full := int64(12000 * 12000)
+	t.Logf("allocated %d bytes for a %d-byte file of %d pixels", after.TotalAlloc-before.TotalAlloc, len(data), full)
+	if got := int64(after.TotalAlloc - before.TotalAlloc); got > full/16 {
+		t.Errorf("allocated %d bytes, want under %d (1/16 of the full image's pixels)", got, full/16)
+	}
+	// The reference decodes it too, at full size.
+	ref, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil || ref.Bounds().Dx() != 12000 || ref.At(5000, 7000).(color.Gray).Y != 128 {
+		t.Fatalf("image/jpeg: %v", err)
+	}
 }

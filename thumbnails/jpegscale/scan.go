@@ -320,6 +320,11 @@ func refine(br *bitReader, c *int16, p1, m1 int16) {
 // output turns one block's dequantised coefficients (zigzag order, the
 // nonzero ones at nz) into its output samples.
 func (d *decoder) output(c *component, bx, by int, zz *[64]int32, nz []uint8) {
+	if d.peak != nil {
+		for _, k := range nz {
+			*d.peak = max(*d.peak, zz[k], -zz[k])
+		}
+	}
 	out := c.plane[by*d.n*c.stride+bx*d.n:]
 	switch {
 	case d.n == 1:

@@ -1,7 +1,9 @@
-// Package thumbnailstest makes the images benchmarks measure thumbnails with.
+// Package thumbnailstest makes the images tests and benchmarks measure
+// thumbnails with.
 package thumbnailstest
 
 import (
+	"bytes"
 	"image"
 	"image/color"
 	"math"
@@ -27,4 +29,33 @@ func PhotoLike(w, h int) *image.NRGBA {
 		}
 	}
 	return img
+}
+
+// FlatGrayJPEG is a valid baseline greyscale JPEG of w x h, every pixel 128,
+// written directly rather than encoded: unit quantisation and one flat
+// Huffman table in which a zero byte is both "DC unchanged" and "end of
+// block", so the entropy data is two zero bytes a block. It makes a
+// 12000x12000 file in milliseconds, for what a decoder must survive.
+func FlatGrayJPEG(w, h int) []byte {
+	var out bytes.Buffer
+	seg := func(marker byte, payload ...byte) {
+		out.Write([]byte{0xff, marker, byte((len(payload) + 2) >> 8), byte(len(payload) + 2)})
+		out.Write(payload)
+	}
+	out.Write([]byte{0xff, 0xd8})
+	seg(0xdb, append([]byte{0}, bytes.Repeat([]byte{1}, 64)...)...)
+	seg(0xc0, 8, byte(h>>8), byte(h), byte(w>>8), byte(w), 1, 1, 0x11, 0)
+	// 255 codes of 8 bits and one of 9: symbol s is the byte s.
+	table := make([]byte, 16, 16+256)
+	table[7], table[8] = 255, 1
+	for s := range 256 {
+		table = append(table, byte(s))
+	}
+	seg(0xc4, append([]byte{0x00}, table...)...)
+	seg(0xc4, append([]byte{0x10}, table...)...)
+	seg(0xda, 1, 1, 0x00, 0, 63, 0)
+	blocks := ((w + 7) / 8) * ((h + 7) / 8)
+	out.Write(make([]byte, 2*blocks))
+	out.Write([]byte{0xff, 0xd9})
+	return out.Bytes()
 }
