@@ -302,11 +302,11 @@ type countingMeta struct {
 	thumbs  int
 }
 
-func (c *countingMeta) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) error {
+func (c *countingMeta) CreateThumbnail(ctx context.Context, t *storage.Thumbnail, publish storage.Publish) error {
 	c.mu.Lock()
 	c.thumbs++
 	c.mu.Unlock()
-	return c.metaStore.CreateThumbnail(ctx, t)
+	return c.metaStore.CreateThumbnail(ctx, t, publish)
 }
 
 func (c *countingMeta) ThumbnailInserts() int {

@@ -123,23 +123,28 @@ func (s *Service) fetch(ctx context.Context, local, server, mediaID string) (*st
 		body = &capReader{r: remote.Body, left: limit}
 	}
 	id := s.blobs.Roles().RemoteMedia
-	sum, size, err := s.blobs.Put(ctx, id, body)
+	staged, err := s.blobs.Stage(ctx, id, body)
 	if err != nil {
 		return nil, fmt.Errorf("store remote media: %w", err)
 	}
+	defer staged.Abort()
 	m := &storage.Media{
 		Origin: server, MediaID: mediaID, UploadName: FileName(remote.FileName), ContentType: ContentType(remote.ContentType),
-		SHA256: sum, SizeBytes: size, DatastoreID: id, CreatedAt: time.Now(),
+		SHA256: staged.SHA256(), SizeBytes: staged.Size(), DatastoreID: id, CreatedAt: time.Now(),
 		Authenticated: s.cfg.Freeze,
 	}
-	err = s.media.CreateMedia(ctx, m, storage.Quota{}, nil)
+	// Published with its row, so a purge of the same bytes cannot take them.
+	err = s.media.CreateMedia(ctx, m, storage.Quota{}, staged.Commit)
 	if errors.Is(err, storage.ErrExists) {
 		return s.media.Media(ctx, server, mediaID) // another process fetched it first
+	}
+	if errors.Is(err, storage.ErrQuarantined) {
+		return nil, fmt.Errorf("%s/%s has quarantined bytes: %w", server, mediaID, storage.ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.log.WithFields(logrus.Fields{"origin": server, "media_id": mediaID, "bytes": size}).Debug("remote media cached")
+	s.log.WithFields(logrus.Fields{"origin": server, "media_id": mediaID, "bytes": m.SizeBytes}).Debug("remote media cached")
 	s.stored(m)
 	return m, nil
 }

@@ -47,7 +47,7 @@ func TestSweepOrphans(t *testing.T) {
 	if err := meta.CreateMedia(ctx, &storage.Media{Origin: "example.org", MediaID: "m", SHA256: used, SizeBytes: 4, DatastoreID: "d", ContentType: "text/plain", CreatedAt: time.Now()}, storage.Quota{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := meta.CreateThumbnail(ctx, &storage.Thumbnail{Origin: "example.org", MediaID: "m", Width: 32, Height: 32, Method: "crop", ContentType: "image/png", SHA256: thumb, SizeBytes: 5, DatastoreID: "d", CreatedAt: time.Now()}); err != nil {
+	if err := meta.CreateThumbnail(ctx, &storage.Thumbnail{Origin: "example.org", MediaID: "m", Width: 32, Height: 32, Method: "crop", ContentType: "image/png", SHA256: thumb, SizeBytes: 5, DatastoreID: "d", CreatedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	svc := newServiceWithGrace(t, meta, blobs, 24)

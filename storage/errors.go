@@ -20,6 +20,8 @@ var (
 	ErrFull = errors.New("storage full")
 	// ErrReadOnly: the database or a datastore cannot be written to.
 	ErrReadOnly = errors.New("storage read-only")
+	// ErrQuarantined: the bytes of new media are quarantined.
+	ErrQuarantined = errors.New("content quarantined")
 )
 
 // LimitError is ErrLimitExceeded with the time the limit frees up, where the

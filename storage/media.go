@@ -7,7 +7,9 @@ package storage
 import "time"
 
 // Media is the metadata of one piece of media, identified by (Origin, MediaID).
-// A row is immutable once created.
+// Its bytes and what describes them never change; what moderation and
+// retention set (QuarantinedBy, Protected, LastAccess) is as of when the row
+// was read.
 type Media struct {
 	Origin      string // server name of the homeserver the media belongs to
 	MediaID     string // [A-Za-z0-9_-]+, see mxid.ValidMediaID
@@ -21,6 +23,13 @@ type Media struct {
 	// Authenticated media was created while the media freeze was on and is only
 	// served on authenticated routes.
 	Authenticated bool
+	// QuarantinedBy is who quarantined these bytes; "" unless they are. Set
+	// by reads; quarantine goes through ModerationStore.
+	QuarantinedBy string
+	// Protected media (pinned) is never quarantined, nor purged by age.
+	Protected bool
+	// LastAccess is the last download or thumbnail recorded; zero if none.
+	LastAccess time.Time
 }
 
 // Thumbnail is one stored thumbnail of a piece of media, keyed by the media

@@ -13,7 +13,8 @@ import (
 // MediaStore keeps the media rows.
 type MediaStore interface {
 	// CreateMedia inserts m and adds it to m.UserID's usage. It returns an
-	// error wrapping ErrExists if (m.Origin, m.MediaID) is taken, and
+	// error wrapping ErrExists if (m.Origin, m.MediaID) is taken or was
+	// purged, ErrQuarantined if m's bytes are quarantined, and
 	// ErrQuotaExceeded if m.UserID's uploads would then go over q; it changes
 	// nothing then. Concurrent inserts for one user cannot overshoot q
 	// together. publish, if not nil, runs after every check and before the
@@ -35,7 +36,8 @@ type Publish func(ctx context.Context) error
 type ThumbnailStore interface {
 	// CreateThumbnail inserts t. It returns an error wrapping ErrExists if a
 	// thumbnail with the same key is stored already, and changes nothing then.
-	CreateThumbnail(ctx context.Context, t *Thumbnail) error
+	// publish, if not nil, runs as in MediaStore.CreateMedia.
+	CreateThumbnail(ctx context.Context, t *Thumbnail, publish Publish) error
 	// Thumbnails lists the thumbnails of (origin, mediaID); none is not an error.
 	Thumbnails(ctx context.Context, origin, mediaID string) ([]Thumbnail, error)
 }

@@ -207,20 +207,22 @@ func (s *Service) generate(ctx context.Context, m *storage.Media, specs []thumbn
 	return made, nil
 }
 
-// save writes gen's bytes and its row. If another process stored the same
-// thumbnail first, its row is returned instead.
+// save writes gen's bytes and its row; the bytes are published with the
+// row, so a purge of the same bytes meanwhile cannot take them. If another
+// process stored the same thumbnail first, its row is returned instead.
 func (s *Service) save(ctx context.Context, m *storage.Media, spec thumbnails.Spec, gen *thumbnails.Thumbnail) (*storage.Thumbnail, error) {
 	id := s.blobs.Roles().Thumbnails
-	sum, size, err := s.blobs.Put(ctx, id, bytes.NewReader(gen.Data))
+	staged, err := s.blobs.Stage(ctx, id, bytes.NewReader(gen.Data))
 	if err != nil {
 		return nil, fmt.Errorf("store thumbnail: %w", err)
 	}
+	defer staged.Abort()
 	th := &storage.Thumbnail{
 		Origin: m.Origin, MediaID: m.MediaID, Width: spec.Width, Height: spec.Height,
 		Method: spec.Method, Animated: spec.Animated, ContentType: gen.ContentType,
-		SHA256: sum, SizeBytes: size, DatastoreID: id, CreatedAt: time.Now(),
+		SHA256: staged.SHA256(), SizeBytes: staged.Size(), DatastoreID: id, CreatedAt: time.Now(),
 	}
-	err = s.store.CreateThumbnail(ctx, th)
+	err = s.store.CreateThumbnail(ctx, th, staged.Commit)
 	if errors.Is(err, storage.ErrExists) {
 		stored, lerr := s.store.Thumbnails(ctx, m.Origin, m.MediaID)
 		if lerr != nil {

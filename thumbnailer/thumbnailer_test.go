@@ -80,7 +80,7 @@ type countingStore struct {
 	order []string
 }
 
-func (c *countingStore) CreateThumbnail(ctx context.Context, th *storage.Thumbnail) error {
+func (c *countingStore) CreateThumbnail(ctx context.Context, th *storage.Thumbnail, publish storage.Publish) error {
 	if c.inserts.Add(1) > 1 && c.gate != nil {
 		select {
 		case <-c.gate:
@@ -91,7 +91,7 @@ func (c *countingStore) CreateThumbnail(ctx context.Context, th *storage.Thumbna
 	c.mu.Lock()
 	c.order = append(c.order, fmt.Sprintf("%dx%d %s", th.Width, th.Height, th.Method))
 	c.mu.Unlock()
-	return c.ThumbnailStore.CreateThumbnail(ctx, th)
+	return c.ThumbnailStore.CreateThumbnail(ctx, th, publish)
 }
 
 // made is the sizes stored so far, in order.

@@ -30,8 +30,12 @@ var (
 	_ storage.PreviewStore     = (*Store)(nil)
 )
 
-// uploadsChannel is the LISTEN/NOTIFY channel completed uploads are announced on.
-const uploadsChannel = "mediarepo_uploads"
+// The LISTEN/NOTIFY channels: completed uploads, and changes every process's
+// caches must see.
+const (
+	uploadsChannel = "mediarepo_uploads"
+	eventsChannel  = "mediarepo_events"
+)
 
 // queries are this dialect's SQL text for the shared engine.
 var queries = sqlstore.Queries{
@@ -39,9 +43,11 @@ var queries = sqlstore.Queries{
 		size_bytes, datastore_id, created_ts, authenticated)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (origin, media_id) DO NOTHING`,
-	SelectMedia: `SELECT origin, media_id, upload_name, content_type, user_id, sha256,
-		size_bytes, datastore_id, created_ts, authenticated
-		FROM media WHERE origin = $1 AND media_id = $2`,
+	SelectMedia: `SELECT m.origin, m.media_id, m.upload_name, m.content_type, m.user_id, m.sha256,
+		m.size_bytes, m.datastore_id, m.created_ts, m.authenticated,
+		COALESCE(q.quarantined_by, ''), m.protected, m.last_access_ts
+		FROM media m LEFT JOIN quarantined_hashes q ON q.sha256 = m.sha256
+		WHERE m.origin = $1 AND m.media_id = $2`,
 	InsertThumbnail: `INSERT INTO thumbnails (origin, media_id, width, height, method, animated, content_type,
 		sha256, size_bytes, datastore_id, created_ts)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -50,7 +56,7 @@ var queries = sqlstore.Queries{
 		size_bytes, datastore_id, created_ts
 		FROM thumbnails WHERE origin = $1 AND media_id = $2
 		ORDER BY width, height, method, animated, content_type`,
-	LockUser:     `SELECT pg_advisory_xact_lock(hashtext($1))`,
+	LockKey:      `SELECT pg_advisory_xact_lock(hashtext($1))`,
 	CountPending: `SELECT COUNT(*), MIN(expires_ts) FROM pending_media WHERE user_id = $1 AND expires_ts > $2`,
 	MediaExists:  `SELECT 1 FROM media WHERE origin = $1 AND media_id = $2`,
 	InsertPending: `INSERT INTO pending_media (origin, media_id, user_id, created_ts, expires_ts)
@@ -72,6 +78,7 @@ var queries = sqlstore.Queries{
 	NotifyUploaded:    `SELECT pg_notify('` + uploadsChannel + `', $1)`,
 	BlobReferenced: `SELECT 1 FROM media WHERE datastore_id = $1 AND sha256 = $2
 		UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND sha256 = $2 LIMIT 1`,
+	Param:    "$",
 	Classify: classify,
 }
 
@@ -107,7 +114,10 @@ type Store struct {
 	dsn string // for LISTEN, which needs a connection of its own
 }
 
-var _ storage.UploadWatcher = (*Store)(nil)
+var (
+	_ storage.UploadWatcher = (*Store)(nil)
+	_ storage.Broadcaster   = (*Store)(nil)
+)
 
 // Open connects to dsn, checks the connection, sizes the pool and applies
 // pending migrations; it returns the names of those applied.
@@ -134,10 +144,37 @@ func Open(ctx context.Context, dsn string, pool config.Pool) (*Store, []string, 
 // WatchUploads implements storage.UploadWatcher with LISTEN on its own
 // connection; lib/pq's Listener reconnects by itself.
 func (s *Store) WatchUploads(ctx context.Context, fn func(origin, mediaID string)) error {
+	return s.listen(ctx, uploadsChannel, func(payload string) {
+		if origin, mediaID, ok := strings.Cut(payload, "/"); ok {
+			fn(origin, mediaID)
+		}
+	})
+}
+
+// Broadcast implements storage.Broadcaster with NOTIFY.
+func (s *Store) Broadcast(ctx context.Context, topic, payload string) error {
+	if _, err := s.DB().ExecContext(ctx, `SELECT pg_notify('`+eventsChannel+`', $1)`, topic+"\n"+payload); err != nil {
+		return fmt.Errorf("notify %s: %w", topic, err)
+	}
+	return nil
+}
+
+// WatchBroadcasts implements storage.Broadcaster with LISTEN.
+func (s *Store) WatchBroadcasts(ctx context.Context, fn func(topic, payload string)) error {
+	return s.listen(ctx, eventsChannel, func(payload string) {
+		if topic, rest, ok := strings.Cut(payload, "\n"); ok {
+			fn(topic, rest)
+		}
+	})
+}
+
+// listen calls fn with every notification on channel until ctx is done, on
+// a connection of its own that lib/pq's Listener reconnects by itself.
+func (s *Store) listen(ctx context.Context, channel string, fn func(payload string)) error {
 	l := pq.NewListener(s.dsn, time.Second, 30*time.Second, nil)
 	defer l.Close()
-	if err := l.Listen(uploadsChannel); err != nil {
-		return fmt.Errorf("listen %s: %w", uploadsChannel, err)
+	if err := l.Listen(channel); err != nil {
+		return fmt.Errorf("listen %s: %w", channel, err)
 	}
 	ping := time.NewTicker(time.Minute)
 	defer ping.Stop()
@@ -149,11 +186,9 @@ func (s *Store) WatchUploads(ctx context.Context, fn func(origin, mediaID string
 			l.Ping() // notices a dead connection; reconnection is automatic
 		case n := <-l.Notify:
 			if n == nil {
-				continue // reconnected: waiters re-check the database on their own
+				continue // reconnected: what was missed meanwhile is lost, and the caches' TTLs bound it
 			}
-			if origin, mediaID, ok := strings.Cut(n.Extra, "/"); ok {
-				fn(origin, mediaID)
-			}
+			fn(n.Extra)
 		}
 	}
 }

@@ -56,21 +56,69 @@ func TestWatchUploadsAcrossConnections(t *testing.T) {
 		if err := other.CompleteUpload(ctx, m, storage.Quota{}, nil); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case got := <-seen:
-			if !strings.HasPrefix(got, "example.org/watched") {
-				t.Errorf("notified of %q, want example.org/watched<n>", got)
-			}
-		case <-time.After(300 * time.Millisecond):
-			continue
-		case <-deadline:
-			t.Fatal("no notification of completed uploads")
+		if heard(t, seen, deadline, "example.org/watched") {
+			break
 		}
-		break
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("WatchUploads returned %v, want context.Canceled", err)
+	}
+}
+
+func TestBroadcastsReachOtherConnections(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := config.Pool{MaxConnections: 4, MaxIdleConnections: 2}
+	watcher, _, err := postgres.Open(ctx, dsn, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	other, _, err := postgres.Open(ctx, dsn, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	seen := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- watcher.WatchBroadcasts(ctx, func(topic, payload string) { seen <- topic + "=" + payload })
+	}()
+	deadline := time.After(10 * time.Second)
+	for i := 0; ; i++ {
+		payload := fmt.Sprintf("user%d\nwith a newline", i)
+		if err := other.Broadcast(ctx, "logout", payload); err != nil {
+			t.Fatal(err)
+		}
+		if heard(t, seen, deadline, "logout=user"+fmt.Sprint(i)+"\nwith a newline") {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("WatchBroadcasts returned %v, want context.Canceled", err)
+	}
+}
+
+// heard waits up to 300 ms (LISTEN starts asynchronously) for a message on
+// seen that starts with prefix, skipping the others: tests of other packages
+// share the database and its channels.
+func heard(t *testing.T, seen <-chan string, deadline <-chan time.Time, prefix string) bool {
+	t.Helper()
+	wait := time.After(300 * time.Millisecond)
+	for {
+		select {
+		case got := <-seen:
+			if strings.HasPrefix(got, prefix) {
+				return true
+			}
+		case <-wait:
+			return false
+		case <-deadline:
+			t.Fatalf("nothing starting with %q heard", prefix)
+		}
 	}
 }
 

@@ -34,9 +34,11 @@ var queries = sqlstore.Queries{
 		size_bytes, datastore_id, created_ts, authenticated)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (origin, media_id) DO NOTHING`,
-	SelectMedia: `SELECT origin, media_id, upload_name, content_type, user_id, sha256,
-		size_bytes, datastore_id, created_ts, authenticated
-		FROM media WHERE origin = ? AND media_id = ?`,
+	SelectMedia: `SELECT m.origin, m.media_id, m.upload_name, m.content_type, m.user_id, m.sha256,
+		m.size_bytes, m.datastore_id, m.created_ts, m.authenticated,
+		COALESCE(q.quarantined_by, ''), m.protected, m.last_access_ts
+		FROM media m LEFT JOIN quarantined_hashes q ON q.sha256 = m.sha256
+		WHERE m.origin = ? AND m.media_id = ?`,
 	InsertThumbnail: `INSERT INTO thumbnails (origin, media_id, width, height, method, animated, content_type,
 		sha256, size_bytes, datastore_id, created_ts)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -45,7 +47,7 @@ var queries = sqlstore.Queries{
 		size_bytes, datastore_id, created_ts
 		FROM thumbnails WHERE origin = ? AND media_id = ?
 		ORDER BY width, height, method, animated, content_type`,
-	LockUser:     ``,
+	LockKey:      ``,
 	CountPending: `SELECT COUNT(*), MIN(expires_ts) FROM pending_media WHERE user_id = ? AND expires_ts > ?`,
 	MediaExists:  `SELECT 1 FROM media WHERE origin = ? AND media_id = ?`,
 	InsertPending: `INSERT INTO pending_media (origin, media_id, user_id, created_ts, expires_ts)
@@ -67,6 +69,7 @@ var queries = sqlstore.Queries{
 	NotifyUploaded:    ``,
 	BlobReferenced: `SELECT 1 FROM media WHERE datastore_id = ?1 AND sha256 = ?2
 		UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = ?1 AND sha256 = ?2 LIMIT 1`,
+	Param:    "?",
 	Classify: classify,
 }
 

@@ -5,6 +5,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -21,7 +22,9 @@ type Queries struct {
 	// sha256, size_bytes, datastore_id, created_ts, authenticated, and inserts
 	// nothing on a key conflict.
 	InsertMedia string
-	// SelectMedia takes origin, media_id and returns the same columns.
+	// SelectMedia takes origin, media_id and returns the same columns, then
+	// quarantined_by ('' when the bytes are not quarantined), protected,
+	// last_access_ts.
 	SelectMedia string
 	// InsertThumbnail takes origin, media_id, width, height, method, animated,
 	// content_type, sha256, size_bytes, datastore_id, created_ts, and inserts
@@ -30,9 +33,13 @@ type Queries struct {
 	// SelectThumbnails takes origin, media_id and returns the same columns.
 	SelectThumbnails string
 
-	// LockUser, run first in a transaction, serialises writers for one user_id;
-	// empty where transactions are serialised anyway (SQLite, BEGIN IMMEDIATE).
-	LockUser string
+	// LockKey, run in a transaction, serialises the transactions that take it
+	// for one key (a user ID, a blob) until they end; empty where transactions
+	// are serialised anyway (SQLite, BEGIN IMMEDIATE).
+	LockKey string
+	// Param is how the dialect writes numbered placeholders: "$" ($1) or
+	// "?" (?1). The queries built here use it.
+	Param string
 	// EnsureUsage takes user_id and inserts its zero usage row if missing.
 	EnsureUsage string
 	// SelectUsageForUpdate takes user_id and returns bytes, files, locking
@@ -83,6 +90,7 @@ type Queries struct {
 type Store struct {
 	db *sql.DB
 	q  Queries
+	a  adminQueries // the dialect-neutral ones, in the dialect's placeholders
 }
 
 var (
@@ -94,7 +102,9 @@ var (
 )
 
 // New returns a Store on db, which it closes on Close.
-func New(db *sql.DB, q Queries) *Store { return &Store{db: db, q: q} }
+func New(db *sql.DB, q Queries) *Store {
+	return &Store{db: db, q: q, a: newAdminQueries(q.Param)}
+}
 
 // CreateMedia implements storage.MediaStore.
 func (s *Store) CreateMedia(ctx context.Context, m *storage.Media, q storage.Quota, publish storage.Publish) (err error) {
@@ -107,6 +117,15 @@ func (s *Store) CreateMedia(ctx context.Context, m *storage.Media, q storage.Quo
 // addMedia checks m against its user's quota, inserts it, counts it in the
 // user's usage and publishes its blob, in tx.
 func (s *Store) addMedia(ctx context.Context, tx *sql.Tx, m *storage.Media, q storage.Quota, publish storage.Publish) error {
+	if err := s.lock(ctx, tx, blobLock(m.SHA256)); err != nil {
+		return err
+	}
+	if quarantined, err := rowExists(ctx, tx, s.a.hashQuarantined, m.SHA256); err != nil || quarantined {
+		return cmp.Or(err, storage.ErrQuarantined)
+	}
+	if purged, err := rowExists(ctx, tx, s.a.purged, m.Origin, m.MediaID); err != nil || purged {
+		return cmp.Or(err, fmt.Errorf("media ID purged: %w", storage.ErrExists))
+	}
 	if m.UserID != "" {
 		if err := s.checkQuota(ctx, tx, m, q); err != nil {
 			return err
@@ -181,17 +200,27 @@ func (s *Store) Media(ctx context.Context, origin, mediaID string) (_ *storage.M
 }
 
 // CreateThumbnail implements storage.ThumbnailStore.
-func (s *Store) CreateThumbnail(ctx context.Context, t *storage.Thumbnail) (err error) {
+func (s *Store) CreateThumbnail(ctx context.Context, t *storage.Thumbnail, publish storage.Publish) (err error) {
 	defer s.classify(&err)
-	res, err := s.db.ExecContext(ctx, s.q.InsertThumbnail, t.Origin, t.MediaID, t.Width, t.Height, t.Method,
-		t.Animated, t.ContentType, t.SHA256, t.SizeBytes, t.DatastoreID, t.CreatedAt.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("insert thumbnail of %s/%s: %w", t.Origin, t.MediaID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("insert thumbnail of %s/%s: %w", t.Origin, t.MediaID, storage.ErrExists)
-	}
-	return nil
+	return s.inTx(ctx, "insert thumbnail of "+t.Origin+"/"+t.MediaID, func(tx *sql.Tx) error {
+		if err := s.lock(ctx, tx, blobLock(t.SHA256)); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q.InsertThumbnail, t.Origin, t.MediaID, t.Width, t.Height, t.Method,
+			t.Animated, t.ContentType, t.SHA256, t.SizeBytes, t.DatastoreID, t.CreatedAt.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return storage.ErrExists
+		}
+		if publish != nil {
+			if err := publish(ctx); err != nil {
+				return fmt.Errorf("publish blob %s: %w", t.SHA256, err)
+			}
+		}
+		return nil
+	})
 }
 
 // Thumbnails implements storage.ThumbnailStore.
@@ -223,10 +252,8 @@ func (s *Store) Thumbnails(ctx context.Context, origin, mediaID string) (_ []sto
 func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPending int) (err error) {
 	defer s.classify(&err)
 	return s.inTx(ctx, "reserve media", func(tx *sql.Tx) error {
-		if s.q.LockUser != "" {
-			if _, err := tx.ExecContext(ctx, s.q.LockUser, p.UserID); err != nil {
-				return err
-			}
+		if err := s.lock(ctx, tx, p.UserID); err != nil {
+			return err
 		}
 		if maxPending > 0 {
 			var n int
@@ -242,7 +269,11 @@ func (s *Store) CreatePending(ctx context.Context, p *storage.Pending, maxPendin
 		if err != nil {
 			return err
 		}
-		if exists {
+		purged, err := rowExists(ctx, tx, s.a.purged, p.Origin, p.MediaID)
+		if err != nil {
+			return err
+		}
+		if exists || purged {
 			return storage.ErrExists
 		}
 		res, err := tx.ExecContext(ctx, s.q.InsertPending, p.Origin, p.MediaID, p.UserID, p.CreatedAt.UnixMilli(), p.ExpiresAt.UnixMilli())
@@ -393,6 +424,19 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) e
 	return nil
 }
 
+// lock takes the dialect's transaction lock on key, where it has one.
+func (s *Store) lock(ctx context.Context, tx *sql.Tx, key string) error {
+	if s.q.LockKey == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.q.LockKey, key)
+	return err
+}
+
+// blobLock is the lock key of a blob's bytes: what publishing them and
+// deleting them both take.
+func blobLock(sha256 string) string { return "blob:" + sha256 }
+
 func rowExists(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, error) {
 	var one int
 	err := tx.QueryRowContext(ctx, query, args...).Scan(&one)
@@ -405,14 +449,22 @@ func rowExists(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool
 // Close closes the database; calls after Close fail.
 func (s *Store) Close() error { return s.db.Close() }
 
-func scanMedia(row *sql.Row) (*storage.Media, error) {
+// DB is the database, for what the dialects add (NOTIFY) and for pool
+// statistics and health checks.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// scanMedia reads the columns of SelectMedia.
+func scanMedia(row interface{ Scan(...any) error }) (*storage.Media, error) {
 	var m storage.Media
-	var created int64
+	var created, accessed int64
 	err := row.Scan(&m.Origin, &m.MediaID, &m.UploadName, &m.ContentType, &m.UserID, &m.SHA256,
-		&m.SizeBytes, &m.DatastoreID, &created, &m.Authenticated)
+		&m.SizeBytes, &m.DatastoreID, &created, &m.Authenticated, &m.QuarantinedBy, &m.Protected, &accessed)
 	if err != nil {
 		return nil, err
 	}
 	m.CreatedAt = time.UnixMilli(created)
+	if accessed > 0 {
+		m.LastAccess = time.UnixMilli(accessed)
+	}
 	return &m, nil
 }

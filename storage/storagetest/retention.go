@@ -34,7 +34,7 @@ func retentionBlobReferenced(t *testing.T, s retentionStores) {
 	}
 	th := sampleThumbnail(32, 32, "crop", false) // in datastore "thumbs"
 	th.SHA256 = "1111111111111111111111111111111111111111111111111111111111111111"
-	if err := s.thumbs.CreateThumbnail(ctx, th); err != nil {
+	if err := s.thumbs.CreateThumbnail(ctx, th, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {

@@ -12,9 +12,7 @@ import (
 // RunMetadataStores runs every metadata suite against fresh stores from open,
 // for a store that implements every metadata interface (the sqlstore engine).
 func RunMetadataStores[S interface {
-	storage.MediaStore
-	storage.ThumbnailStore
-	storage.ReservationStore
+	AdminStore
 	storage.PreviewStore
 	storage.RetentionStore
 }](t *testing.T, open func(t *testing.T) S) {
@@ -32,6 +30,9 @@ func RunMetadataStores[S interface {
 	})
 	t.Run("previews", func(t *testing.T) {
 		RunPreviewStore(t, func(t *testing.T) storage.PreviewStore { return open(t) })
+	})
+	t.Run("admin", func(t *testing.T) {
+		RunAdminStores(t, func(t *testing.T) AdminStore { return open(t) })
 	})
 	t.Run("retention", func(t *testing.T) {
 		RunRetentionStore(t, func(t *testing.T) (storage.RetentionStore, storage.MediaStore, storage.ThumbnailStore) {

@@ -36,13 +36,13 @@ func thumbnailsRoundTrip(t *testing.T, s storage.ThumbnailStore) {
 		sampleThumbnail(32, 32, "crop", true), sampleThumbnail(800, 600, "scale", false),
 	}
 	for _, th := range want {
-		if err := s.CreateThumbnail(ctx, th); err != nil {
+		if err := s.CreateThumbnail(ctx, th, nil); err != nil {
 			t.Fatalf("CreateThumbnail(%+v): %v", th, err)
 		}
 	}
 	other := sampleThumbnail(32, 32, "crop", false)
 	other.MediaID = "other"
-	s.CreateThumbnail(ctx, other)
+	s.CreateThumbnail(ctx, other, nil)
 	got, err := s.Thumbnails(ctx, "example.org", "abcDEF123_-")
 	if err != nil || len(got) != len(want) {
 		t.Fatalf("Thumbnails = %d, %v; want %d", len(got), err, len(want))
@@ -63,12 +63,12 @@ func thumbnailsRoundTrip(t *testing.T, s storage.ThumbnailStore) {
 
 func thumbnailDuplicate(t *testing.T, s storage.ThumbnailStore) {
 	ctx := context.Background()
-	if err := s.CreateThumbnail(ctx, sampleThumbnail(96, 96, "crop", false)); err != nil {
+	if err := s.CreateThumbnail(ctx, sampleThumbnail(96, 96, "crop", false), nil); err != nil {
 		t.Fatal(err)
 	}
 	again := sampleThumbnail(96, 96, "crop", false)
 	again.SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
-	if err := s.CreateThumbnail(ctx, again); !errors.Is(err, storage.ErrExists) {
+	if err := s.CreateThumbnail(ctx, again, nil); !errors.Is(err, storage.ErrExists) {
 		t.Fatalf("second CreateThumbnail = %v, want ErrExists", err)
 	}
 	got, _ := s.Thumbnails(ctx, "example.org", "abcDEF123_-")
