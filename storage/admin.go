@@ -96,7 +96,7 @@ type ServerUsage struct {
 // Estimate is what media and thumbnails of one datastore idle since a time
 // add up to: rows, distinct blobs, and the bytes of those blobs.
 type Estimate struct {
-	Media, MediaBlobs, MediaBytes             int64
+	Media, MediaBlobs, MediaBytes              int64
 	Thumbnails, ThumbnailBlobs, ThumbnailBytes int64
 	Blobs, Bytes                               int64 // both together, each blob once
 }
