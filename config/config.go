@@ -41,6 +41,11 @@ type Config struct {
 	Federation Federation `yaml:"federation"`
 	// Retention removes what nothing needs any more.
 	Retention Retention `yaml:"retention"`
+	// Quarantine controls how quarantined media is answered and who may
+	// quarantine.
+	Quarantine Quarantine `yaml:"quarantine"`
+	// Metrics serves Prometheus metrics on a listener of their own.
+	Metrics Metrics `yaml:"metrics"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -100,6 +105,41 @@ type Homeserver struct {
 	// used to sign federation requests for remote media. Without it, remote
 	// media is fetched over the unauthenticated legacy route only.
 	SigningKeyPath string `yaml:"signingKeyPath"`
+	// AdminAPIKind is how the homeserver tells its admins: "matrix" (or
+	// "dendrite") asks the spec's /_matrix/client/v3/admin/whois, "synapse"
+	// Synapse's admin API, which also lists a room's media.
+	AdminAPIKind string `yaml:"adminApiKind"`
+}
+
+// Admin API kinds.
+const (
+	AdminAPIMatrix   = "matrix"
+	AdminAPISynapse  = "synapse"
+	AdminAPIDendrite = "dendrite"
+)
+
+// Quarantine controls the answers for quarantined media.
+type Quarantine struct {
+	// ReplaceThumbnails answers a thumbnail of quarantined media with a
+	// replacement image of the size asked for, instead of 404.
+	ReplaceThumbnails bool `yaml:"replaceThumbnails"`
+	// ReplaceDownloads answers a download of quarantined media with the
+	// replacement image (512x512 PNG), instead of 404.
+	ReplaceDownloads bool `yaml:"replaceDownloads"`
+	// ThumbnailPath is the replacement image; empty draws one.
+	ThumbnailPath string `yaml:"thumbnailPath"`
+	// AllowLocalAdmins lets homeserver admins quarantine their own
+	// homeserver's media; repository admins always may.
+	AllowLocalAdmins bool `yaml:"allowLocalAdmins"`
+}
+
+// Metrics is the Prometheus listener.
+type Metrics struct {
+	// Enabled serves GET /metrics on BindAddress:Port, never on the public
+	// listener.
+	Enabled     bool   `yaml:"enabled"`
+	BindAddress string `yaml:"bindAddress"`
+	Port        int    `yaml:"port"`
 }
 
 // AccessTokens controls access-token caching.
@@ -368,6 +408,9 @@ type Downloads struct {
 	MaxBytes int64 `yaml:"maxBytes"`
 	// FailureCacheMinutes is how long a failed remote fetch is remembered.
 	FailureCacheMinutes int `yaml:"failureCacheMinutes"`
+	// ExpireAfterDays removes cached remote media not downloaded for this
+	// many days (it is fetched again when asked for); 0 keeps it.
+	ExpireAfterDays int `yaml:"expireAfterDays"`
 }
 
 // Federation controls fetching media from other servers.
@@ -416,6 +459,9 @@ type Thumbnails struct {
 	// Sizes are, without dynamicSizing, the only sizes served: the best match
 	// for a request is picked. All of a media's are made from one decode.
 	Sizes []ThumbnailSize `yaml:"sizes"`
+	// ExpireAfterDays removes thumbnails made this many days ago (they are
+	// made again when asked for); 0 keeps them.
+	ExpireAfterDays int `yaml:"expireAfterDays"`
 	// Pregenerate are the requests clients make first, whose thumbnails are
 	// made right after an upload (each the size of sizes that serves it);
 	// the other sizes are made when first asked for. Empty: none.

@@ -69,7 +69,32 @@ func (c *Config) Validate() error {
 	if c.Downloads.MaxBytes < 0 {
 		errs = append(errs, errors.New("downloads.maxBytes: must not be negative (0 means no limit)"))
 	}
+	if c.Downloads.ExpireAfterDays < 0 {
+		errs = append(errs, errors.New("downloads.expireAfterDays: must not be negative (0 keeps remote media)"))
+	}
+	if c.Thumbnails.ExpireAfterDays < 0 {
+		errs = append(errs, errors.New("thumbnails.expireAfterDays: must not be negative (0 keeps thumbnails)"))
+	}
+	errs = append(errs, c.validateMetrics()...)
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateMetrics() []error {
+	m := c.Metrics
+	if !m.Enabled {
+		return nil
+	}
+	var errs []error
+	if m.Port < 1 || m.Port > 65535 {
+		errs = append(errs, fmt.Errorf("metrics.port: %d is not a TCP port", m.Port))
+	}
+	if net.ParseIP(m.BindAddress) == nil {
+		errs = append(errs, fmt.Errorf("metrics.bindAddress: %q is not an IP address", m.BindAddress))
+	}
+	if m.Port == c.Repo.Port {
+		errs = append(errs, fmt.Errorf("metrics.port: %d is repo.port; metrics need a listener of their own", m.Port))
+	}
+	return errs
 }
 
 func (r *Repo) validate(path string) []error {
@@ -120,6 +145,11 @@ func (c *Config) validateHomeservers() []error {
 		u, err := url.Parse(hs.CSAPI)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("%s.csApi: must be an absolute http(s) URL, got %q", path, hs.CSAPI))
+		}
+		switch hs.AdminAPIKind {
+		case "", AdminAPIMatrix, AdminAPISynapse, AdminAPIDendrite:
+		default:
+			errs = append(errs, fmt.Errorf("%s.adminApiKind: %q is not matrix, synapse or dendrite", path, hs.AdminAPIKind))
 		}
 	}
 	return errs

@@ -34,12 +34,15 @@ const (
 
 // CachedAuthenticator remembers answers of another Authenticator: accepted
 // tokens for ttl, refused ones (401, 403) for at most five seconds, and
-// anything else (unreachable, rate limited) not at all. Concurrent checks of one token make one call.
+// anything else (unreachable, rate limited) not at all. Concurrent checks of
+// one token make one call. Tokens are kept by TokenKey, never themselves. A
+// logout drops a token (Forget) or every token of a user (ForgetUser) at once.
 type CachedAuthenticator struct {
 	next     Authenticator
 	ttl      time.Duration
 	ok       *lru.Cache[string, cached]
 	rejected *lru.Cache[string, cached]
+	revoked  *lru.Cache[string, time.Time] // user ID -> tokens cached before are stale
 	flight   *flight.Group[Identity]
 	now      func() time.Time
 }
@@ -47,6 +50,7 @@ type CachedAuthenticator struct {
 type cached struct {
 	id      Identity
 	err     error
+	at      time.Time
 	expires time.Time
 }
 
@@ -55,7 +59,11 @@ type cached struct {
 func NewCachedAuthenticator(next Authenticator, ttl time.Duration) *CachedAuthenticator {
 	ok, _ := lru.New[string, cached](cacheEntries)
 	rejected, _ := lru.New[string, cached](rejectedEntries)
-	return &CachedAuthenticator{next: next, ttl: ttl, ok: ok, rejected: rejected, flight: flight.New[Identity](0), now: time.Now}
+	revoked, _ := lru.New[string, time.Time](rejectedEntries)
+	return &CachedAuthenticator{
+		next: next, ttl: ttl, ok: ok, rejected: rejected, revoked: revoked,
+		flight: flight.New[Identity](0), now: time.Now,
+	}
 }
 
 // Close cancels token checks under way and waits for them.
@@ -66,9 +74,9 @@ func (c *CachedAuthenticator) Close() error {
 
 // WhoAmI implements Authenticator.
 func (c *CachedAuthenticator) WhoAmI(ctx context.Context, hs *config.Homeserver, token string) (Identity, error) {
-	key := hs.Name + "\x00" + token
+	key := TokenKey(hs, token)
 	now := c.now()
-	if e, hit := c.ok.Get(key); hit && now.Before(e.expires) {
+	if e, hit := c.ok.Get(key); hit && now.Before(e.expires) && !c.stale(e) {
 		return e.id, nil
 	}
 	if e, hit := c.rejected.Get(key); hit && now.Before(e.expires) {
@@ -88,7 +96,25 @@ func (c *CachedAuthenticator) WhoAmI(ctx context.Context, hs *config.Homeserver,
 		return Identity{}, err
 	}
 	if c.ttl > 0 {
-		c.ok.Add(key, cached{id: id, expires: now.Add(c.ttl)})
+		c.ok.Add(key, cached{id: id, at: now, expires: now.Add(c.ttl)})
 	}
 	return id, nil
+}
+
+// stale reports whether e was cached before its user logged out everywhere.
+func (c *CachedAuthenticator) stale(e cached) bool {
+	at, ok := c.revoked.Get(e.id.UserID)
+	return ok && !e.at.After(at)
+}
+
+// Forget drops the token TokenKey named key, after its logout.
+func (c *CachedAuthenticator) Forget(key string) {
+	c.ok.Remove(key)
+	c.rejected.Remove(key)
+}
+
+// ForgetUser drops every token of userID cached until now, after a logout
+// from all devices. Kept for ttl: older entries have expired by then.
+func (c *CachedAuthenticator) ForgetUser(userID string) {
+	c.revoked.Add(userID, c.now())
 }
