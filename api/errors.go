@@ -128,6 +128,7 @@ var sentinels = []struct {
 	{media.ErrTooManyPending, 429, "M_LIMIT_EXCEEDED", "Too many media IDs reserved and not uploaded yet", 0},
 	{media.ErrTooLarge, 413, "M_TOO_LARGE", "Upload is larger than the limit of this server", 0},
 	{media.ErrTooSmall, 400, "M_TOO_SMALL", "Upload is smaller than the minimum size of this server", 0},
+	{storage.ErrQuarantined, 403, "M_FORBIDDEN", "This content is not allowed on this server", 0},
 	{storage.ErrNotFound, 404, "M_NOT_FOUND", "Media not found", 0},
 	{storage.ErrQuotaExceeded, 403, "M_FORBIDDEN", "Your media storage quota is used up", 0},
 	{homeserver.ErrUnknownToken, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token", 0},

@@ -52,8 +52,8 @@ func (s *Service) Find(ctx context.Context, r Request) (*storage.Media, error) {
 	return m, err
 }
 
-// Local looks stored media up, through the row cache. Rows are immutable, so
-// a cached row is always current.
+// Local looks stored media up, through the row cache, which Forget keeps
+// current.
 func (s *Service) Local(ctx context.Context, origin, mediaID string) (*storage.Media, error) {
 	key := origin + "/" + mediaID
 	if m, ok := s.rows.Get(key); ok {

@@ -57,8 +57,9 @@ var (
 const (
 	defaultRecheck       = time.Second
 	defaultSweepInterval = 10 * time.Minute
-	// mediaCacheEntries bounds the in-process cache of media rows. Rows are
-	// immutable, so the cache needs no invalidation until deletion arrives.
+	// mediaCacheEntries bounds the in-process cache of media rows. What can
+	// change in a row (quarantine, protection) or remove it (purges) tells
+	// every process's cache through Forget.
 	mediaCacheEntries = 50_000
 	// failureCacheEntries bounds the remembered remote failures.
 	failureCacheEntries = 50_000
@@ -109,6 +110,8 @@ type Options struct {
 	// Stored is called with every new media row (uploads, remote media,
 	// server-made media), e.g. to queue its thumbnails. Optional.
 	Stored func(*storage.Media)
+	// Access records last accesses in batches; nil records none.
+	Access storage.AccessStore
 	Log    *logrus.Entry
 }
 
@@ -126,20 +129,24 @@ type Service struct {
 	missing  *lru.Cache[string, time.Time] // local IDs known absent, until
 	fetches  *flight.Group[*storage.Media]
 	waiters  waiters
+	access   storage.AccessStore // nil: accesses not recorded
+	accessed accesses
 
 	stop       context.CancelFunc
 	background sync.WaitGroup
 }
 
 // New checks opts and starts the background work (the watcher of other
-// processes' uploads, the sweep of expired reservations); Close stops it.
+// processes' uploads, the sweep of expired reservations, the writer of last
+// accesses); Close stops it.
 func New(opts Options) (*Service, error) {
 	if opts.Media == nil || opts.Reservations == nil || opts.Blobs == nil || opts.Log == nil {
 		return nil, errors.New("media.New: Media, Reservations, Blobs and Log are required")
 	}
 	s := &Service{
 		cfg: opts.Config, media: opts.Media, res: opts.Reservations, blobs: opts.Blobs,
-		remote: opts.Remote, stored: opts.Stored, log: opts.Log,
+		remote: opts.Remote, stored: opts.Stored, log: opts.Log, access: opts.Access,
+		accessed: accesses{at: map[storage.MediaKey]time.Time{}, full: make(chan struct{}, 1)},
 	}
 	if s.stored == nil {
 		s.stored = func(*storage.Media) {}
@@ -160,6 +167,9 @@ func New(opts Options) (*Service, error) {
 	s.run(ctx, s.sweepReservations)
 	if opts.Watcher != nil {
 		s.run(ctx, func(ctx context.Context) { s.watchUploads(ctx, opts.Watcher) })
+	}
+	if s.access != nil {
+		s.run(ctx, s.recordAccesses)
 	}
 	return s, nil
 }

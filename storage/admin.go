@@ -118,12 +118,15 @@ type CatalogStore interface {
 
 // ModerationStore quarantines bytes and protects media.
 type ModerationStore interface {
-	// Quarantine marks the bytes sums quarantined by by, skipping bytes of
-	// protected media, and returns how many media rows became quarantined.
-	Quarantine(ctx context.Context, sums []string, by string) (int64, error)
-	// Unquarantine lifts the quarantine of sums and returns how many media
-	// rows it lifted it from.
-	Unquarantine(ctx context.Context, sums []string) (int64, error)
+	// Quarantine marks the bytes sums quarantined by by, for media of origin
+	// scope only, or of every origin if scope is "". It skips bytes that
+	// protected media in the scope has, and returns how many media rows
+	// became quarantined.
+	Quarantine(ctx context.Context, sums []string, scope, by string) (int64, error)
+	// Unquarantine lifts the quarantines of sums with scope, or all of them
+	// if everywhere, and returns how many media rows are no longer
+	// quarantined.
+	Unquarantine(ctx context.Context, sums []string, scope string, everywhere bool) (int64, error)
 	// SetProtected protects or unprotects one media; unknown media is an
 	// error wrapping ErrNotFound.
 	SetProtected(ctx context.Context, origin, mediaID string, protected bool) error

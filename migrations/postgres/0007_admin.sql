@@ -9,12 +9,17 @@ ALTER TABLE media ADD COLUMN last_access_ts BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX media_origin_created_idx ON media (origin, created_ts);
 CREATE INDEX thumbnails_created_idx ON thumbnails (created_ts);
 
--- Quarantine is of bytes: every media with a quarantined hash is never
--- served, and uploads of those bytes are refused, whatever their media ID.
+-- Quarantine is of bytes: media with quarantined bytes is never served, and
+-- uploads of those bytes are refused, whatever their media ID. A repository
+-- admin's quarantine (scope '') covers every origin; a homeserver admin's
+-- only that homeserver's media (scope = its server name), so one tenant
+-- cannot take down another's.
 CREATE TABLE quarantined_hashes (
-	sha256         TEXT   NOT NULL PRIMARY KEY,
+	sha256         TEXT   NOT NULL,
+	scope          TEXT   NOT NULL,
 	quarantined_by TEXT   NOT NULL,
-	created_ts     BIGINT NOT NULL
+	created_ts     BIGINT NOT NULL,
+	PRIMARY KEY (sha256, scope)
 );
 
 -- Local media IDs that were purged: never handed out or uploaded to again.

@@ -36,9 +36,10 @@ var queries = sqlstore.Queries{
 		ON CONFLICT (origin, media_id) DO NOTHING`,
 	SelectMedia: `SELECT m.origin, m.media_id, m.upload_name, m.content_type, m.user_id, m.sha256,
 		m.size_bytes, m.datastore_id, m.created_ts, m.authenticated,
-		COALESCE(q.quarantined_by, ''), m.protected, m.last_access_ts
-		FROM media m LEFT JOIN quarantined_hashes q ON q.sha256 = m.sha256
-		WHERE m.origin = ? AND m.media_id = ?`,
+		COALESCE((SELECT q.quarantined_by FROM quarantined_hashes q
+			WHERE q.sha256 = m.sha256 AND q.scope IN ('', m.origin) ORDER BY q.scope LIMIT 1), ''),
+		m.protected, m.last_access_ts
+		FROM media m WHERE m.origin = ? AND m.media_id = ?`,
 	InsertThumbnail: `INSERT INTO thumbnails (origin, media_id, width, height, method, animated, content_type,
 		sha256, size_bytes, datastore_id, created_ts)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

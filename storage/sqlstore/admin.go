@@ -27,25 +27,30 @@ var (
 type adminQueries struct {
 	param string
 
-	hashQuarantined, purged                            string
-	quarantine, countBySum, unquarantine, setProtected string
-	selectForDelete, deleteMedia, tombstone            string
-	thumbBlobsOf, deleteThumbsOf                       string
-	thumbBlobsBefore, deleteThumbsBefore               string
-	blobReferenced                                     string
-	serverMedia, serverThumbs                          string
-	insertTask, finishTask, selectTasks, selectTask    string
-	acquireLease, releaseLease, recordAccess           string
-	estimateMedia, estimateThumbs, estimateAll         string
+	hashQuarantined, purged                         string
+	quarantine, newlyCovered, setProtected          string
+	unquarantine, unquarantineAll                   string
+	selectForDelete, deleteMedia, tombstone         string
+	thumbBlobsOf, deleteThumbsOf                    string
+	thumbBlobsBefore, deleteThumbsBefore            string
+	blobReferenced                                  string
+	serverMedia, serverThumbs                       string
+	insertTask, finishTask, selectTasks, selectTask string
+	acquireLease, releaseLease, recordAccess        string
+	estimateMedia, estimateThumbs, estimateAll      string
 }
 
-// mediaColumns are SelectMedia's columns, on media m joined to
-// quarantined_hashes q.
+// quarantineOf selects the quarantines that cover media m: of its bytes,
+// everywhere or on its own origin.
+const quarantineOf = `FROM quarantined_hashes q WHERE q.sha256 = m.sha256 AND q.scope IN ('', m.origin)`
+
+// mediaColumns are SelectMedia's columns, on media m.
 const mediaColumns = `m.origin, m.media_id, m.upload_name, m.content_type, m.user_id, m.sha256,
 	m.size_bytes, m.datastore_id, m.created_ts, m.authenticated,
-	COALESCE(q.quarantined_by, ''), m.protected, m.last_access_ts`
+	COALESCE((SELECT q.quarantined_by ` + quarantineOf + ` ORDER BY q.scope LIMIT 1), ''),
+	m.protected, m.last_access_ts`
 
-const mediaFrom = ` FROM media m LEFT JOIN quarantined_hashes q ON q.sha256 = m.sha256`
+const mediaFrom = ` FROM media m`
 
 // idle is when media was last used: its last access, or its creation if it
 // was never accessed.
@@ -58,14 +63,18 @@ func newAdminQueries(param string) adminQueries {
 		WHERE t.datastore_id = $1 AND m.last_access_ts > 0 AND m.last_access_ts < $2`
 	return adminQueries{
 		param:           param,
-		hashQuarantined: r(`SELECT 1 FROM quarantined_hashes WHERE sha256 = $1`),
+		hashQuarantined: r(`SELECT 1 FROM quarantined_hashes WHERE sha256 = $1 AND scope IN ('', $2)`),
 		purged:          r(`SELECT 1 FROM purged_media WHERE origin = $1 AND media_id = $2`),
-		quarantine: r(`INSERT INTO quarantined_hashes (sha256, quarantined_by, created_ts)
-			SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT) WHERE NOT EXISTS (SELECT 1 FROM media WHERE sha256 = $1 AND protected)
+		// Media the quarantine of $1 with scope $2 would newly cover.
+		newlyCovered: r(`SELECT COUNT(*) FROM media m WHERE m.sha256 = $1 AND ($2 = '' OR m.origin = $2)
+			AND NOT EXISTS (SELECT 1 ` + quarantineOf + `)`),
+		quarantine: r(`INSERT INTO quarantined_hashes (sha256, scope, quarantined_by, created_ts)
+			SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS BIGINT)
+			WHERE NOT EXISTS (SELECT 1 FROM media WHERE sha256 = $1 AND protected AND ($2 = '' OR origin = $2))
 			ON CONFLICT DO NOTHING`),
-		countBySum:   r(`SELECT COUNT(*) FROM media WHERE sha256 = $1`),
-		unquarantine: r(`DELETE FROM quarantined_hashes WHERE sha256 = $1`),
-		setProtected: r(`UPDATE media SET protected = $3 WHERE origin = $1 AND media_id = $2`),
+		unquarantineAll: r(`DELETE FROM quarantined_hashes WHERE sha256 = $1`),
+		unquarantine:    r(`DELETE FROM quarantined_hashes WHERE sha256 = $1 AND scope = $2`),
+		setProtected:    r(`UPDATE media SET protected = $3 WHERE origin = $1 AND media_id = $2`),
 		selectForDelete: r(`SELECT ` + mediaColumns + mediaFrom +
 			` WHERE m.origin = $1 AND m.media_id = $2`),
 		deleteMedia:        r(`DELETE FROM media WHERE origin = $1 AND media_id = $2`),
@@ -148,10 +157,10 @@ func (a *adminQueries) filterSQL(f storage.MediaFilter) (string, []any) {
 		conds = append(conds, "m.size_bytes > "+arg(f.LargerThan))
 	}
 	if f.Quarantined {
-		conds = append(conds, "q.sha256 IS NOT NULL")
+		conds = append(conds, "EXISTS (SELECT 1 "+quarantineOf+")")
 	}
 	if f.NotQuarantined {
-		conds = append(conds, "q.sha256 IS NULL")
+		conds = append(conds, "NOT EXISTS (SELECT 1 "+quarantineOf+")")
 	}
 	if f.NotProtected {
 		conds = append(conds, "NOT m.protected")
@@ -171,7 +180,7 @@ var mediaOrder = map[storage.MediaOrder]string{
 	storage.ByLastAccess:  "m.last_access_ts",
 	storage.BySize:        "m.size_bytes",
 	storage.ByContentType: "m.content_type",
-	storage.ByQuarantined: "COALESCE(q.quarantined_by, '')",
+	storage.ByQuarantined: "COALESCE((SELECT MIN(q.quarantined_by) " + quarantineOf + "), '')",
 	storage.ByProtected:   "m.protected",
 }
 
@@ -311,23 +320,22 @@ func (s *Store) Estimate(ctx context.Context, datastoreID string, idleSince time
 }
 
 // Quarantine implements storage.ModerationStore.
-func (s *Store) Quarantine(ctx context.Context, sums []string, by string) (n int64, err error) {
+func (s *Store) Quarantine(ctx context.Context, sums []string, scope, by string) (n int64, err error) {
 	defer s.classify(&err)
 	err = s.inTx(ctx, "quarantine", func(tx *sql.Tx) error {
 		now := time.Now().UnixMilli()
 		for _, sum := range dedupe(sums) {
-			res, err := tx.ExecContext(ctx, s.a.quarantine, sum, by, now)
+			var covered int64
+			if err := tx.QueryRowContext(ctx, s.a.newlyCovered, sum, scope).Scan(&covered); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, s.a.quarantine, sum, scope, by, now)
 			if err != nil {
 				return err
 			}
-			if k, err := res.RowsAffected(); err != nil || k == 0 {
-				continue // quarantined already, or bytes of protected media
+			if k, err := res.RowsAffected(); err == nil && k > 0 {
+				n += covered
 			}
-			var rows int64
-			if err := tx.QueryRowContext(ctx, s.a.countBySum, sum).Scan(&rows); err != nil {
-				return err
-			}
-			n += rows
 		}
 		return nil
 	})
@@ -335,22 +343,28 @@ func (s *Store) Quarantine(ctx context.Context, sums []string, by string) (n int
 }
 
 // Unquarantine implements storage.ModerationStore.
-func (s *Store) Unquarantine(ctx context.Context, sums []string) (n int64, err error) {
+func (s *Store) Unquarantine(ctx context.Context, sums []string, scope string, everywhere bool) (n int64, err error) {
 	defer s.classify(&err)
 	err = s.inTx(ctx, "unquarantine", func(tx *sql.Tx) error {
 		for _, sum := range dedupe(sums) {
-			res, err := tx.ExecContext(ctx, s.a.unquarantine, sum)
+			// Counted as media left uncovered: before and after.
+			var before, after int64
+			if err := tx.QueryRowContext(ctx, s.a.newlyCovered, sum, "").Scan(&before); err != nil {
+				return err
+			}
+			var err error
+			if everywhere {
+				_, err = tx.ExecContext(ctx, s.a.unquarantineAll, sum)
+			} else {
+				_, err = tx.ExecContext(ctx, s.a.unquarantine, sum, scope)
+			}
 			if err != nil {
 				return err
 			}
-			if k, err := res.RowsAffected(); err != nil || k == 0 {
-				continue
-			}
-			var rows int64
-			if err := tx.QueryRowContext(ctx, s.a.countBySum, sum).Scan(&rows); err != nil {
+			if err := tx.QueryRowContext(ctx, s.a.newlyCovered, sum, "").Scan(&after); err != nil {
 				return err
 			}
-			n += rows
+			n += after - before
 		}
 		return nil
 	})

@@ -37,6 +37,7 @@ func RunAdminStores(t *testing.T, open func(t *testing.T) AdminStore) {
 		{"datastore estimate counts idle media and thumbnails", adminEstimate},
 		{"quarantine is of bytes, across media", adminQuarantineByHash},
 		{"quarantined bytes cannot be stored again", adminQuarantinedUpload},
+		{"a homeserver's quarantine covers its own media only", adminScopedQuarantine},
 		{"protected media is never quarantined", adminProtected},
 		{"delete media: rows, thumbnails, usage, blobs", adminDeleteMedia},
 		{"purged local IDs are never used again; remote ones are", adminTombstones},
@@ -96,7 +97,7 @@ func adminFindFilters(t *testing.T, s AdminStore) {
 	if err := s.RecordAccess(ctx, map[storage.MediaKey]time.Time{{Origin: "example.org", MediaID: "old"}: now}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Quarantine(ctx, []string{fakeSum("c")}, "@admin:example.org"); err != nil {
+	if _, err := s.Quarantine(ctx, []string{fakeSum("c")}, "", "@admin:example.org"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetProtected(ctx, "example.org", "new", true); err != nil {
@@ -269,7 +270,7 @@ func adminQuarantineByHash(t *testing.T, s AdminStore) {
 	put(t, s, "example.org", "a", "", "bad", 10, time.Now())
 	put(t, s, "remote.org", "b", "", "bad", 10, time.Now())
 	put(t, s, "example.org", "c", "", "good", 10, time.Now())
-	n, err := s.Quarantine(ctx, []string{fakeSum("bad"), fakeSum("bad"), fakeSum("nothing stored")}, "@mod:example.org")
+	n, err := s.Quarantine(ctx, []string{fakeSum("bad"), fakeSum("bad"), fakeSum("nothing stored")}, "", "@mod:example.org")
 	if err != nil || n != 2 {
 		t.Fatalf("Quarantine = %d, %v; want the 2 media with those bytes", n, err)
 	}
@@ -281,23 +282,23 @@ func adminQuarantineByHash(t *testing.T, s AdminStore) {
 	if m, _ := s.Media(ctx, "example.org", "c"); m.QuarantinedBy != "" {
 		t.Errorf("other bytes quarantined: %+v", m)
 	}
-	if n, _ := s.Quarantine(ctx, []string{fakeSum("bad")}, "@mod:example.org"); n != 0 {
+	if n, _ := s.Quarantine(ctx, []string{fakeSum("bad")}, "", "@mod:example.org"); n != 0 {
 		t.Errorf("quarantining again changed %d rows, want 0", n)
 	}
-	if n, err := s.Unquarantine(ctx, []string{fakeSum("bad")}); err != nil || n != 2 {
+	if n, err := s.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); err != nil || n != 2 {
 		t.Errorf("Unquarantine = %d, %v; want 2", n, err)
 	}
 	if m, _ := s.Media(ctx, "remote.org", "b"); m.QuarantinedBy != "" {
 		t.Errorf("after unquarantine: %+v", m)
 	}
-	if n, _ := s.Unquarantine(ctx, []string{fakeSum("bad")}); n != 0 {
+	if n, _ := s.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); n != 0 {
 		t.Errorf("unquarantining again changed %d rows, want 0", n)
 	}
 }
 
 func adminQuarantinedUpload(t *testing.T, s AdminStore) {
 	ctx := context.Background()
-	if _, err := s.Quarantine(ctx, []string{fakeSum("bad")}, "@mod:example.org"); err != nil {
+	if _, err := s.Quarantine(ctx, []string{fakeSum("bad")}, "", "@mod:example.org"); err != nil {
 		t.Fatal(err)
 	}
 	published := false
@@ -312,6 +313,41 @@ func adminQuarantinedUpload(t *testing.T, s AdminStore) {
 	}
 }
 
+func adminScopedQuarantine(t *testing.T, s AdminStore) {
+	ctx := context.Background()
+	put(t, s, "example.org", "a", "", "bad", 10, time.Now())
+	put(t, s, "other.org", "b", "", "bad", 10, time.Now())
+	if n, err := s.Quarantine(ctx, []string{fakeSum("bad")}, "example.org", "@admin:example.org"); err != nil || n != 1 {
+		t.Fatalf("Quarantine scoped to example.org = %d, %v; want its 1 media", n, err)
+	}
+	if m, _ := s.Media(ctx, "other.org", "b"); m.QuarantinedBy != "" {
+		t.Errorf("another origin's media with the same bytes was quarantined: %+v", m)
+	}
+	if m, _ := s.Media(ctx, "example.org", "a"); m.QuarantinedBy != "@admin:example.org" {
+		t.Errorf("scoped quarantine not applied: %+v", m)
+	}
+	upload := func(origin, id string) error {
+		return s.CreateMedia(ctx, &storage.Media{Origin: origin, MediaID: id, ContentType: "image/png",
+			SHA256: fakeSum("bad"), SizeBytes: 10, DatastoreID: "local", CreatedAt: time.Now()}, storage.Quota{}, nil)
+	}
+	if err := upload("example.org", "again"); !errors.Is(err, storage.ErrQuarantined) {
+		t.Errorf("upload of the bytes to example.org = %v, want ErrQuarantined", err)
+	}
+	if err := upload("other.org", "fine"); err != nil {
+		t.Errorf("upload of the bytes to other.org = %v, want it stored", err)
+	}
+	// A repository admin's quarantine then covers the rest.
+	if n, _ := s.Quarantine(ctx, []string{fakeSum("bad")}, "", "@root:example.org"); n != 2 {
+		t.Errorf("global quarantine covered %d more, want 2 (other.org's)", n)
+	}
+	if n, _ := s.Unquarantine(ctx, []string{fakeSum("bad")}, "example.org", false); n != 0 {
+		t.Errorf("lifting the scoped quarantine under a global one uncovered %d, want 0", n)
+	}
+	if n, _ := s.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); n != 3 {
+		t.Errorf("lifting every quarantine uncovered %d, want 3", n)
+	}
+}
+
 func adminProtected(t *testing.T, s AdminStore) {
 	ctx := context.Background()
 	put(t, s, "example.org", "pinned", "", "x", 10, time.Now())
@@ -323,13 +359,13 @@ func adminProtected(t *testing.T, s AdminStore) {
 		t.Errorf("after SetProtected: %+v", m)
 	}
 	// Its bytes are shared: quarantining them would take it down too.
-	if n, err := s.Quarantine(ctx, []string{fakeSum("x")}, "@mod:example.org"); err != nil || n != 0 {
+	if n, err := s.Quarantine(ctx, []string{fakeSum("x")}, "", "@mod:example.org"); err != nil || n != 0 {
 		t.Errorf("Quarantine of protected bytes = %d, %v; want 0", n, err)
 	}
 	if err := s.SetProtected(ctx, "example.org", "pinned", false); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.Quarantine(ctx, []string{fakeSum("x")}, "@mod:example.org"); n != 2 {
+	if n, _ := s.Quarantine(ctx, []string{fakeSum("x")}, "", "@mod:example.org"); n != 2 {
 		t.Errorf("after unprotecting, Quarantine = %d, want 2", n)
 	}
 	if err := s.SetProtected(ctx, "example.org", "nope", true); !errors.Is(err, storage.ErrNotFound) {
