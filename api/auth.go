@@ -18,7 +18,7 @@ func (s *Server) requireUser(next handlerFunc, allowGuests bool) handlerFunc {
 			return err
 		}
 		ctx := r.Context()
-		u := &user{}
+		u := &user{token: token}
 		if s.isSharedSecret(token) {
 			u.RepoAdmin = true
 		} else {

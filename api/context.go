@@ -34,6 +34,9 @@ type user struct {
 	homeserver.Identity
 	// RepoAdmin is true for the shared secret and for users listed in admins.
 	RepoAdmin bool
+	// token is the access token, for calls made on the user's behalf (admin
+	// checks, logout); never logged.
+	token string
 }
 
 func withState(ctx context.Context, st *requestState) context.Context {

@@ -37,7 +37,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 	}
 	m, err := s.requestedMedia(r, authenticated)
 	if err != nil {
-		return err
+		return s.servePlaceholder(w, r, err, s.cfg.Quarantine.ReplaceDownloads, 512, 512, "not_allowed.png")
 	}
 	if !hasName {
 		name = m.UploadName
@@ -57,6 +57,7 @@ func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storag
 		return err
 	}
 	defer blob.Close()
+	s.media.Accessed(m)
 	contentType := media.ContentType(m.ContentType) // rows from before types were normalised
 	serveMedia(w, r, blob, mediaResponse{
 		contentType:  contentType,
@@ -103,6 +104,9 @@ func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.M
 	}
 	if !authenticated && m.Authenticated {
 		return nil, errNotFound("Media not found (this media is only served on /_matrix/client/v1/media)")
+	}
+	if err := s.checkQuarantine(r, m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

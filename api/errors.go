@@ -79,6 +79,9 @@ func matrixError(err error) *Error {
 	if errors.As(err, &me) {
 		return me
 	}
+	if ae, ok := adminError(err); ok {
+		return ae
+	}
 	var te *homeserver.TokenError
 	if errors.As(err, &te) {
 		return &Error{Status: te.Status, Code: te.Code, Message: te.Message, SoftLogout: te.SoftLogout, RetryAfter: te.RetryAfter, Err: err}

@@ -140,7 +140,14 @@ func (s *Server) federationMedia(r *http.Request) (*storage.Media, error) {
 		return nil, errNotFound("Media not found (malformed media ID)")
 	}
 	origin := homeserverFrom(r.Context()).Name
-	return s.media.Find(r.Context(), media.Request{Origin: origin, MediaID: mediaID, Local: origin, Wait: uploadWait(r)})
+	m, err := s.media.Find(r.Context(), media.Request{Origin: origin, MediaID: mediaID, Local: origin, Wait: uploadWait(r)})
+	if err != nil {
+		return nil, err
+	}
+	if m.QuarantinedBy != "" {
+		return nil, &Error{Status: 404, Code: "M_NOT_FOUND", Message: "Media not found", Err: errQuarantined}
+	}
+	return m, nil
 }
 
 // writeMultipartMedia answers with the spec's two parts: {} and the blob.

@@ -21,14 +21,16 @@ const (
 // legacyVersions are the /_matrix/media versions Synapse accepts.
 var legacyVersions = []string{"r0", "v1", "v3"}
 
+// route is one entry of the table of paths.
+type route struct {
+	method  string
+	path    string
+	access  access
+	handler handlerFunc
+}
+
 // routes is the one table of paths. Every GET route answers HEAD too.
 func (s *Server) routes(r *mux.Router) {
-	type route struct {
-		method  string
-		path    string
-		access  access
-		handler handlerFunc
-	}
 	// The router tries routes in order: the authenticated download, by far the
 	// most requested, goes first.
 	const c = "/_matrix/client/v1/media"
@@ -60,6 +62,16 @@ func (s *Server) routes(r *mux.Router) {
 		)
 	}
 
+	if s.admin != nil {
+		table = append(table, s.mmrRoutes()...)
+		table = append(table, s.synapseRoutes()...)
+	}
+	if s.logout != nil {
+		for _, v := range []string{"r0", "v3"} {
+			p := "/_matrix/client/" + v + "/logout"
+			table = append(table, route{"POST", p, public, s.handleLogout(false)}, route{"POST", p + "/all", public, s.handleLogout(true)})
+		}
+	}
 	for _, rt := range table {
 		h := rt.handler
 		switch rt.access {

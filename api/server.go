@@ -13,6 +13,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediarepo/mediarepo/admin"
+	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
@@ -20,6 +22,7 @@ import (
 	"github.com/mediarepo/mediarepo/preview"
 	"github.com/mediarepo/mediarepo/ratelimit"
 	"github.com/mediarepo/mediarepo/thumbnailer"
+	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
 // Options are the Server's dependencies.
@@ -36,6 +39,17 @@ type Options struct {
 	// Federation verifies other servers' requests; nil turns the federation
 	// routes off.
 	Federation *federation.Client
+	// Admin answers the admin API (matrix-media-repo's and Synapse's); nil
+	// turns it off.
+	Admin *admin.Service
+	// Placeholder is served for quarantined media where the config asks;
+	// nil answers 404 instead.
+	Placeholder *thumbnails.Placeholder
+	// Logout relays logouts to the homeserver; nil leaves the logout routes
+	// to the proxy's other routes.
+	Logout homeserver.Logouter
+	// Bus tells every process of logouts. Required with Logout.
+	Bus *bus.Bus
 }
 
 // Server serves every media route. It is an http.Handler and holds no state
@@ -50,6 +64,10 @@ type Server struct {
 	limits     *ratelimit.Limits  // nil: no rate limits
 	previews   *preview.Service   // nil: previews off
 	federation *federation.Client // nil: no federation routes
+	admin      *admin.Service     // nil: no admin API
+	blocked    *thumbnails.Placeholder
+	logout     homeserver.Logouter // nil: no logout routes
+	bus        *bus.Bus
 	outages    outageLog
 	handler    http.Handler
 }
@@ -62,6 +80,10 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		cfg: opts.Config, media: opts.Media, thumbs: opts.Thumbnails, auth: opts.Auth, log: opts.Log,
 		limits: opts.Limits, previews: opts.Previews, federation: opts.Federation,
+		admin: opts.Admin, blocked: opts.Placeholder, logout: opts.Logout, bus: opts.Bus,
+	}
+	if s.logout != nil && s.bus == nil {
+		return nil, errors.New("api.New: Bus is required with Logout")
 	}
 	router := mux.NewRouter().UseEncodedPath().SkipClean(true)
 	router.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {

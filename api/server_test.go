@@ -16,7 +16,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediarepo/mediarepo/admin"
 	"github.com/mediarepo/mediarepo/api"
+	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
@@ -32,8 +34,10 @@ import (
 )
 
 const (
-	aliceToken  = "alice-token-secret"
+	aliceToken  = "alice-token-secret" // @alice, listed in admins
 	bobToken    = "bob-token-secret"
+	carolToken  = "carol-token-secret"
+	modToken    = "mod-token-secret" // @mod, an admin of its homeserver
 	guestToken  = "guest-token-secret"
 	sharedToken = "shared-secret-0123456789"
 )
@@ -43,6 +47,7 @@ const (
 type testServer struct {
 	*httptest.Server
 	fake  *homeservertest.Server
+	other *homeservertest.Server // other.example's
 	meta  *countingMeta
 	blobs *disk.Store
 	logs  *syncBuffer
@@ -80,6 +85,8 @@ func testUsers(server string) map[string]homeservertest.User {
 	users := map[string]homeservertest.User{
 		aliceToken: {UserID: "@alice:" + server, DeviceID: "ALICE"},
 		bobToken:   {UserID: "@bob:" + server, DeviceID: "BOB"},
+		carolToken: {UserID: "@carol:" + server, DeviceID: "CAROL"},
+		modToken:   {UserID: "@mod:" + server, DeviceID: "MOD", Admin: true},
 		guestToken: {UserID: "@guest:" + server, IsGuest: true},
 	}
 	if server == "example.org" {
@@ -94,6 +101,11 @@ type metaStore interface {
 	storage.ThumbnailStore
 	storage.ReservationStore
 	storage.PreviewStore
+	storage.CatalogStore
+	storage.ModerationStore
+	storage.PurgeStore
+	storage.TaskStore
+	storage.AccessStore
 }
 
 // stack is what a test may add to the server: the optional parts, and how
@@ -142,7 +154,7 @@ datastores:
 	}
 	counting := &countingMeta{metaStore: meta}
 	srv := mustWire(t, st, counting, blobs, log)
-	ts := &testServer{Server: httptest.NewServer(srv), fake: fake, meta: counting, blobs: blobs, logs: logs, log: log}
+	ts := &testServer{Server: httptest.NewServer(srv), fake: fake, other: fakeOther, meta: counting, blobs: blobs, logs: logs, log: log}
 	t.Cleanup(ts.Close)
 	return ts
 }
@@ -170,7 +182,7 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 			FetchTimeout: time.Duration(cfg.Timeouts.FederationTimeoutSeconds) * time.Second,
 			Freeze:       cfg.Repo.FreezeUnauthenticatedMedia, Recheck: st.uploadRecheck,
 		},
-		Media: meta, Reservations: meta, Blobs: stores, Stored: thumbs.Pregenerate, Log: entry,
+		Media: meta, Reservations: meta, Blobs: stores, Stored: thumbs.Pregenerate, Access: meta, Log: entry,
 	}
 	if st.federation != nil {
 		opts.Remote = st.federation
@@ -183,10 +195,36 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	auth := homeserver.NewCachedAuthenticator(homeserver.NewClient(30*time.Second), time.Minute)
+	client := homeserver.NewClient(30 * time.Second)
+	auth := homeserver.NewCachedAuthenticator(client, time.Minute)
 	t.Cleanup(func() { auth.Close() })
+	admins := homeserver.NewCachedAdmins(client, time.Minute)
+	var cast storage.Broadcaster
+	if b, ok := meta.metaStore.(storage.Broadcaster); ok {
+		cast = b
+	}
+	events := bus.New(cast, entry)
+	t.Cleanup(func() { events.Close() })
+	events.Subscribe(bus.Token, func(key string) { auth.Forget(key); admins.Forget(key) })
+	events.Subscribe(bus.User, auth.ForgetUser)
+	events.Subscribe(bus.Media, func(key string) {
+		origin, mediaID, _ := strings.Cut(key, "/")
+		svc.Forget(origin, mediaID)
+		thumbs.Forget()
+	})
+	adminSvc, err := admin.New(admin.Options{
+		Config: cfg, Stores: meta, Blobs: stores, Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	placeholder, err := thumbnails.NewPlaceholder(cfg.Quarantine.ThumbnailPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	apiOpts := api.Options{
 		Config: cfg, Media: svc, Thumbnails: thumbs, Log: log, Federation: st.federation, Auth: auth,
+		Admin: adminSvc, Placeholder: placeholder, Logout: client, Bus: events,
 	}
 	if st.limiter != nil {
 		apiOpts.Limits = ratelimit.New(cfg.RateLimit, st.limiter)
@@ -206,6 +244,16 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// adminCalls are the admin API's homeserver calls, as cmd/media-repo wires them.
+type adminCalls struct {
+	admins *homeserver.CachedAdmins
+	*homeserver.Client
+}
+
+func (a adminCalls) IsAdmin(ctx context.Context, hs *config.Homeserver, token string) (bool, error) {
+	return a.admins.IsAdmin(ctx, hs, token)
 }
 
 // reqOpt changes a request before it is sent.

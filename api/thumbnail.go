@@ -27,7 +27,7 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 	}
 	m, err := s.requestedMedia(r, authenticated)
 	if err != nil {
-		return err
+		return s.servePlaceholder(w, r, err, s.cfg.Quarantine.ReplaceThumbnails, spec.Width, spec.Height, "thumbnail.png")
 	}
 	th, err := s.thumbs.Thumbnail(r.Context(), m, spec)
 	if errors.Is(err, thumbnails.ErrUseOriginal) {
@@ -46,6 +46,7 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 		return err
 	}
 	defer blob.Close()
+	s.media.Accessed(m)
 	serveMedia(w, r, blob, mediaResponse{
 		contentType:  th.ContentType,
 		sha256:       th.SHA256,

@@ -117,6 +117,13 @@ func (c *Client) AvatarURL(ctx context.Context, hs *config.Homeserver, token, us
 	return p.AvatarURL, nil
 }
 
+// Logouter relays logouts to homeservers.
+type Logouter interface {
+	Logout(ctx context.Context, hs *config.Homeserver, token string, all bool) (*Reply, error)
+}
+
+var _ Logouter = (*Client)(nil)
+
 // Reply is a homeserver's answer, relayed as it is.
 type Reply struct {
 	Status      int

@@ -56,14 +56,14 @@ func (s *Service) Find(ctx context.Context, r Request) (*storage.Media, error) {
 // current.
 func (s *Service) Local(ctx context.Context, origin, mediaID string) (*storage.Media, error) {
 	key := origin + "/" + mediaID
-	if m, ok := s.rows.Get(key); ok {
-		return m, nil
+	if r, ok := s.rows.Get(key); ok && time.Now().Before(r.until) {
+		return r.m, nil
 	}
 	m, err := s.media.Media(ctx, origin, mediaID)
 	if err != nil {
 		return nil, err
 	}
-	s.rows.Add(key, m)
+	s.rows.Add(key, cachedRow{m: m, until: time.Now().Add(rowTTL)})
 	return m, nil
 }
 

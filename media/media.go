@@ -59,8 +59,10 @@ const (
 	defaultSweepInterval = 10 * time.Minute
 	// mediaCacheEntries bounds the in-process cache of media rows. What can
 	// change in a row (quarantine, protection) or remove it (purges) tells
-	// every process's cache through Forget.
+	// every process's cache through Forget; rowTTL bounds how stale a row
+	// can be when such a message is lost.
 	mediaCacheEntries = 50_000
+	rowTTL            = time.Minute
 	// failureCacheEntries bounds the remembered remote failures.
 	failureCacheEntries = 50_000
 	// missingTTL is how long a local media ID that is neither stored nor
@@ -87,6 +89,12 @@ type Config struct {
 	// SweepInterval is how often expired reservations are removed; 0 means
 	// ten minutes.
 	SweepInterval time.Duration
+}
+
+// cachedRow is a media row as read, until it is read again.
+type cachedRow struct {
+	m     *storage.Media
+	until time.Time
 }
 
 // Fetcher downloads media from other servers; *federation.Client is one.
@@ -124,7 +132,7 @@ type Service struct {
 	remote   Fetcher
 	stored   func(*storage.Media)
 	log      *logrus.Entry
-	rows     *lru.Cache[string, *storage.Media]
+	rows     *lru.Cache[string, cachedRow]
 	failures *lru.Cache[string, remoteFailure]
 	missing  *lru.Cache[string, time.Time] // local IDs known absent, until
 	fetches  *flight.Group[*storage.Media]
@@ -158,7 +166,7 @@ func New(opts Options) (*Service, error) {
 		s.cfg.SweepInterval = defaultSweepInterval
 	}
 	s.fetches = flight.New[*storage.Media](s.cfg.FetchTimeout)
-	s.rows, _ = lru.New[string, *storage.Media](mediaCacheEntries)
+	s.rows, _ = lru.New[string, cachedRow](mediaCacheEntries)
 	s.failures, _ = lru.New[string, remoteFailure](failureCacheEntries)
 	s.missing, _ = lru.New[string, time.Time](mediaCacheEntries)
 

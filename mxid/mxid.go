@@ -102,3 +102,19 @@ func UserServer(userID string) string {
 	}
 	return server
 }
+
+// ParseMXC splits an mxc://server/mediaID URI, checking both parts.
+func ParseMXC(uri string) (server, mediaID string, ok bool) {
+	rest, found := strings.CutPrefix(uri, "mxc://")
+	if !found {
+		return "", "", false
+	}
+	server, mediaID, found = strings.Cut(rest, "/")
+	if !found || !ValidServerName(server) || !ValidMediaID(mediaID) {
+		return "", "", false
+	}
+	return server, mediaID, true
+}
+
+// MXC is the mxc:// URI of server's mediaID.
+func MXC(server, mediaID string) string { return "mxc://" + server + "/" + mediaID }

@@ -173,6 +173,30 @@ func (s *Service) thumbnail(ctx context.Context, m *storage.Media, spec thumbnai
 	return cached(th)
 }
 
+// Stored lists the thumbnails stored of m.
+func (s *Service) Stored(ctx context.Context, m *storage.Media) ([]storage.Thumbnail, error) {
+	return s.store.Thumbnails(ctx, m.Origin, m.MediaID)
+}
+
+// Dimensions reads m's width and height from its header, if m is an image
+// of a type that is thumbnailed.
+func (s *Service) Dimensions(ctx context.Context, m *storage.Media) (width, height int, ok bool) {
+	blob, err := s.blobs.Open(ctx, m.DatastoreID, m.SHA256)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer blob.Close()
+	w, h, err := thumbnails.Dimensions(blob)
+	return w, h, err == nil
+}
+
+// Forget drops the cached thumbnails of every media: some were removed
+// (a purge, thumbnail expiry).
+func (s *Service) Forget() {
+	s.cache.Purge()
+	s.bad.Purge()
+}
+
 // Open opens the bytes of th; the caller closes them.
 func (s *Service) Open(ctx context.Context, th *storage.Thumbnail) (io.ReadSeekCloser, error) {
 	blob, err := s.blobs.Open(ctx, th.DatastoreID, th.SHA256)

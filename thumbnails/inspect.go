@@ -231,3 +231,14 @@ func skipSubBlocks(r *bufio.Reader) error {
 		}
 	}
 }
+
+// Dimensions reads an image's width and height, as it is shown (EXIF
+// orientation applied), from its header; the whole image is not decoded.
+func Dimensions(r io.ReadSeeker) (width, height int, err error) {
+	info, err := inspect(r)
+	if err != nil {
+		return 0, 0, err
+	}
+	b := oriented(image.Rect(0, 0, info.width, info.height), info.layout.orientation)
+	return b.Dx(), b.Dy(), nil
+}

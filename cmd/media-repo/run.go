@@ -11,12 +11,15 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediarepo/mediarepo/admin"
 	"github.com/mediarepo/mediarepo/api"
+	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
@@ -48,6 +51,7 @@ type Main struct {
 
 	db      *sqlstore.Store       // every metadata interface, on postgres or sqlite
 	watcher storage.UploadWatcher // postgres only
+	cast    storage.Broadcaster   // postgres only
 	blobs   *storage.Datastores
 	closers []io.Closer // services and other resources, closed in reverse order before the stores
 	srv     *http.Server
@@ -133,8 +137,19 @@ func (m *Main) openBlobs() error {
 func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	cfg := m.Config
 	hsClient := homeserver.NewClient(time.Duration(cfg.Timeouts.ClientServerTimeoutSeconds) * time.Second)
-	auth := homeserver.NewCachedAuthenticator(hsClient, time.Duration(cfg.AccessTokens.MaxCacheTimeSeconds)*time.Second)
+	tokenTTL := time.Duration(cfg.AccessTokens.MaxCacheTimeSeconds) * time.Second
+	auth := homeserver.NewCachedAuthenticator(hsClient, tokenTTL)
 	m.closers = append(m.closers, auth)
+	admins := homeserver.NewCachedAdmins(hsClient, tokenTTL)
+	log := logrus.NewEntry(m.Log)
+	events := bus.New(m.cast, log)
+	m.closers = append(m.closers, events)
+	events.Subscribe(bus.Token, func(key string) { auth.Forget(key); admins.Forget(key) })
+	events.Subscribe(bus.User, auth.ForgetUser)
+	placeholder, err := thumbnails.NewPlaceholder(cfg.Quarantine.ThumbnailPath)
+	if err != nil {
+		return nil, fmt.Errorf("quarantine.thumbnailPath: %w", err)
+	}
 	limits, err := m.openLimits(ctx)
 	if err != nil {
 		return nil, err
@@ -144,7 +159,6 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	m.closers = append(m.closers, fed)
-	log := logrus.NewEntry(m.Log)
 	thumbs, err := thumbnailer.New(thumbnailer.Options{
 		Config: cfg.Thumbnails, Thumbnails: m.db, Blobs: m.blobs, Generator: thumbnails.New(cfg.Thumbnails), Log: log,
 	})
@@ -159,12 +173,24 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 			Freeze:       cfg.Repo.FreezeUnauthenticatedMedia,
 		},
 		Media: m.db, Reservations: m.db, Blobs: m.blobs, Remote: fed, Watcher: m.watcher,
-		Stored: thumbs.Pregenerate, Log: log,
+		Stored: thumbs.Pregenerate, Access: m.db, Log: log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	m.closers = append(m.closers, mediaSvc)
+	events.Subscribe(bus.Media, func(key string) {
+		origin, mediaID, _ := strings.Cut(key, "/")
+		mediaSvc.Forget(origin, mediaID)
+		thumbs.Forget()
+	})
+	adminSvc, err := admin.New(admin.Options{
+		Config: cfg, Stores: m.db, Blobs: m.blobs, Homeservers: homeserverCalls{admins: admins, Client: hsClient},
+		Bus: events, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	ret, err := retention.New(retention.Options{Config: cfg.Retention, Blobs: m.blobs.ByID(), Refs: m.db, Log: log})
 	if err != nil {
 		return nil, err
@@ -180,7 +206,19 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	return api.New(api.Options{
 		Config: cfg, Media: mediaSvc, Thumbnails: thumbs, Auth: auth,
 		Limits: limits, Previews: previews, Federation: fed, Log: m.Log,
+		Admin: adminSvc, Placeholder: placeholder, Logout: hsClient, Bus: events,
 	})
+}
+
+// homeserverCalls are the homeserver calls of the admin API: admin checks
+// through their cache, the rest direct.
+type homeserverCalls struct {
+	admins *homeserver.CachedAdmins
+	*homeserver.Client
+}
+
+func (h homeserverCalls) IsAdmin(ctx context.Context, hs *config.Homeserver, token string) (bool, error) {
+	return h.admins.IsAdmin(ctx, hs, token)
 }
 
 func (m *Main) openMeta(ctx context.Context) error {
@@ -191,7 +229,7 @@ func (m *Main) openMeta(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("database.postgres: %w", err)
 		}
-		m.db, m.watcher, applied = pg.Store, pg, names
+		m.db, m.watcher, m.cast, applied = pg.Store, pg, pg, names
 		m.Log.Info("metadata in postgres")
 	} else {
 		path := db.SQLite

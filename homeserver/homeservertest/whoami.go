@@ -55,6 +55,13 @@ func Start(tokens map[string]User) *Server {
 	return s
 }
 
+// AddToken makes token known as user.
+func (s *Server) AddToken(token string, user User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[token] = user
+}
+
 // SetRoom makes Synapse's room media API list media for roomID.
 func (s *Server) SetRoom(roomID string, media RoomMedia) {
 	s.mu.Lock()

@@ -1,0 +1,434 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mediarepo/mediarepo/admin"
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/mxid"
+	"github.com/mediarepo/mediarepo/storage"
+)
+
+// matrix-media-repo's admin API: parse, call the admin service, answer in
+// its shapes. Who may do what is the service's.
+
+// mmrPrefixes are where matrix-media-repo has its unstable routes.
+var mmrPrefixes = []string{"/_matrix/media/unstable", "/_matrix/media/unstable/io.t2bot.media"}
+
+// mmrRoutes are matrix-media-repo's admin and unstable routes, under both
+// prefixes. Literal segments come before parameters, as its router has them.
+func (s *Server) mmrRoutes() []route {
+	var out []route
+	for _, p := range mmrPrefixes {
+		a := p + "/admin"
+		out = append(out,
+			route{"POST", a + "/purge/remote", users, s.handlePurgeRemote},
+			route{"POST", a + "/purge_remote", users, s.handlePurgeRemote},
+			route{"POST", a + "/purge/old", users, s.purgeHandler(admin.PurgeOld)},
+			route{"POST", a + "/purge/quarantined", users, s.purgeHandler(admin.PurgeQuarantined)},
+			route{"POST", a + "/purge/user/{userId}", users, s.purgeHandler(admin.PurgeUser)},
+			route{"POST", a + "/purge/room/{roomId}", users, s.purgeHandler(admin.PurgeRoom)},
+			route{"POST", a + "/purge/server/{serverName}", users, s.purgeHandler(admin.PurgeServer)},
+			route{"POST", a + "/purge/{serverName}/{mediaId}", users, s.purgeHandler(admin.PurgeOne)},
+			route{"DELETE", p + "/download/{serverName}/{mediaId}", users, s.purgeHandler(admin.PurgeOne)},
+			route{"POST", a + "/quarantine/room/{roomId}", users, s.handleQuarantineRoom},
+			route{"POST", a + "/quarantine/user/{userId}", users, s.handleQuarantineUser(false)},
+			route{"POST", a + "/quarantine/server/{serverName}", users, s.handleQuarantineServer},
+			route{"POST", a + "/quarantine/{serverName}/{mediaId}", users, s.handleQuarantineMedia},
+			route{"GET", a + "/datastores", users, s.handleDatastores},
+			route{"GET", a + "/datastores/{id}/size_estimate", users, s.handleSizeEstimate},
+			route{"GET", a + "/usage/{serverName}", users, s.handleServerUsage},
+			route{"GET", a + "/usage/{serverName}/users", users, s.handleUsersUsage},
+			route{"GET", a + "/usage/{serverName}/uploads", users, s.handleUploadsUsage},
+			route{"GET", a + "/usage/{serverName}/users-stats", users, s.handleUserStats},
+			route{"GET", a + "/tasks/all", users, s.handleTasks(false)},
+			route{"GET", a + "/tasks/unfinished", users, s.handleTasks(true)},
+			route{"GET", a + "/tasks/{taskId}", users, s.handleTask},
+			route{"GET", a + "/media/{serverName}/{mediaId}/attributes", users, s.handleAttributes},
+			route{"POST", a + "/media/{serverName}/{mediaId}/attributes", users, s.handleSetAttributes},
+			route{"GET", p + "/info/{serverName}/{mediaId}", users, s.handleInfo},
+		)
+	}
+	for _, p := range []string{"/_matrix/client/unstable", "/_matrix/client/unstable/io.t2bot.media"} {
+		out = append(out,
+			route{"POST", p + "/admin/purge_media_cache", users, s.handlePurgeRemote},
+			route{"POST", p + "/admin/quarantine_media/{roomId}", users, s.handleQuarantineRoom},
+		)
+	}
+	return out
+}
+
+// caller is the admin.Caller of an authenticated request.
+func caller(r *http.Request) admin.Caller {
+	u := userFrom(r.Context())
+	return admin.Caller{UserID: u.UserID, Token: u.token, Host: homeserverFrom(r.Context()), Global: u.RepoAdmin}
+}
+
+// vars returns the route variables named, unescaped.
+func vars(r *http.Request, names ...string) ([]string, error) {
+	out := make([]string, len(names))
+	for i, n := range names {
+		v, _, err := pathVar(r, n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// mmrTime reads a millisecond timestamp parameter as matrix-media-repo
+// does: absent is def, anything but a base-10 integer is a 400.
+func mmrTime(r *http.Request, name string, def time.Time) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, errBadRequest("Error parsing " + name + ": " + err.Error())
+	}
+	return time.UnixMilli(ms), nil
+}
+
+// mmrBool reads a boolean parameter as matrix-media-repo does (Go's
+// ParseBool: 1, t, true, 0, f, false...).
+func mmrBool(r *http.Request, name string, def bool) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errBadRequest("Error parsing " + name + ": " + err.Error())
+	}
+	return b, nil
+}
+
+func errBadRequest(msg string) *Error { return &Error{Status: 400, Code: "M_UNKNOWN", Message: msg} }
+
+func (s *Server) handlePurgeRemote(w http.ResponseWriter, r *http.Request) error {
+	if r.URL.Query().Get("before_ts") == "" {
+		return errBadRequest("Missing before_ts argument")
+	}
+	before, err := mmrTime(r, "before_ts", time.Time{})
+	if err != nil {
+		return err
+	}
+	affected, err := s.admin.Purge(r.Context(), caller(r), admin.PurgeRequest{Scope: admin.PurgeRemote, Before: before})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"total_removed": len(affected)})
+	return nil
+}
+
+// purgeHandler serves an MMR purge of scope.
+func (s *Server) purgeHandler(scope admin.Scope) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := vars(r, "serverName", "mediaId", "userId", "roomId")
+		if err != nil {
+			return err
+		}
+		before, err := mmrTime(r, "before_ts", time.Time{})
+		if err != nil {
+			return err
+		}
+		includeLocal, err := mmrBool(r, "include_local", false)
+		if err != nil {
+			return err
+		}
+		req := admin.PurgeRequest{Scope: scope, Server: v[0], MediaID: v[1], UserID: v[2], RoomID: v[3], Before: before, IncludeLocal: includeLocal}
+		affected, err := s.admin.Purge(r.Context(), caller(r), req)
+		if err != nil {
+			return err
+		}
+		if scope == admin.PurgeOne {
+			writeJSON(w, http.StatusOK, map[string]bool{"purged": true})
+			return nil
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"purged": true, "affected": nonNil(affected)})
+		return nil
+	}
+}
+
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}
+
+func writeQuarantined(w http.ResponseWriter, n int64, err error) error {
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"num_quarantined": n})
+	return nil
+}
+
+func (s *Server) handleQuarantineMedia(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "serverName", "mediaId")
+	if err != nil {
+		return err
+	}
+	n, err := s.admin.QuarantineMedia(r.Context(), caller(r), v[0], v[1])
+	return writeQuarantined(w, n, err)
+}
+
+func (s *Server) handleQuarantineRoom(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "roomId")
+	if err != nil {
+		return err
+	}
+	n, err := s.admin.QuarantineRoom(r.Context(), caller(r), v[0])
+	return writeQuarantined(w, n, err)
+}
+
+// handleQuarantineUser quarantines a user's uploads: on any origin (MMR)
+// or of their own homeserver (Synapse, localOnly).
+func (s *Server) handleQuarantineUser(localOnly bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := vars(r, "userId")
+		if err != nil {
+			return err
+		}
+		n, err := s.admin.QuarantineUser(r.Context(), caller(r), v[0], localOnly)
+		return writeQuarantined(w, n, err)
+	}
+}
+
+func (s *Server) handleQuarantineServer(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "serverName")
+	if err != nil {
+		return err
+	}
+	n, err := s.admin.QuarantineServer(r.Context(), caller(r), v[0])
+	return writeQuarantined(w, n, err)
+}
+
+func (s *Server) handleDatastores(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.admin.Datastores(caller(r))
+	if err != nil {
+		return err
+	}
+	out := map[string]any{}
+	for _, ds := range list {
+		out[ds.ID] = map[string]string{"type": ds.Type, "uri": datastoreURI(ds)}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// datastoreURI is where a datastore keeps its blobs, as MMR shows it.
+func datastoreURI(ds config.Datastore) string {
+	return ds.Opts.Path
+}
+
+func (s *Server) handleSizeEstimate(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "id")
+	if err != nil {
+		return err
+	}
+	before, err := mmrTime(r, "before_ts", time.Now())
+	if err != nil {
+		return err
+	}
+	e, err := s.admin.Estimate(r.Context(), caller(r), v[0], before)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{
+		"thumbnails_affected": e.Thumbnails, "thumbnail_hashes_affected": e.ThumbnailBlobs, "thumbnail_bytes": e.ThumbnailBytes,
+		"media_affected": e.Media, "media_hashes_affected": e.MediaBlobs, "media_bytes": e.MediaBytes,
+		"total_hashes_affected": e.Blobs, "total_bytes": e.Bytes,
+	})
+	return nil
+}
+
+func (s *Server) handleServerUsage(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "serverName")
+	if err != nil {
+		return err
+	}
+	u, err := s.admin.ServerUsage(r.Context(), caller(r), v[0])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"raw_bytes":  map[string]int64{"total": u.MediaBytes + u.ThumbnailBytes, "media": u.MediaBytes, "thumbnails": u.ThumbnailBytes},
+		"raw_counts": map[string]int64{"total": u.MediaCount + u.ThumbnailCount, "media": u.MediaCount, "thumbnails": u.ThumbnailCount},
+	})
+	return nil
+}
+
+func (s *Server) handleUsersUsage(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "serverName")
+	if err != nil {
+		return err
+	}
+	usage, err := s.admin.UsersUsage(r.Context(), caller(r), v[0], r.URL.Query()["user_id"])
+	if err != nil {
+		return err
+	}
+	out := map[string]any{}
+	for id, u := range usage {
+		out[id] = map[string]any{
+			"raw_bytes":  map[string]int64{"total": u.Bytes, "media": u.Bytes},
+			"raw_counts": map[string]int64{"total": u.Count, "media": u.Count},
+			"uploaded":   u.Uploaded,
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) handleUploadsUsage(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "serverName")
+	if err != nil {
+		return err
+	}
+	rows, err := s.admin.Uploads(r.Context(), caller(r), v[0], r.URL.Query()["mxc"])
+	if err != nil {
+		return err
+	}
+	out := map[string]any{}
+	for uri, m := range rows {
+		out[uri] = map[string]any{
+			"size_bytes": m.SizeBytes, "uploaded_by": m.UserID, "datastore_id": m.DatastoreID,
+			"datastore_location": m.SHA256, "sha256_hash": m.SHA256, "quarantined": m.QuarantinedBy != "",
+			"upload_name": m.UploadName, "content_type": m.ContentType, "created_ts": m.CreatedAt.UnixMilli(),
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) handleTasks(unfinished bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		tasks, err := s.admin.Tasks(r.Context(), caller(r), unfinished)
+		if err != nil {
+			return err
+		}
+		out := make([]any, len(tasks))
+		for i := range tasks {
+			out[i] = taskJSON(&tasks[i])
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+}
+
+func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "taskId")
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil {
+		return errBadRequest("invalid task ID")
+	}
+	t, err := s.admin.Task(r.Context(), caller(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, taskJSON(t))
+	return nil
+}
+
+// taskJSON is matrix-media-repo's task object.
+func taskJSON(t *storage.Task) map[string]any {
+	end := int64(0)
+	if !t.End.IsZero() {
+		end = t.End.UnixMilli()
+	}
+	return map[string]any{
+		"task_id": t.ID, "task_name": t.Name, "params": jsonRaw(t.Params),
+		"start_ts": t.Start.UnixMilli(), "end_ts": end, "is_finished": end > 0, "error_message": t.Error,
+	}
+}
+
+func (s *Server) handleAttributes(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "serverName", "mediaId")
+	if err != nil {
+		return err
+	}
+	purpose, err := s.admin.Attributes(r.Context(), caller(r), v[0], v[1])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"purpose": purpose})
+	return nil
+}
+
+func (s *Server) handleSetAttributes(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "serverName", "mediaId")
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Purpose string `json:"purpose"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	if err := s.admin.SetAttributes(r.Context(), caller(r), v[0], v[1], body.Purpose); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"purpose": body.Purpose})
+	return nil
+}
+
+// handleInfo serves GET {U}/info/{server}/{id}: what is known of a media,
+// for any user who may download it.
+func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if v := q.Get("allow_remote"); v != "" && v != "true" && v != "false" {
+		return errInvalidParam("allow_remote must be true or false")
+	}
+	m, err := s.requestedMedia(r, true)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{
+		"content_uri": mxid.MXC(m.Origin, m.MediaID), "content_type": m.ContentType, "size": m.SizeBytes,
+		"hashes": map[string]string{"sha256": m.SHA256},
+	}
+	if w, h, ok := s.thumbs.Dimensions(r.Context(), m); ok {
+		out["width"], out["height"] = w, h
+	}
+	if stored, err := s.thumbs.Stored(r.Context(), m); err == nil && len(stored) > 0 {
+		list := make([]map[string]any, len(stored))
+		for i, th := range stored {
+			list[i] = map[string]any{"width": th.Width, "height": th.Height, "ready": true, "content_type": th.ContentType, "size": th.SizeBytes}
+		}
+		out["thumbnails"] = list
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// adminError turns the admin service's refusals into Matrix errors.
+func adminError(err error) (*Error, bool) {
+	var ae *admin.Error
+	if !errors.As(err, &ae) {
+		return nil, false
+	}
+	e := &Error{Message: ae.Msg, Err: err}
+	switch ae.Kind {
+	case admin.Forbidden:
+		e.Status, e.Code = 403, "M_FORBIDDEN"
+	case admin.Invalid:
+		e.Status, e.Code = 400, "M_UNKNOWN"
+	case admin.NotFound:
+		e.Status, e.Code = 404, "M_NOT_FOUND"
+	case admin.Unsupported:
+		e.Status, e.Code = 501, "M_UNRECOGNIZED"
+	default:
+		e.Status, e.Code = 502, "M_UNKNOWN"
+	}
+	return e, true
+}
