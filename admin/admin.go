@@ -1,8 +1,9 @@
 // Package admin is the logic of the admin API: who may act on what, and
 // what quarantines, purges, protections and usage reports do, with
 // matrix-media-repo's and Synapse's semantics. The api package is its edge
-// (both route families parse into these calls). It imports storage, bus,
-// homeserver, config and mxid, and starts no goroutine.
+// (both route families parse into these calls). It imports storage,
+// retention (for its Remover), bus, homeserver, config and mxid, and starts
+// no goroutine.
 package admin
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/mxid"
+	"github.com/mediarepo/mediarepo/retention"
 	"github.com/mediarepo/mediarepo/storage"
 )
 
@@ -108,13 +110,14 @@ type Options struct {
 
 // Service answers the admin API. Its methods are safe for concurrent use.
 type Service struct {
-	cfg   *config.Config
-	db    Stores
-	blobs *storage.Datastores
-	hs    Homeservers
-	bus   *bus.Bus
-	log   *logrus.Entry
-	now   func() time.Time
+	cfg     *config.Config
+	db      Stores
+	blobs   *storage.Datastores
+	remover *retention.Remover
+	hs      Homeservers
+	bus     *bus.Bus
+	log     *logrus.Entry
+	now     func() time.Time
 }
 
 // New checks opts and returns the Service.
@@ -126,7 +129,10 @@ func New(opts Options) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{cfg: opts.Config, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now}, nil
+	return &Service{
+		cfg: opts.Config, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
+		remover: &retention.Remover{Store: opts.Stores, Blobs: opts.Blobs.ByID(), Log: opts.Log},
+	}, nil
 }
 
 // homeserverAdmin reports whether c is an admin of its Host homeserver, as

@@ -166,44 +166,19 @@ func (s *Service) remove(ctx context.Context, by string, ks []storage.MediaKey) 
 	if len(ks) == 0 {
 		return nil, nil
 	}
-	removed, blobs, err := s.db.DeleteMedia(ctx, ks, s.localOrigins())
+	removed, deleted, err := s.remover.Remove(ctx, ks, s.localOrigins())
 	if len(removed) > 0 {
 		s.changed(ctx)
 	}
 	if err != nil {
 		return removed, err
 	}
-	deleted := s.deleteBlobs(ctx, blobs)
 	var bytes int64
 	for _, m := range removed {
 		bytes += m.SizeBytes
 	}
 	s.log.WithFields(logrus.Fields{"by": by, "media": len(removed), "bytes": bytes, "blobs_deleted": deleted}).Info("media purged")
 	return removed, nil
-}
-
-// deleteBlobs deletes each blob that no row references any more and
-// returns how many it deleted. A failure is logged: the orphan sweep
-// collects what is left.
-func (s *Service) deleteBlobs(ctx context.Context, refs []storage.BlobRef) int {
-	stores := s.blobs.ByID()
-	n := 0
-	for _, ref := range refs {
-		store, ok := stores[ref.DatastoreID]
-		if !ok {
-			s.log.WithField("datastore", ref.DatastoreID).Warn("blob of a purged media is in a datastore no longer configured; left in place")
-			continue
-		}
-		ran, err := s.db.DeleteBlob(ctx, ref, func(ctx context.Context) error { return store.Delete(ctx, ref.SHA256) })
-		if err != nil {
-			s.log.WithError(err).WithField("sha256", ref.SHA256).Warn("blob of purged media not deleted; the orphan sweep will")
-			continue
-		}
-		if ran {
-			n++
-		}
-	}
-	return n
 }
 
 func keys(rows []storage.Media) []storage.MediaKey {

@@ -1,7 +1,8 @@
 // Package media is the media lifecycle: storing uploads under their quotas,
 // finding media (rows cached in process, remote media fetched over federation
-// once and its failures remembered), and asynchronous uploads (reservations,
-// downloads that wait for them, the sweep of expired ones). It knows nothing
+// once and its failures remembered), asynchronous uploads (reservations and
+// downloads that wait for them; retention sweeps the expired ones), and the
+// batched record of last accesses. It knows nothing
 // of HTTP; the api package is its edge. It imports storage, federation and
 // config, and owns the goroutines it starts until Close.
 package media
@@ -55,8 +56,7 @@ var (
 
 // Defaults where Config leaves a duration zero.
 const (
-	defaultRecheck       = time.Second
-	defaultSweepInterval = 10 * time.Minute
+	defaultRecheck = time.Second
 	// mediaCacheEntries bounds the in-process cache of media rows. What can
 	// change in a row (quarantine, protection) or remove it (purges) tells
 	// every process's cache through Forget; rowTTL bounds how stale a row
@@ -86,9 +86,6 @@ type Config struct {
 	// Recheck is how often a download waiting for an upload looks again when
 	// no notification arrives; 0 means one second.
 	Recheck time.Duration
-	// SweepInterval is how often expired reservations are removed; 0 means
-	// ten minutes.
-	SweepInterval time.Duration
 }
 
 // cachedRow is a media row as read, until it is read again.
@@ -145,8 +142,7 @@ type Service struct {
 }
 
 // New checks opts and starts the background work (the watcher of other
-// processes' uploads, the sweep of expired reservations, the writer of last
-// accesses); Close stops it.
+// processes' uploads, the writer of last accesses); Close stops it.
 func New(opts Options) (*Service, error) {
 	if opts.Media == nil || opts.Reservations == nil || opts.Blobs == nil || opts.Log == nil {
 		return nil, errors.New("media.New: Media, Reservations, Blobs and Log are required")
@@ -162,9 +158,6 @@ func New(opts Options) (*Service, error) {
 	if s.cfg.Recheck <= 0 {
 		s.cfg.Recheck = defaultRecheck
 	}
-	if s.cfg.SweepInterval <= 0 {
-		s.cfg.SweepInterval = defaultSweepInterval
-	}
 	s.fetches = flight.New[*storage.Media](s.cfg.FetchTimeout)
 	s.rows, _ = lru.New[string, cachedRow](mediaCacheEntries)
 	s.failures, _ = lru.New[string, remoteFailure](failureCacheEntries)
@@ -172,7 +165,6 @@ func New(opts Options) (*Service, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.run(ctx, s.sweepReservations)
 	if opts.Watcher != nil {
 		s.run(ctx, func(ctx context.Context) { s.watchUploads(ctx, opts.Watcher) })
 	}

@@ -186,21 +186,3 @@ func (s *Service) watchUploads(ctx context.Context, watcher storage.UploadWatche
 		}
 	}
 }
-
-// sweepReservations deletes expired media reservations now and then.
-func (s *Service) sweepReservations(ctx context.Context) {
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		if n, err := s.res.DeleteExpiredPending(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			s.log.WithError(err).Warn("sweeping expired media reservations failed")
-		} else if n > 0 {
-			s.log.WithField("count", n).Info("expired media reservations swept")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}

@@ -35,8 +35,8 @@ type ServiceOptions struct {
 
 // Service answers /preview_url. Answers, failures included, are cached per
 // homeserver, URL, hour and language; concurrent requests for one share a
-// fetch; at most urlPreviews.numWorkers previews are fetched at once; cached
-// answers older than urlPreviews.expireAfterDays are swept away.
+// fetch; at most urlPreviews.numWorkers previews are fetched at once. The
+// retention service removes cached answers past urlPreviews.expireAfterDays.
 type Service struct {
 	fetcher *Fetcher
 	cache   storage.PreviewStore
@@ -44,18 +44,10 @@ type Service struct {
 	log     *logrus.Entry
 	flight  *flight.Group[*storage.URLPreview]
 	slots   chan struct{}
-	keep    time.Duration // 0: keep answers forever
 	now     func() time.Time
-
-	stop  context.CancelFunc
-	swept chan struct{} // closed when the sweeper has stopped
 }
 
-// sweepInterval is how often expired answers are deleted.
-const sweepInterval = time.Hour
-
-// NewService checks opts and returns the Service, whose sweeper of expired
-// answers runs until Close.
+// NewService checks opts and returns the Service.
 func NewService(opts ServiceOptions) (*Service, error) {
 	if opts.Fetcher == nil || opts.Cache == nil || opts.Images == nil || opts.Log == nil || opts.Timeout <= 0 {
 		return nil, errors.New("preview.NewService: Fetcher, Cache, Images, Log and Timeout are required")
@@ -64,46 +56,15 @@ func NewService(opts ServiceOptions) (*Service, error) {
 		fetcher: opts.Fetcher, cache: opts.Cache, images: opts.Images, log: opts.Log,
 		flight: flight.New[*storage.URLPreview](opts.Timeout),
 		slots:  make(chan struct{}, max(1, opts.Config.NumWorkers)),
-		keep:   time.Duration(opts.Config.ExpireAfterDays) * 24 * time.Hour,
 		now:    time.Now,
-		swept:  make(chan struct{}),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	go s.sweep(ctx)
 	return s, nil
 }
 
-// Close stops the sweeper, cancels previews under way and waits for both.
+// Close cancels previews under way and waits for them.
 func (s *Service) Close() error {
-	s.stop()
 	s.flight.Close()
-	<-s.swept
 	return nil
-}
-
-// sweep deletes expired answers every sweepInterval until ctx is done.
-func (s *Service) sweep(ctx context.Context) {
-	defer close(s.swept)
-	if s.keep <= 0 {
-		return
-	}
-	t := time.NewTicker(sweepInterval)
-	defer t.Stop()
-	for {
-		n, err := s.cache.DeleteURLPreviews(ctx, s.now().Add(-s.keep))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.WithError(err).Warn("sweeping expired url previews failed")
-		case n > 0:
-			s.log.WithField("count", n).Info("expired url previews swept")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // Preview returns the answer to a preview of target for users of the

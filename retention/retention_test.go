@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/retention"
 	"github.com/mediarepo/mediarepo/storage"
@@ -55,7 +56,7 @@ func TestSweepOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Deleted != 1 || res.Bytes != 6 || res.Examined != 3 {
+	if res.Blobs != 1 || res.Bytes != 6 || res.Examined != 3 {
 		t.Errorf("sweep = %+v, want the one old orphan (6 bytes) of 3 old blobs deleted", res)
 	}
 	for sum, want := range map[string]bool{used: true, thumb: true, orphan: false, fresh: true} {
@@ -65,12 +66,20 @@ func TestSweepOrphans(t *testing.T) {
 	}
 }
 
-func newServiceWithGrace(t *testing.T, refs storage.RetentionStore, blobs storage.BlobStore, hours int) *retention.Service {
+func newServiceWithGrace(t *testing.T, meta retention.Stores, blobs storage.BlobStore, hours int) *retention.Service {
+	cfg := config.Default()
+	cfg.Retention = config.Retention{OrphanBlobGraceHours: hours, OrphanBlobSweepHours: 1000}
+	return newService(t, meta, map[string]storage.BlobStore{"d": blobs}, cfg, time.Now)
+}
+
+// newService is a retention.Service whose jobs only run when a test says.
+func newService(t *testing.T, meta retention.Stores, blobs map[string]storage.BlobStore, cfg *config.Config, now func() time.Time) *retention.Service {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
+	events := bus.New(nil, logrus.NewEntry(log))
+	t.Cleanup(func() { events.Close() })
 	svc, err := retention.New(retention.Options{
-		Config: config.Retention{OrphanBlobGraceHours: hours, OrphanBlobSweepHours: 1000},
-		Blobs:  map[string]storage.BlobStore{"d": blobs}, Refs: refs, Log: logrus.NewEntry(log),
+		Config: cfg, Blobs: blobs, Stores: meta, Bus: events, Log: logrus.NewEntry(log), Now: now, Start: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)

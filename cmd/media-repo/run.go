@@ -191,7 +191,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	ret, err := retention.New(retention.Options{Config: cfg.Retention, Blobs: m.blobs.ByID(), Refs: m.db, Log: log})
+	ret, err := retention.New(retention.Options{Config: cfg, Blobs: m.blobs.ByID(), Stores: m.db, Bus: events, Log: log})
 	if err != nil {
 		return nil, err
 	}
