@@ -226,26 +226,3 @@ func TestServiceTimestampsMakeNoExtraFetches(t *testing.T) {
 		}
 	}
 }
-
-func TestServiceSweepsExpiredAnswers(t *testing.T) {
-	meta := storagetest.OpenSQLite(t)
-	ctx := context.Background()
-	old := &storage.URLPreview{ServerName: "example.org", URL: "https://old.example/", Bucket: 1, Lang: "en", Status: 200, Body: "{}",
-		CreatedAt: time.Now().Add(-8 * 24 * time.Hour)}
-	if err := meta.CreateURLPreview(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default().URLPreviews
-	cfg.ExpireAfterDays = 7
-	newServiceOn(t, meta, cfg) // sweeps at start, then hourly
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := meta.URLPreview(ctx, "example.org", old.URL, 1, "en"); errors.Is(err, storage.ErrNotFound) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("an answer older than expireAfterDays was not swept")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
