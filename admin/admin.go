@@ -106,7 +106,20 @@ type Options struct {
 	Log *logrus.Entry
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Observer counts purges and quarantines; nil counts nothing.
+	Observer Observer
 }
+
+// Observer is told how much was purged and quarantined.
+type Observer interface {
+	Purged(n int)
+	Quarantined(n int64)
+}
+
+type noObserver struct{}
+
+func (noObserver) Purged(int)        {}
+func (noObserver) Quarantined(int64) {}
 
 // Service answers the admin API. Its methods are safe for concurrent use.
 type Service struct {
@@ -118,6 +131,7 @@ type Service struct {
 	bus     *bus.Bus
 	log     *logrus.Entry
 	now     func() time.Time
+	seen    Observer
 }
 
 // New checks opts and returns the Service.
@@ -132,7 +146,15 @@ func New(opts Options) (*Service, error) {
 	return &Service{
 		cfg: opts.Config, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
 		remover: &retention.Remover{Store: opts.Stores, Blobs: opts.Blobs.ByID(), Log: opts.Log},
+		seen:    cmpObserver(opts.Observer),
 	}, nil
+}
+
+func cmpObserver(o Observer) Observer {
+	if o == nil {
+		return noObserver{}
+	}
+	return o
 }
 
 // homeserverAdmin reports whether c is an admin of its Host homeserver, as

@@ -173,6 +173,7 @@ func (s *Service) remove(ctx context.Context, by string, ks []storage.MediaKey) 
 	if err != nil {
 		return removed, err
 	}
+	s.seen.Purged(len(removed))
 	var bytes int64
 	for _, m := range removed {
 		bytes += m.SizeBytes

@@ -54,6 +54,7 @@ func (s *Service) quarantineRows(ctx context.Context, c Caller, local bool, rows
 		return 0, err
 	}
 	s.changed(ctx)
+	s.seen.Quarantined(n)
 	s.log.WithField("by", c.by()).WithField("scope", scope).WithField("hashes", len(sums)).WithField("media", n).Info("media quarantined")
 	return n, nil
 }

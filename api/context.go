@@ -23,6 +23,7 @@ type requestState struct {
 	base    *logrus.Logger
 	log     *logrus.Entry // made on first use
 	hs      *config.Homeserver
+	route   string // the route's path template, once routed
 	user    *user
 	extra   logrus.Fields // more fields for the access line
 	err     *Error        // the error response sent, if any

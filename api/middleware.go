@@ -23,7 +23,15 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		st := &requestState{id: id, ip: s.clientIP(r), base: s.log}
 		rec := &recorder{ResponseWriter: w}
+		var body *countingBody
+		if s.metrics != nil && r.Body != nil {
+			body = &countingBody{ReadCloser: r.Body}
+			r.Body = body
+		}
 		next.ServeHTTP(rec, r.WithContext(withState(r.Context(), st)))
+		if s.metrics != nil {
+			s.recordMetrics(r, st, rec, body, time.Since(start))
+		}
 
 		status := rec.status
 		if status == 0 {
@@ -73,6 +81,36 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 			entry.Info("request")
 		}
 	})
+}
+
+// recordMetrics counts one answered request by its route's template
+// (never its path, which would make a series per media).
+func (s *Server) recordMetrics(r *http.Request, st *requestState, rec *recorder, body *countingBody, d time.Duration) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	route := st.route
+	if route == "" {
+		route = "unmatched"
+	}
+	var in int64
+	if body != nil {
+		in = body.n
+	}
+	s.metrics.Request(route, r.Method, status, d.Seconds(), in, int64(rec.bytes))
+}
+
+// countingBody counts the bytes read of a request body.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // withRecover turns a panic into 500 M_UNKNOWN and logs the stack.

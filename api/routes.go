@@ -73,7 +73,7 @@ func (s *Server) routes(r *mux.Router) {
 		}
 	}
 	for _, rt := range table {
-		h := rt.handler
+		h := named(rt.path, rt.handler)
 		switch rt.access {
 		case users:
 			h = s.requireUser(h, false)
@@ -87,6 +87,15 @@ func (s *Server) routes(r *mux.Router) {
 			methods = append(methods, http.MethodHead)
 		}
 		r.Handle(rt.path, s.handle(h)).Methods(methods...)
+	}
+}
+
+// named records the route's path template for the access metrics, before
+// anything else runs.
+func named(path string, next handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		stateFrom(r.Context()).route = path
+		return next(w, r)
 	}
 }
 

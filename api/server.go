@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
@@ -50,6 +51,16 @@ type Options struct {
 	Logout homeserver.Logouter
 	// Bus tells every process of logouts. Required with Logout.
 	Bus *bus.Bus
+	// Metrics counts requests; nil counts nothing.
+	Metrics RequestMetrics
+	// Ready reports whether the stores can be used, for /readyz; nil
+	// reports ready.
+	Ready func(context.Context) (map[string]string, bool)
+}
+
+// RequestMetrics records answered requests.
+type RequestMetrics interface {
+	Request(route, method string, status int, seconds float64, bytesIn, bytesOut int64)
 }
 
 // Server serves every media route. It is an http.Handler and holds no state
@@ -68,6 +79,8 @@ type Server struct {
 	blocked    *thumbnails.Placeholder
 	logout     homeserver.Logouter // nil: no logout routes
 	bus        *bus.Bus
+	metrics    RequestMetrics // nil: none
+	ready      func(context.Context) (map[string]string, bool)
 	outages    outageLog
 	handler    http.Handler
 }
@@ -81,6 +94,7 @@ func New(opts Options) (*Server, error) {
 		cfg: opts.Config, media: opts.Media, thumbs: opts.Thumbnails, auth: opts.Auth, log: opts.Log,
 		limits: opts.Limits, previews: opts.Previews, federation: opts.Federation,
 		admin: opts.Admin, blocked: opts.Placeholder, logout: opts.Logout, bus: opts.Bus,
+		metrics: opts.Metrics, ready: opts.Ready,
 	}
 	if s.logout != nil && s.bus == nil {
 		return nil, errors.New("api.New: Bus is required with Logout")
@@ -97,8 +111,12 @@ func New(opts Options) (*Server, error) {
 	// Not an http.ServeMux: it would redirect unclean paths instead of refusing them.
 	hosted := s.requireHost(s.withRateLimit(router))
 	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		switch r.URL.Path {
+		case "/healthz":
 			handleHealth(w, r)
+			return
+		case "/readyz":
+			s.handleReady(w, r)
 			return
 		}
 		hosted.ServeHTTP(w, r)
@@ -137,6 +155,28 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	me := matrixError(err)
 	st.err = me
 	writeError(w, r, me)
+}
+
+// handleReady serves /readyz: 200 while the database and datastores can be
+// used, 503 with what cannot otherwise.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ServeReady(w, r, s.ready)
+}
+
+// ServeReady answers a readiness check with ready's report.
+func ServeReady(w http.ResponseWriter, r *http.Request, ready func(context.Context) (map[string]string, bool)) {
+	if ready == nil {
+		writeJSON(w, http.StatusOK, map[string]string{})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	report, ok := ready(ctx)
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, report)
 }
 
 func handleHealth(w http.ResponseWriter, r *http.Request) {

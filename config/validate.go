@@ -85,13 +85,13 @@ func (c *Config) validateMetrics() []error {
 		return nil
 	}
 	var errs []error
-	if m.Port < 1 || m.Port > 65535 {
+	if m.Port < 0 || m.Port > 65535 {
 		errs = append(errs, fmt.Errorf("metrics.port: %d is not a TCP port", m.Port))
 	}
 	if net.ParseIP(m.BindAddress) == nil {
 		errs = append(errs, fmt.Errorf("metrics.bindAddress: %q is not an IP address", m.BindAddress))
 	}
-	if m.Port == c.Repo.Port {
+	if m.Port != 0 && m.Port == c.Repo.Port {
 		errs = append(errs, fmt.Errorf("metrics.port: %d is repo.port; metrics need a listener of their own", m.Port))
 	}
 	return errs

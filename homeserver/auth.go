@@ -45,6 +45,15 @@ type CachedAuthenticator struct {
 	revoked  *lru.Cache[string, time.Time] // user ID -> tokens cached before are stale
 	flight   *flight.Group[Identity]
 	now      func() time.Time
+	observe  func(hit bool)
+}
+
+// CacheOption changes a CachedAuthenticator.
+type CacheOption func(*CachedAuthenticator)
+
+// ObserveCache has every lookup reported to fn (metrics).
+func ObserveCache(fn func(hit bool)) CacheOption {
+	return func(c *CachedAuthenticator) { c.observe = fn }
 }
 
 type cached struct {
@@ -56,14 +65,18 @@ type cached struct {
 
 // NewCachedAuthenticator wraps next. A ttl of zero or less disables caching
 // (concurrent checks of one token are still merged).
-func NewCachedAuthenticator(next Authenticator, ttl time.Duration) *CachedAuthenticator {
+func NewCachedAuthenticator(next Authenticator, ttl time.Duration, opts ...CacheOption) *CachedAuthenticator {
 	ok, _ := lru.New[string, cached](cacheEntries)
 	rejected, _ := lru.New[string, cached](rejectedEntries)
 	revoked, _ := lru.New[string, time.Time](rejectedEntries)
-	return &CachedAuthenticator{
+	c := &CachedAuthenticator{
 		next: next, ttl: ttl, ok: ok, rejected: rejected, revoked: revoked,
-		flight: flight.New[Identity](0), now: time.Now,
+		flight: flight.New[Identity](0), now: time.Now, observe: func(bool) {},
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Close cancels token checks under way and waits for them.
@@ -77,8 +90,10 @@ func (c *CachedAuthenticator) WhoAmI(ctx context.Context, hs *config.Homeserver,
 	key := TokenKey(hs, token)
 	now := c.now()
 	if e, hit := c.ok.Get(key); hit && now.Before(e.expires) && !c.stale(e) {
+		c.observe(true)
 		return e.id, nil
 	}
+	c.observe(false)
 	if e, hit := c.rejected.Get(key); hit && now.Before(e.expires) {
 		return Identity{}, e.err
 	}

@@ -57,8 +57,10 @@ func (s *Service) Find(ctx context.Context, r Request) (*storage.Media, error) {
 func (s *Service) Local(ctx context.Context, origin, mediaID string) (*storage.Media, error) {
 	key := origin + "/" + mediaID
 	if r, ok := s.rows.Get(key); ok && time.Now().Before(r.until) {
+		s.observe.Cache("media", true)
 		return r.m, nil
 	}
+	s.observe.Cache("media", false)
 	m, err := s.media.Media(ctx, origin, mediaID)
 	if err != nil {
 		return nil, err
@@ -100,6 +102,7 @@ func (s *Service) remoteMedia(ctx context.Context, r Request) (*storage.Media, e
 		if errors.Is(err, context.Canceled) {
 			return nil, err // shutting down: not the remote's failure
 		}
+		s.observe.RemoteFetch(err == nil)
 		if err != nil {
 			err = fmt.Errorf("fetch %s: %w: %w", key, ErrRemoteFailed, err)
 			until := time.Now().Add(time.Duration(s.cfg.Downloads.FailureCacheMinutes) * time.Minute)

@@ -117,8 +117,21 @@ type Options struct {
 	Stored func(*storage.Media)
 	// Access records last accesses in batches; nil records none.
 	Access storage.AccessStore
-	Log    *logrus.Entry
+	// Observer counts cache lookups and remote fetches; nil counts nothing.
+	Observer Observer
+	Log      *logrus.Entry
 }
+
+// Observer is told of row cache lookups and remote fetches (metrics).
+type Observer interface {
+	Cache(name string, hit bool)
+	RemoteFetch(ok bool)
+}
+
+type noObserver struct{}
+
+func (noObserver) Cache(string, bool) {}
+func (noObserver) RemoteFetch(bool)   {}
 
 // Service is the media lifecycle. Its methods are safe for concurrent use.
 type Service struct {
@@ -136,6 +149,7 @@ type Service struct {
 	waiters  waiters
 	access   storage.AccessStore // nil: accesses not recorded
 	accessed accesses
+	observe  Observer
 
 	stop       context.CancelFunc
 	background sync.WaitGroup
@@ -149,11 +163,14 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: opts.Config, media: opts.Media, res: opts.Reservations, blobs: opts.Blobs,
-		remote: opts.Remote, stored: opts.Stored, log: opts.Log, access: opts.Access,
+		remote: opts.Remote, stored: opts.Stored, log: opts.Log, access: opts.Access, observe: opts.Observer,
 		accessed: accesses{at: map[storage.MediaKey]time.Time{}, full: make(chan struct{}, 1)},
 	}
 	if s.stored == nil {
 		s.stored = func(*storage.Media) {}
+	}
+	if s.observe == nil {
+		s.observe = noObserver{}
 	}
 	if s.cfg.Recheck <= 0 {
 		s.cfg.Recheck = defaultRecheck

@@ -52,6 +52,8 @@ type Options struct {
 	// Start is the wait before each job's first run; 0 is a minute, so a
 	// start-up is not slowed by them.
 	Start time.Duration
+	// Purged, if set, is told how many media each removal took.
+	Purged func(n int)
 }
 
 // Service runs the retention jobs.
@@ -64,6 +66,7 @@ type Service struct {
 	log     *logrus.Entry
 	now     func() time.Time
 	holder  string // this process, in leases
+	purged  func(n int)
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -94,7 +97,10 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, blobs: opts.Blobs, db: opts.Stores, bus: opts.Bus, log: opts.Log, now: now,
 		remover: &Remover{Store: opts.Stores, Blobs: opts.Blobs, Log: opts.Log},
-		holder:  holderID(),
+		holder:  holderID(), purged: opts.Purged,
+	}
+	if s.purged == nil {
+		s.purged = func(int) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -220,6 +226,7 @@ func (s *Service) ExpireRemoteMedia(ctx context.Context) (Removed, error) {
 		keys[i] = storage.MediaKey{Origin: m.Origin, MediaID: m.MediaID}
 	}
 	removed, blobs, err := s.remover.Remove(ctx, keys, local)
+	s.purged(len(removed))
 	res := Removed{Examined: len(rows), Rows: len(removed), Blobs: blobs}
 	for _, m := range removed {
 		res.Bytes += m.SizeBytes

@@ -51,6 +51,12 @@ func Put(ctx context.Context, b BlobStore, r io.Reader) (sha256 string, size int
 	return st.SHA256(), st.Size(), nil
 }
 
+// Checker is an optional BlobStore capability: telling whether blobs can
+// be written right now, for readiness checks.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // BlobInfo describes a stored blob.
 type BlobInfo struct {
 	SHA256   string

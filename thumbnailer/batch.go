@@ -252,7 +252,9 @@ func (s *Service) makeOne(ctx context.Context, m *storage.Media, src *thumbnails
 		return nil, err
 	}
 	s.cache.Add(cacheKey(m, spec), th)
+	took := time.Since(start)
+	s.seen.ThumbnailMade(took.Seconds())
 	s.log.WithFields(logrus.Fields{"origin": m.Origin, "media_id": m.MediaID, "width": spec.Width, "height": spec.Height,
-		"duration_ms": time.Since(start).Milliseconds()}).Debug("thumbnail made")
+		"duration_ms": took.Milliseconds()}).Debug("thumbnail made")
 	return th, nil
 }

@@ -55,7 +55,20 @@ type Options struct {
 	Blobs      *storage.Datastores
 	Generator  *thumbnails.Generator
 	Log        *logrus.Entry
+	// Observer counts cache lookups and thumbnails made; nil counts nothing.
+	Observer Observer
 }
+
+// Observer is told of thumbnail cache lookups and of thumbnails made.
+type Observer interface {
+	Cache(name string, hit bool)
+	ThumbnailMade(seconds float64)
+}
+
+type noObserver struct{}
+
+func (noObserver) Cache(string, bool)    {}
+func (noObserver) ThumbnailMade(float64) {}
 
 // Service makes, stores and finds thumbnails. Its methods are safe for
 // concurrent use.
@@ -71,6 +84,7 @@ type Service struct {
 	bad    *lru.Cache[string, unusable]           // originals that cannot be thumbnailed
 	flight *flight.Group[*storage.Thumbnail]      // dynamic sizes, made alone
 	jobs   chan *storage.Media
+	seen   Observer
 
 	running batches         // by media
 	life    context.Context // the service's: batches run under it
@@ -87,9 +101,12 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: opts.Config, store: opts.Thumbnails, blobs: opts.Blobs, gen: opts.Generator, log: opts.Log,
-		sizes: configuredSizes(opts.Config), pregen: pregenerated(opts.Config),
+		sizes: configuredSizes(opts.Config), pregen: pregenerated(opts.Config), seen: opts.Observer,
 		jobs:    make(chan *storage.Media, queueLength),
 		running: batches{m: map[string]*batch{}},
+	}
+	if s.seen == nil {
+		s.seen = noObserver{}
 	}
 	s.flight = flight.New[*storage.Thumbnail](generateTimeout)
 	s.cache, _ = lru.New[string, *storage.Thumbnail](cacheEntries)
@@ -127,8 +144,10 @@ func (s *Service) Spec(w, h int, method string, animated bool) thumbnails.Spec {
 func (s *Service) Thumbnail(ctx context.Context, m *storage.Media, spec thumbnails.Spec) (*storage.Thumbnail, error) {
 	key := cacheKey(m, spec)
 	if th, ok := s.cache.Get(key); ok {
+		s.seen.Cache("thumbnails", true)
 		return cached(th)
 	}
+	s.seen.Cache("thumbnails", false)
 	mediaKey := m.Origin + "/" + m.MediaID
 	if u, ok := s.bad.Get(mediaKey); ok && time.Now().Before(u.until) {
 		return nil, u.err
@@ -261,6 +280,9 @@ func (s *Service) save(ctx context.Context, m *storage.Media, spec thumbnails.Sp
 	}
 	return th, nil
 }
+
+// Queued is how many uploads wait for their thumbnails to be made.
+func (s *Service) Queued() int { return len(s.jobs) }
 
 // Pregenerate asks for m's pre-generated sizes to be made in the background.
 // When the queue is full they are made on first request instead.

@@ -32,6 +32,12 @@ const token = "e2e-token"
 // database section is db, and returns its base URL.
 func startMain(t *testing.T, db string) (*Main, string, *bytes.Buffer) {
 	t.Helper()
+	return startMainWith(t, db, "")
+}
+
+// startMainWith is startMain with more top-level config appended.
+func startMainWith(t *testing.T, db, extra string) (*Main, string, *bytes.Buffer) {
+	t.Helper()
 	fake := homeservertest.WhoAmI(t, map[string]homeservertest.User{token: {UserID: "@e2e:example.org"}})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "media-repo.yaml")
@@ -44,7 +50,7 @@ homeservers:
 datastores:
   - {type: file, id: disk1, forKinds: [local_media], opts: {path: %q}}
   - {type: file, id: disk2, forKinds: [thumbnails, remote_media], opts: {path: %q}}
-`, db, fake.URL, filepath.Join(dir, "media"), filepath.Join(dir, "other"))
+`, db, fake.URL, filepath.Join(dir, "media"), filepath.Join(dir, "other")) + extra
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

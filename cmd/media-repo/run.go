@@ -24,6 +24,7 @@ import (
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/media"
+	"github.com/mediarepo/mediarepo/metrics"
 	"github.com/mediarepo/mediarepo/netguard"
 	"github.com/mediarepo/mediarepo/preview"
 	"github.com/mediarepo/mediarepo/ratelimit"
@@ -57,6 +58,9 @@ type Main struct {
 	srv     *http.Server
 	ln      net.Listener
 	served  chan error
+	metrics *metrics.Set
+	mon     *http.Server // the metrics listener, if enabled
+	monLn   net.Listener
 	active  sync.WaitGroup // handlers running
 }
 
@@ -83,8 +87,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.openBlobs(); err != nil {
 		return err
 	}
+	m.metrics = metrics.New()
+	m.metrics.Database(m.db.DB(), "metadata")
 	handler, err := m.services(ctx)
 	if err != nil {
+		return err
+	}
+	if err := m.listenMetrics(); err != nil {
 		return err
 	}
 	addr := net.JoinHostPort(m.Config.Repo.BindAddress, strconv.Itoa(m.Config.Repo.Port))
@@ -138,7 +147,8 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	cfg := m.Config
 	hsClient := homeserver.NewClient(time.Duration(cfg.Timeouts.ClientServerTimeoutSeconds) * time.Second)
 	tokenTTL := time.Duration(cfg.AccessTokens.MaxCacheTimeSeconds) * time.Second
-	auth := homeserver.NewCachedAuthenticator(hsClient, tokenTTL)
+	auth := homeserver.NewCachedAuthenticator(hsClient, tokenTTL,
+		homeserver.ObserveCache(func(hit bool) { m.metrics.Cache("tokens", hit) }))
 	m.closers = append(m.closers, auth)
 	admins := homeserver.NewCachedAdmins(hsClient, tokenTTL)
 	log := logrus.NewEntry(m.Log)
@@ -161,6 +171,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	m.closers = append(m.closers, fed)
 	thumbs, err := thumbnailer.New(thumbnailer.Options{
 		Config: cfg.Thumbnails, Thumbnails: m.db, Blobs: m.blobs, Generator: thumbnails.New(cfg.Thumbnails), Log: log,
+		Observer: m.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -173,7 +184,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 			Freeze:       cfg.Repo.FreezeUnauthenticatedMedia,
 		},
 		Media: m.db, Reservations: m.db, Blobs: m.blobs, Remote: fed, Watcher: m.watcher,
-		Stored: thumbs.Pregenerate, Access: m.db, Log: log,
+		Stored: thumbs.Pregenerate, Access: m.db, Observer: m.metrics, Log: log,
 	})
 	if err != nil {
 		return nil, err
@@ -186,12 +197,15 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	})
 	adminSvc, err := admin.New(admin.Options{
 		Config: cfg, Stores: m.db, Blobs: m.blobs, Homeservers: homeserverCalls{admins: admins, Client: hsClient},
-		Bus: events, Log: log,
+		Bus: events, Log: log, Observer: m.metrics,
 	})
 	if err != nil {
 		return nil, err
 	}
-	ret, err := retention.New(retention.Options{Config: cfg, Blobs: m.blobs.ByID(), Stores: m.db, Bus: events, Log: log})
+	m.metrics.Queue("thumbnail", "Uploads waiting for their thumbnails to be made.", thumbs.Queued)
+	ret, err := retention.New(retention.Options{
+		Config: cfg, Blobs: m.blobs.ByID(), Stores: m.db, Bus: events, Log: log, Purged: m.metrics.Purged,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +221,57 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		Config: cfg, Media: mediaSvc, Thumbnails: thumbs, Auth: auth,
 		Limits: limits, Previews: previews, Federation: fed, Log: m.Log,
 		Admin: adminSvc, Placeholder: placeholder, Logout: hsClient, Bus: events,
+		Metrics: m.metrics, Ready: m.ready,
 	})
+}
+
+// ready checks that the database answers and every datastore takes writes.
+func (m *Main) ready(ctx context.Context) (map[string]string, bool) {
+	report := map[string]string{"database": "ok"}
+	ok := true
+	if err := m.db.DB().PingContext(ctx); err != nil {
+		report["database"], ok = err.Error(), false
+	}
+	for id, b := range m.blobs.ByID() {
+		status := "ok"
+		if c, can := b.(storage.Checker); can {
+			if err := c.Check(ctx); err != nil {
+				status, ok = err.Error(), false
+			}
+		}
+		report["datastore "+id] = status
+	}
+	return report, ok
+}
+
+// listenMetrics serves /metrics, /healthz and /readyz on metrics.bindAddress,
+// never on the public listener.
+func (m *Main) listenMetrics() error {
+	cfg := m.Config.Metrics
+	if !cfg.Enabled {
+		return nil
+	}
+	addr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { api.ServeReady(w, r, m.ready) })
+	m.monLn, m.mon = ln, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go m.mon.Serve(ln)
+	m.Log.WithField("addr", ln.Addr().String()).Info("metrics listening")
+	return nil
+}
+
+// MetricsAddr is the metrics listener's address, "" when it is off.
+func (m *Main) MetricsAddr() string {
+	if m.monLn == nil {
+		return ""
+	}
+	return m.monLn.Addr().String()
 }
 
 // homeserverCalls are the homeserver calls of the admin API: admin checks
@@ -350,6 +414,9 @@ func (m *Main) Close() error {
 			m.srv.Close()
 			m.waitHandlers()
 		}
+	}
+	if m.mon != nil {
+		m.mon.Close()
 	}
 	return m.closeAll()
 }

@@ -287,3 +287,16 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// Check writes and removes a small file where uploads are staged: the
+// datastore can take blobs. Errors are classified as Stage's are.
+func (s *Store) Check(context.Context) error {
+	f, err := os.CreateTemp(s.tmp, s.prefix+"check-*")
+	if err != nil {
+		return classify(err)
+	}
+	_, err = f.Write([]byte("ok"))
+	f.Close()
+	os.Remove(f.Name())
+	return classify(err)
+}
