@@ -97,7 +97,9 @@ type Stores interface {
 
 // Options are the service's dependencies.
 type Options struct {
-	Config      *config.Config
+	Config *config.Config
+	// Live, if set, is the config in force, which a reload swaps.
+	Live        *config.Live
 	Stores      Stores
 	Blobs       *storage.Datastores
 	Homeservers Homeservers
@@ -123,7 +125,7 @@ func (noObserver) Quarantined(int64) {}
 
 // Service answers the admin API. Its methods are safe for concurrent use.
 type Service struct {
-	cfg     *config.Config
+	live    *config.Live
 	db      Stores
 	blobs   *storage.Datastores
 	remover *retention.Remover
@@ -143,8 +145,11 @@ func New(opts Options) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if opts.Live == nil {
+		opts.Live = config.NewLive(opts.Config)
+	}
 	return &Service{
-		cfg: opts.Config, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
+		live: opts.Live, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
 		remover: &retention.Remover{Store: opts.Stores, Blobs: opts.Blobs.ByID(), Log: opts.Log},
 		seen:    cmpObserver(opts.Observer),
 	}, nil
@@ -156,6 +161,9 @@ func cmpObserver(o Observer) Observer {
 	}
 	return o
 }
+
+// conf is the config in force.
+func (s *Service) conf() *config.Config { return s.live.Get() }
 
 // homeserverAdmin reports whether c is an admin of its Host homeserver, as
 // the homeserver says.
@@ -200,14 +208,14 @@ func RequireGlobal(c Caller) error {
 
 // isLocal reports whether origin is a homeserver this repository serves.
 func (s *Service) isLocal(origin string) bool {
-	_, ok := s.cfg.Homeserver(origin)
+	_, ok := s.conf().Homeserver(origin)
 	return ok
 }
 
 // localOrigins are the server names of the configured homeservers.
 func (s *Service) localOrigins() []string {
-	out := make([]string, len(s.cfg.Homeservers))
-	for i, hs := range s.cfg.Homeservers {
+	out := make([]string, len(s.conf().Homeservers))
+	for i, hs := range s.conf().Homeservers {
 		out[i] = hs.Name
 	}
 	return out

@@ -179,7 +179,7 @@ func (s *Service) Datastores(c Caller) ([]config.Datastore, error) {
 	if err := RequireGlobal(c); err != nil {
 		return nil, err
 	}
-	return s.cfg.Datastores, nil
+	return s.conf().Datastores, nil
 }
 
 // Estimate adds up what of datastore id was last used before before.

@@ -21,7 +21,7 @@ func (s *Service) quarantineGate(ctx context.Context, c Caller) (local bool, err
 	if c.Global {
 		return false, nil
 	}
-	if s.cfg.Quarantine.AllowLocalAdmins {
+	if s.conf().Quarantine.AllowLocalAdmins {
 		ok, err := s.homeserverAdmin(ctx, c)
 		if err != nil {
 			return false, err

@@ -35,7 +35,7 @@ func (s *Server) requireUser(next handlerFunc, allowGuests bool) handlerFunc {
 				return &Error{Status: 403, Code: "M_FORBIDDEN", Message: "This access token belongs to a user of another server"}
 			}
 			u.Identity = id
-			u.RepoAdmin = s.cfg.IsAdmin(id.UserID)
+			u.RepoAdmin = s.conf().IsAdmin(id.UserID)
 			if err := s.allow(ctx, "user:"+id.UserID); err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ func (s *Server) accessToken(r *http.Request) (string, error) {
 		}
 		return token, nil
 	}
-	if s.cfg.AccessTokens.AllowQueryParameter {
+	if s.conf().AccessTokens.AllowQueryParameter {
 		if token := r.URL.Query().Get("access_token"); token != "" {
 			return token, nil
 		}
@@ -68,6 +68,6 @@ func (s *Server) accessToken(r *http.Request) (string, error) {
 }
 
 func (s *Server) isSharedSecret(token string) bool {
-	ss := s.cfg.SharedSecretAuth
+	ss := s.conf().SharedSecretAuth
 	return ss.Enabled && ss.Token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(ss.Token)) == 1
 }

@@ -37,7 +37,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 	}
 	m, err := s.requestedMedia(r, authenticated)
 	if err != nil {
-		return s.servePlaceholder(w, r, err, s.cfg.Quarantine.ReplaceDownloads, 512, 512, "not_allowed.png")
+		return s.servePlaceholder(w, r, err, s.conf().Quarantine.ReplaceDownloads, 512, 512, "not_allowed.png")
 	}
 	if !hasName {
 		name = m.UploadName
@@ -96,7 +96,7 @@ func (s *Server) requestedMedia(r *http.Request, authenticated bool) (*storage.M
 		Origin: serverName, MediaID: mediaID, Local: homeserverFrom(r.Context()).Name,
 		// The legacy routes fetch nothing new while media is frozen behind
 		// authentication, nor when asked not to.
-		Remote: authenticated || (!s.cfg.Repo.FreezeUnauthenticatedMedia && r.URL.Query().Get("allow_remote") != "false"),
+		Remote: authenticated || (!s.conf().Repo.FreezeUnauthenticatedMedia && r.URL.Query().Get("allow_remote") != "false"),
 		Wait:   uploadWait(r),
 	})
 	if err != nil {

@@ -57,7 +57,7 @@ func TestClientIP(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			s := &Server{cfg: &config.Config{Repo: config.Repo{TrustAnyForwardedAddress: tt.trustAny}}}
+			s := &Server{live: config.NewLive(&config.Config{Repo: config.Repo{TrustAnyForwardedAddress: tt.trustAny}})}
 			r := httptest.NewRequest("GET", "/", nil)
 			r.RemoteAddr = tt.peer
 			for _, v := range tt.xff {
@@ -73,7 +73,7 @@ func TestClientIP(t *testing.T) {
 func TestRecoverAnswersJSON(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := &Server{log: log, cfg: &config.Config{}}
+	s := &Server{log: log, live: config.NewLive(&config.Config{})}
 	h := s.withRequestLog(s.withRecover(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("boom")
 	})))

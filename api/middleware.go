@@ -165,12 +165,12 @@ func withCORS(next http.Handler) http.Handler {
 func (s *Server) requireHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, header := r.Host, "Host"
-		if s.cfg.Repo.UseForwardedHost {
+		if s.conf().Repo.UseForwardedHost {
 			if xf := r.Header.Get("X-Forwarded-Host"); xf != "" {
 				host, header = xf, "X-Forwarded-Host"
 			}
 		}
-		hs, ok := s.cfg.Homeserver(host)
+		hs, ok := s.conf().Homeserver(host)
 		st := stateFrom(r.Context())
 		if !ok {
 			st.extra = logrus.Fields{"host": host, "host_header": header}
@@ -188,7 +188,7 @@ func (s *Server) requireHost(next http.Handler) http.Handler {
 // cannot pick its own IP by sending the header itself.
 func (s *Server) clientIP(r *http.Request) string {
 	peer := remoteAddr(r.RemoteAddr)
-	if !peer.IsValid() || !(s.cfg.Repo.TrustAnyForwardedAddress || trustedProxy(peer)) {
+	if !peer.IsValid() || !(s.conf().Repo.TrustAnyForwardedAddress || trustedProxy(peer)) {
 		return peer.String()
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -199,7 +199,7 @@ func (s *Server) clientIP(r *http.Request) string {
 			break
 		}
 		ip = hop.Unmap()
-		if !s.cfg.Repo.TrustAnyForwardedAddress && !trustedProxy(ip) {
+		if !s.conf().Repo.TrustAnyForwardedAddress && !trustedProxy(ip) {
 			break
 		}
 	}

@@ -25,7 +25,7 @@ type pacedBody struct {
 }
 
 func (s *Server) pacedBody(w http.ResponseWriter, body io.Reader) io.Reader {
-	t := s.cfg.Timeouts
+	t := s.conf().Timeouts
 	return &pacedBody{r: body, rc: http.NewResponseController(w), start: time.Now(),
 		idle: time.Duration(t.BodyIdleSeconds) * time.Second, rate: t.MinBodyBytesPerSecond}
 }
@@ -47,7 +47,7 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 // paceWrite gives a response of n bytes the time it may take: the idle time
 // plus n at the minimum rate.
 func (s *Server) paceWrite(w http.ResponseWriter, n int64) {
-	t := s.cfg.Timeouts
+	t := s.conf().Timeouts
 	d := time.Duration(t.BodyIdleSeconds) * time.Second
 	if t.MinBodyBytesPerSecond > 0 {
 		d += time.Duration(float64(n) / float64(t.MinBodyBytesPerSecond) * float64(time.Second))

@@ -39,7 +39,7 @@ func (s *Server) handlePreview(w http.ResponseWriter, r *http.Request) error {
 	}
 	lang := r.Header.Get("Accept-Language")
 	if !media.Printable(lang, 128) || lang == "" {
-		lang = s.cfg.URLPreviews.DefaultLanguage // what a header may carry is not what a database stores
+		lang = s.conf().URLPreviews.DefaultLanguage // what a header may carry is not what a database stores
 	}
 	ctx := r.Context()
 	p, err := s.previews.Preview(ctx, homeserverFrom(ctx).Name, target, ts, lang)

@@ -28,7 +28,10 @@ import (
 
 // Options are the Server's dependencies.
 type Options struct {
-	Config     *config.Config
+	Config *config.Config
+	// Live, if set, is the config in force, which a reload swaps; Config is
+	// then only its first value.
+	Live       *config.Live
 	Media      *media.Service
 	Thumbnails *thumbnailer.Service
 	Auth       homeserver.Authenticator
@@ -67,7 +70,7 @@ type RequestMetrics interface {
 // of its own but when it last logged a storage outage: caches, workers and
 // shared work belong to the services.
 type Server struct {
-	cfg        *config.Config
+	live       *config.Live
 	media      *media.Service
 	thumbs     *thumbnailer.Service
 	auth       homeserver.Authenticator
@@ -90,8 +93,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Config == nil || opts.Media == nil || opts.Thumbnails == nil || opts.Auth == nil || opts.Log == nil {
 		return nil, errors.New("api.New: Config, Media, Thumbnails, Auth and Log are required")
 	}
+	if opts.Live == nil {
+		opts.Live = config.NewLive(opts.Config)
+	}
 	s := &Server{
-		cfg: opts.Config, media: opts.Media, thumbs: opts.Thumbnails, auth: opts.Auth, log: opts.Log,
+		live: opts.Live, media: opts.Media, thumbs: opts.Thumbnails, auth: opts.Auth, log: opts.Log,
 		limits: opts.Limits, previews: opts.Previews, federation: opts.Federation,
 		admin: opts.Admin, blocked: opts.Placeholder, logout: opts.Logout, bus: opts.Bus,
 		metrics: opts.Metrics, ready: opts.Ready,
@@ -124,6 +130,9 @@ func New(opts Options) (*Server, error) {
 	s.handler = s.withRequestLog(s.withRecover(withCORS(top)))
 	return s, nil
 }
+
+// conf is the config in force.
+func (s *Server) conf() *config.Config { return s.live.Get() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -205,7 +205,7 @@ func (s *Server) handleMediaInfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	info := s.synapseMedia(m)
-	if _, local := s.cfg.Homeserver(m.Origin); local {
+	if _, local := s.conf().Homeserver(m.Origin); local {
 		info["media_origin"], info["filesystem_id"] = nil, nil
 	} else {
 		info["media_origin"], info["filesystem_id"] = m.Origin, m.SHA256

@@ -27,7 +27,7 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 	}
 	m, err := s.requestedMedia(r, authenticated)
 	if err != nil {
-		return s.servePlaceholder(w, r, err, s.cfg.Quarantine.ReplaceThumbnails, spec.Width, spec.Height, "thumbnail.png")
+		return s.servePlaceholder(w, r, err, s.conf().Quarantine.ReplaceThumbnails, spec.Width, spec.Height, "thumbnail.png")
 	}
 	th, err := s.thumbs.Thumbnail(r.Context(), m, spec)
 	if errors.Is(err, thumbnails.ErrUseOriginal) {
@@ -73,7 +73,7 @@ func (s *Server) thumbnailSpec(r *http.Request) (thumbnails.Spec, error) {
 	if method != "" && method != config.MethodScale && method != config.MethodCrop {
 		return thumbnails.Spec{}, errInvalidParam("method must be scale or crop")
 	}
-	animated, err := animatedParam(q, s.cfg.Thumbnails.DefaultAnimated)
+	animated, err := animatedParam(q, s.conf().Thumbnails.DefaultAnimated)
 	if err != nil {
 		return thumbnails.Spec{}, err
 	}

@@ -43,7 +43,7 @@ func (s *Server) uploadRequest(w http.ResponseWriter, r *http.Request) (media.Up
 		return media.Upload{}, errInvalidParam("Content-Type must be printable UTF-8, at most 255 bytes")
 	}
 	var body io.Reader = r.Body
-	if limit := s.cfg.Uploads.MaxBytes; limit > 0 {
+	if limit := s.conf().Uploads.MaxBytes; limit > 0 {
 		body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	body = s.pacedBody(w, body)

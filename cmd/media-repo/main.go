@@ -27,11 +27,14 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "keys" {
 		os.Exit(runKeys(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr, hup))
 }
 
-// run is main without the process: it returns the exit code.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+// run is main without the process: it returns the exit code. A value on
+// hup (SIGHUP) reloads the config file.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hup <-chan os.Signal) int {
 	fs := flag.NewFlagSet("media-repo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defaultPath := getenv("REPO_CONFIG")
@@ -56,12 +59,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.WithError(err).Error("start-up failed")
 		return 1
 	}
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: finishing in-flight requests")
-	case err := <-m.Done():
-		if !errors.Is(err, http.ErrServerClosed) {
-			log.WithError(err).Error("server stopped")
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: finishing in-flight requests")
+			break wait
+		case err := <-m.Done():
+			if !errors.Is(err, http.ErrServerClosed) {
+				log.WithError(err).Error("server stopped")
+			}
+			break wait
+		case <-hup:
+			m.Reload(*path)
 		}
 	}
 	if err := m.Close(); err != nil {

@@ -250,7 +250,7 @@ func TestRunReportsConfigErrors(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &stderr)
+			code := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &stderr, nil)
 			if code != 1 {
 				t.Errorf("exit code = %d, want 1", code)
 			}
@@ -322,7 +322,7 @@ identicons: {enabled: true}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"-config", path}, func(string) string { return "" }, stderr) }()
+	go func() { code <- run(ctx, []string{"-config", path}, func(string) string { return "" }, stderr, nil) }()
 	for i := 0; !strings.Contains(stderr.String(), `"msg":"listening"`); i++ {
 		if i > 500 {
 			t.Fatalf("server did not start:\n%s", stderr)
@@ -492,7 +492,7 @@ homeservers: [{name: example.org, csApi: %q}]
 datastores: [{type: file, id: d, forKinds: [all], opts: {path: %q}}]
 `, tt.database, fake.URL, filepath.Join(dir, "media"))), 0o600)
 			var stderr bytes.Buffer
-			code := run(context.Background(), []string{"-config", path}, func(string) string { return "" }, &stderr)
+			code := run(context.Background(), []string{"-config", path}, func(string) string { return "" }, &stderr, nil)
 			if code != 1 {
 				t.Errorf("exit code = %d, want 1", code)
 			}

@@ -47,9 +47,10 @@ const handlerWait = 10 * time.Second
 // Main is the running program: stores, services, HTTP server and listener.
 // It is the only place that names concrete implementations.
 type Main struct {
-	Config *config.Config
+	Config *config.Config // as it was at start-up
 	Log    *logrus.Logger
 
+	live    *config.Live // the config in force, swapped by Reload
 	db      *sqlstore.Store       // every metadata interface, on postgres or sqlite
 	watcher storage.UploadWatcher // postgres only
 	cast    storage.Broadcaster   // postgres only
@@ -66,7 +67,7 @@ type Main struct {
 
 // NewMain returns a Main for cfg that logs to log.
 func NewMain(cfg *config.Config, log *logrus.Logger) *Main {
-	return &Main{Config: cfg, Log: log, served: make(chan error, 1)}
+	return &Main{Config: cfg, Log: log, live: config.NewLive(cfg), served: make(chan error, 1)}
 }
 
 // Run opens the stores, applies migrations, builds the services, starts
@@ -196,7 +197,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		thumbs.Forget()
 	})
 	adminSvc, err := admin.New(admin.Options{
-		Config: cfg, Stores: m.db, Blobs: m.blobs, Homeservers: homeserverCalls{admins: admins, Client: hsClient},
+		Config: cfg, Live: m.live, Stores: m.db, Blobs: m.blobs, Homeservers: homeserverCalls{admins: admins, Client: hsClient},
 		Bus: events, Log: log, Observer: m.metrics,
 	})
 	if err != nil {
@@ -218,11 +219,38 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		m.closers = append(m.closers, previews)
 	}
 	return api.New(api.Options{
-		Config: cfg, Media: mediaSvc, Thumbnails: thumbs, Auth: auth,
+		Config: cfg, Live: m.live, Media: mediaSvc, Thumbnails: thumbs, Auth: auth,
 		Limits: limits, Previews: previews, Federation: fed, Log: m.Log,
 		Admin: adminSvc, Placeholder: placeholder, Logout: hsClient, Bus: events,
 		Metrics: m.metrics, Ready: m.ready,
 	})
+}
+
+// Reload reads the config file at path again. A file with problems is
+// refused, every problem logged, and the config in force stays; a good one
+// is put in force at once as far as a running process can follow it, and
+// what waits for a restart is named.
+func (m *Main) Reload(path string) {
+	next, err := config.Load(path)
+	if err != nil {
+		entry := m.Log.WithField("path", path)
+		for _, problem := range strings.Split(err.Error(), "\n") {
+			entry.WithField("problem", problem).Error("config reload refused")
+		}
+		entry.Error("config reload refused: the config in force is unchanged")
+		return
+	}
+	restart := m.live.Reload(next)
+	if lvl, err := logrus.ParseLevel(next.Repo.LogLevel); err == nil {
+		m.Log.SetLevel(lvl)
+	}
+	for _, w := range next.Warnings() {
+		m.Log.Warn(w)
+	}
+	m.Log.WithFields(logrus.Fields{"path": path, "homeservers": len(next.Homeservers)}).Info("config reloaded")
+	if len(restart) > 0 {
+		m.Log.WithField("keys", strings.Join(restart, ", ")).Warn("config changes applied only after a restart")
+	}
 }
 
 // ready checks that the database answers and every datastore takes writes.
