@@ -50,7 +50,7 @@ type Main struct {
 	Config *config.Config // as it was at start-up
 	Log    *logrus.Logger
 
-	live    *config.Live // the config in force, swapped by Reload
+	live    *config.Live          // the config in force, swapped by Reload
 	db      *sqlstore.Store       // every metadata interface, on postgres or sqlite
 	watcher storage.UploadWatcher // postgres only
 	cast    storage.Broadcaster   // postgres only
