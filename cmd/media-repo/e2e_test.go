@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha1"
 	"database/sql"
 	"encoding/hex"
@@ -27,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,8 +49,9 @@ const (
 
 func TestE2E(t *testing.T) {
 	hs := startDendrite(t)
-	hs.register(t, "alice", "alice-password")
-	hs.register(t, "bob", "bob-password")
+	hs.register(t, "alice", "alice-password", false)
+	hs.register(t, "bob", "bob-password", false)
+	hs.register(t, "mod", "mod-password", true) // an admin of the homeserver
 	repoBin := buildRepo(t)
 	pngData := testPNG(t)
 
@@ -64,8 +67,8 @@ func TestE2E(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			repoPort := startRepo(t, repoBin, hs.port, sc.db, sc.delegation)
-			proxyPort := startProxy(t, sc.proxy, repoPort, hs.port, sc.delegation)
+			repo := startRepo(t, repoBin, hs.port, sc.db, sc.delegation)
+			proxyPort := startProxy(t, sc.proxy, repo.port, hs.port, sc.delegation)
 			c := newE2EClient(t, proxyPort, sc.delegation)
 
 			t.Run("mautrix-go", func(t *testing.T) { checkMautrix(t, c, pngData) })
@@ -77,12 +80,14 @@ func TestE2E(t *testing.T) {
 			}
 			t.Run("client-sent X-Forwarded-Host cannot pick a tenant", func(t *testing.T) { checkForwardedHost(t, c, pngData) })
 			t.Run("logged-out token refused", func(t *testing.T) { checkLogout(t, c) })
+			t.Run("homeserver admin quarantines and purges", func(t *testing.T) { checkAdmin(t, c, pngData) })
+			t.Run("SIGHUP reloads the config", func(t *testing.T) { checkReload(t, c, repo) })
 		})
 	}
 
 	t.Run("homeserver outage", func(t *testing.T) {
-		repoPort := startRepo(t, repoBin, hs.port, "sqlite", true)
-		proxyPort := startProxy(t, "nginx", repoPort, hs.port, true)
+		repo := startRepo(t, repoBin, hs.port, "sqlite", true)
+		proxyPort := startProxy(t, "nginx", repo.port, hs.port, true)
 		checkOutage(t, newE2EClient(t, proxyPort, true), hs, pngData)
 	})
 }
@@ -267,19 +272,120 @@ func checkForwardedHost(t *testing.T, c *e2eClient, png []byte) {
 	}
 }
 
+// checkLogout logs out through the proxy, which sends logout to mediarepo:
+// the token is refused at once, not when its cache entry expires.
 func checkLogout(t *testing.T, c *e2eClient) {
 	cli := c.mautrix(t, "alice", "alice-password")
 	token := cli.AccessToken
-	if resp, body := c.do(t, "GET", "/_matrix/client/v1/media/config", token, nil, nil); resp.StatusCode != 200 {
-		t.Fatalf("config before logout = %d %s", resp.StatusCode, body)
+	other := c.mautrix(t, "alice", "alice-password").AccessToken // a second device
+	for _, tok := range []string{token, other} {
+		if resp, body := c.do(t, "GET", "/_matrix/client/v1/media/config", tok, nil, nil); resp.StatusCode != 200 {
+			t.Fatalf("config before logout = %d %s", resp.StatusCode, body) // and the token is cached now
+		}
 	}
 	if _, err := cli.Logout(context.Background()); err != nil {
-		t.Fatalf("logout through the homeserver: %v", err)
+		t.Fatalf("logout through the proxy: %v", err)
 	}
-	time.Sleep(tokenTTL + 500*time.Millisecond) // the token cache may still vouch for it until then
 	resp, body := c.do(t, "GET", "/_matrix/client/v1/media/config", token, nil, nil)
 	if resp.StatusCode != 401 || !strings.Contains(string(body), "M_UNKNOWN_TOKEN") {
-		t.Errorf("config after logout = %d %s, want 401 M_UNKNOWN_TOKEN", resp.StatusCode, body)
+		t.Errorf("config right after logout = %d %s, want 401 M_UNKNOWN_TOKEN", resp.StatusCode, body)
+	}
+	if resp, body := c.do(t, "GET", "/_matrix/client/v1/media/config", other, nil, nil); resp.StatusCode != 200 {
+		t.Errorf("the other device after one logout = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := c.do(t, "POST", "/_matrix/client/v3/logout/all", other, []byte("{}"), nil); resp.StatusCode != 200 {
+		t.Fatalf("logout/all = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := c.do(t, "GET", "/_matrix/client/v1/media/config", other, nil, nil); resp.StatusCode != 401 {
+		t.Errorf("after logout/all = %d, want 401", resp.StatusCode)
+	}
+}
+
+// checkAdmin: a Dendrite admin quarantines and purges through the proxy,
+// with matrix-media-repo's and Synapse's routes; a user may not.
+func checkAdmin(t *testing.T, c *e2eClient, _ []byte) {
+	png := uniquePNG(t) // bytes no other subtest uploaded: quarantine is of bytes
+	alice := c.mautrix(t, "alice", "alice-password")
+	mod := c.mautrix(t, "mod", "mod-password").AccessToken
+	bob := c.mautrix(t, "bob", "bob-password").AccessToken
+	up, err := alice.UploadBytes(context.Background(), png, "image/png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := up.ContentURI.FileID
+	dl := "/_matrix/client/v1/media/download/" + serverName + "/" + id
+	if resp, body := c.do(t, "POST", "/_matrix/media/unstable/admin/quarantine/"+serverName+"/"+id, bob, nil, nil); resp.StatusCode != 403 {
+		t.Errorf("quarantine by a user = %d %s, want 403", resp.StatusCode, body)
+	}
+	resp, body := c.do(t, "POST", "/_matrix/media/unstable/admin/quarantine/"+serverName+"/"+id, mod, nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"num_quarantined":1`) {
+		t.Fatalf("quarantine by the Dendrite admin = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := c.do(t, "GET", dl, bob, nil, nil); resp.StatusCode != 404 {
+		t.Errorf("download of quarantined media = %d, want 404", resp.StatusCode)
+	}
+	resp, _ = c.do(t, "GET", "/_matrix/client/v1/media/thumbnail/"+serverName+"/"+id+"?width=96&height=96&method=crop", bob, nil, nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("thumbnail of quarantined media = %d %s, want the replacement PNG", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if resp, body := c.do(t, "POST", "/_matrix/media/v3/upload", bob, png, map[string]string{"Content-Type": "image/png"}); resp.StatusCode != 403 {
+		t.Errorf("upload of quarantined bytes = %d %s, want 403", resp.StatusCode, body)
+	}
+	resp, body = c.do(t, "GET", "/_synapse/admin/v1/media/"+serverName+"/"+id, mod, nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"quarantined_by":"@mod:`+serverName+`"`) {
+		t.Errorf("media info = %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do(t, "DELETE", "/_synapse/admin/v1/media/"+serverName+"/"+id, mod, nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"total":1`) {
+		t.Errorf("delete by the Dendrite admin = %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do(t, "GET", "/_synapse/admin/v1/media/"+serverName+"/"+id, mod, nil, nil)
+	if resp.StatusCode != 404 {
+		t.Errorf("media info after the purge = %d %s, want 404", resp.StatusCode, body)
+	}
+	// The bytes stay quarantined after the purge: a new upload is refused.
+	if resp, _ := c.do(t, "POST", "/_matrix/media/v3/upload", alice.AccessToken, png, map[string]string{"Content-Type": "image/png"}); resp.StatusCode != 403 {
+		t.Errorf("upload of purged quarantined bytes = %d, want 403", resp.StatusCode)
+	}
+	resp, body = c.do(t, "GET", "/_synapse/admin/v1/statistics/users/media", mod, nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"users"`) {
+		t.Errorf("statistics = %d %s", resp.StatusCode, body)
+	}
+}
+
+// checkReload rewrites the config and sends the process SIGHUP: alice
+// becomes a repository admin without a restart.
+func checkReload(t *testing.T, c *e2eClient, repo *repoProcess) {
+	alice := c.mautrix(t, "alice", "alice-password").AccessToken
+	if resp, _ := c.do(t, "GET", "/_matrix/media/unstable/admin/datastores", alice, nil, nil); resp.StatusCode != 403 {
+		t.Fatalf("datastores before the reload = %d, want 403", resp.StatusCode)
+	}
+	repo.rewrite(t, repo.config+"admins: [\"@alice:"+serverName+"\"]\n")
+	if err := repo.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body := c.do(t, "GET", "/_matrix/media/unstable/admin/datastores", alice, nil, nil)
+		if resp.StatusCode == 200 {
+			if !strings.Contains(string(body), `"local"`) {
+				t.Errorf("datastores = %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d ten seconds after SIGHUP", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	repo.rewrite(t, repo.config+"admins: [not a user id]\n")
+	repo.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	if resp, _ := c.do(t, "GET", "/_matrix/media/unstable/admin/datastores", alice, nil, nil); resp.StatusCode != 200 {
+		t.Errorf("after a bad file = %d, want the config in force kept", resp.StatusCode)
+	}
+	if !strings.Contains(repo.log(t), "config reload refused") {
+		t.Error("the refused reload is not logged")
 	}
 }
 
@@ -369,7 +475,7 @@ func (d *dendrite) stop(t *testing.T) {
 
 // register creates a user with the registration shared secret (the
 // Synapse-compatible admin API Dendrite implements).
-func (d *dendrite) register(t *testing.T, user, password string) {
+func (d *dendrite) register(t *testing.T, user, password string, admin bool) {
 	base := fmt.Sprintf("http://127.0.0.1:%d/_synapse/admin/v1/register", d.port)
 	resp, err := http.Get(base)
 	if err != nil {
@@ -381,9 +487,13 @@ func (d *dendrite) register(t *testing.T, user, password string) {
 	json.NewDecoder(resp.Body).Decode(&n)
 	resp.Body.Close()
 	mac := hmac.New(sha1.New, []byte(sharedSecret))
-	fmt.Fprintf(mac, "%s\x00%s\x00%s\x00notadmin", n.Nonce, user, password)
+	kind := "notadmin"
+	if admin {
+		kind = "admin"
+	}
+	fmt.Fprintf(mac, "%s\x00%s\x00%s\x00%s", n.Nonce, user, password, kind)
 	body, _ := json.Marshal(map[string]any{
-		"nonce": n.Nonce, "username": user, "password": password, "admin": false, "mac": hex.EncodeToString(mac.Sum(nil)),
+		"nonce": n.Nonce, "username": user, "password": password, "admin": admin, "mac": hex.EncodeToString(mac.Sum(nil)),
 	})
 	resp, err = http.Post(base, "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -404,7 +514,26 @@ func buildRepo(t *testing.T) string {
 	return bin
 }
 
-func startRepo(t *testing.T, bin string, hsPort int, db string, useForwardedHost bool) int {
+// repoProcess is a running mediarepo and its config.
+type repoProcess struct {
+	port      int
+	cmd       *exec.Cmd
+	dir, path string
+	config    string // the file as first written
+}
+
+func (r *repoProcess) rewrite(t *testing.T, config string) {
+	if err := os.WriteFile(r.path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *repoProcess) log(t *testing.T) string {
+	b, _ := os.ReadFile(filepath.Join(r.dir, "media-repo.log"))
+	return string(b)
+}
+
+func startRepo(t *testing.T, bin string, hsPort int, db string, useForwardedHost bool) *repoProcess {
 	dir := t.TempDir()
 	port := freePort(t)
 	database := fmt.Sprintf("{sqlite: %q}", filepath.Join(dir, "media-repo.db"))
@@ -428,7 +557,7 @@ uploads: {maxBytes: %d}
 	cmd := startProcess(t, dir, "media-repo", bin, "-config", path)
 	t.Cleanup(func() { stopProcess(cmd) })
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 30*time.Second)
-	return port
+	return &repoProcess{port: port, cmd: cmd, dir: dir, path: path, config: cfg}
 }
 
 // freshDatabase creates a PostgreSQL database for one run and drops it after.
@@ -517,7 +646,7 @@ func caddyConfig(t *testing.T, dir string, port, repoPort, hsPort int, delegatio
 	doc = strings.ReplaceAll(doc, "127.0.0.1:8000", fmt.Sprintf("127.0.0.1:%d", repoPort))
 	doc = strings.ReplaceAll(doc, "127.0.0.1:8008", fmt.Sprintf("127.0.0.1:%d", hsPort))
 	if !delegation {
-		doc = strings.Replace(doc, "header_up X-Forwarded-Host example.org", "", 1)
+		doc = strings.ReplaceAll(doc, "header_up X-Forwarded-Host example.org", "")
 	}
 	path := filepath.Join(dir, "Caddyfile")
 	os.WriteFile(path, []byte(doc), 0o600)
@@ -530,6 +659,20 @@ func readDoc(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// uniquePNG is a 200x150 image of random colours, new bytes each call.
+func uniquePNG(t *testing.T) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, 200, 150))
+	rand.Read(img.Pix)
+	for i := 3; i < len(img.Pix); i += 4 {
+		img.Pix[i] = 255
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // testPNG is an opaque 400x300 image: big enough to be thumbnailed.
