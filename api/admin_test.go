@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image/png"
@@ -392,4 +393,27 @@ func TestLogoutRefusesTheTokenAtOnce(t *testing.T) {
 	}
 	resp, body = ts.do(t, "POST", "/_matrix/client/v3/logout", nil)
 	wantError(t, resp, body, 401, "M_MISSING_TOKEN")
+}
+
+// A thumbnail removed behind this process's back (expired by another
+// process whose message was lost) is made again, not a failure.
+func TestRemovedThumbnailIsMadeAgain(t *testing.T) {
+	ts := newTestServer(t, "sqlite", nil)
+	id := ts.mustUpload(t, photo(t, 300, 200), "image/png", "")
+	path := "/_matrix/client/v1/media/thumbnail/example.org/" + id + "?width=96&height=96&method=crop"
+	resp, first := ts.do(t, "GET", path, nil, withToken(bobToken))
+	if resp.StatusCode != 200 {
+		t.Fatalf("first thumbnail: %d", resp.StatusCode)
+	}
+	refs, err := ts.meta.DeleteThumbnails(context.Background(), nil, time.Now().Add(time.Hour))
+	if err != nil || len(refs) == 0 {
+		t.Fatalf("DeleteThumbnails = %v, %v", refs, err)
+	}
+	for _, ref := range refs {
+		ts.blobs.Delete(context.Background(), ref.SHA256)
+	}
+	resp, again := ts.do(t, "GET", path, nil, withToken(bobToken))
+	if resp.StatusCode != 200 || !bytes.Equal(again, first) {
+		t.Errorf("thumbnail after its removal = %d, %d bytes; want it made again", resp.StatusCode, len(again))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/thumbnails"
 )
 
@@ -42,6 +43,13 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 	}
 	s.paceWrite(w, n)
 	blob, err := s.thumbs.Open(r.Context(), th)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Removed meanwhile (thumbnail expiry in another process): make it again.
+		s.thumbs.Forget()
+		if th, err = s.thumbs.Thumbnail(r.Context(), m, spec); err == nil {
+			blob, err = s.thumbs.Open(r.Context(), th)
+		}
+	}
 	if err != nil {
 		return err
 	}
