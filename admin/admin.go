@@ -151,11 +151,11 @@ func New(opts Options) (*Service, error) {
 	return &Service{
 		live: opts.Live, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
 		remover: &retention.Remover{Store: opts.Stores, Blobs: opts.Blobs.ByID(), Log: opts.Log},
-		seen:    cmpObserver(opts.Observer),
+		seen:    orNoObserver(opts.Observer),
 	}, nil
 }
 
-func cmpObserver(o Observer) Observer {
+func orNoObserver(o Observer) Observer {
 	if o == nil {
 		return noObserver{}
 	}

@@ -74,23 +74,9 @@ func (s *Service) MediaInfo(ctx context.Context, c Caller, server, mediaID strin
 	return m, err
 }
 
-// statsGate is who may read per-user statistics of server: repository
-// admins, and that homeserver's admins.
-func (s *Service) statsGate(ctx context.Context, c Caller, server string) error {
-	if c.Global {
-		return nil
-	}
-	if sameServer(server, c.hostName()) {
-		if ok, err := s.homeserverAdmin(ctx, c); err != nil || ok {
-			return err
-		}
-	}
-	return forbidden("Only repository admins and this homeserver's admins may read its statistics")
-}
-
 // UserStats returns per-user statistics of server's media.
 func (s *Service) UserStats(ctx context.Context, c Caller, f storage.StatsFilter) ([]storage.UserStats, int64, error) {
-	if err := s.statsGate(ctx, c, f.Origin); err != nil {
+	if err := s.adminOf(ctx, c, f.Origin, "Only repository admins and this homeserver's admins may read its statistics"); err != nil {
 		return nil, 0, err
 	}
 	return s.db.UserStats(ctx, f)

@@ -192,9 +192,9 @@ const (
 	PurposePinned = "pinned"
 )
 
-// attributesGate is who may read or set a media's attributes: a repository
-// admin, or an admin of its homeserver, the Host.
-func (s *Service) attributesGate(ctx context.Context, c Caller, server string) error {
+// adminOf refuses, with refusal, callers who are neither repository admins
+// nor admins of server, which must be their Host.
+func (s *Service) adminOf(ctx context.Context, c Caller, server, refusal string) error {
 	if c.Global {
 		return nil
 	}
@@ -203,12 +203,14 @@ func (s *Service) attributesGate(ctx context.Context, c Caller, server string) e
 			return err
 		}
 	}
-	return forbidden("Only repository admins and the media's homeserver admins may see or change its attributes")
+	return forbidden(refusal)
 }
+
+const attributesRefusal = "Only repository admins and the media's homeserver admins may see or change its attributes"
 
 // Attributes returns a media's purpose: pinned (protected) or none.
 func (s *Service) Attributes(ctx context.Context, c Caller, server, mediaID string) (string, error) {
-	if err := s.attributesGate(ctx, c, server); err != nil {
+	if err := s.adminOf(ctx, c, server, attributesRefusal); err != nil {
 		return "", err
 	}
 	m, err := s.db.Media(ctx, server, mediaID)
@@ -226,7 +228,7 @@ func (s *Service) Attributes(ctx context.Context, c Caller, server, mediaID stri
 
 // SetAttributes sets a media's purpose.
 func (s *Service) SetAttributes(ctx context.Context, c Caller, server, mediaID, purpose string) error {
-	if err := s.attributesGate(ctx, c, server); err != nil {
+	if err := s.adminOf(ctx, c, server, attributesRefusal); err != nil {
 		return err
 	}
 	if purpose != PurposeNone && purpose != PurposePinned {

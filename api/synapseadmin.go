@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -22,14 +23,14 @@ func (s *Server) synapseRoutes() []route {
 	return []route{
 		{"POST", a + "/media/delete", users, s.handleDeleteOld(false)},
 		{"POST", a + "/media/{serverName}/delete", users, s.handleDeleteOld(true)},
-		{"POST", a + "/media/quarantine/{serverName}/{mediaId}", users, s.handleSynapseQuarantine},
-		{"POST", a + "/media/unquarantine/{serverName}/{mediaId}", users, s.handleSynapseUnquarantine},
+		{"POST", a + "/media/quarantine/{serverName}/{mediaId}", users, s.synapseMediaAction(s.admin.QuarantineMedia)},
+		{"POST", a + "/media/unquarantine/{serverName}/{mediaId}", users, s.synapseMediaAction(s.admin.Unquarantine)},
 		{"POST", a + "/media/protect/{mediaId}", users, s.handleProtect(true)},
 		{"POST", a + "/media/unprotect/{mediaId}", users, s.handleProtect(false)},
 		{"GET", a + "/media/{serverName}/{mediaId}", users, s.handleMediaInfo},
 		{"DELETE", a + "/media/{serverName}/{mediaId}", users, s.handleDeleteMedia},
-		{"POST", a + "/room/{roomId}/media/quarantine", users, s.handleSynapseQuarantineRoom},
-		{"POST", a + "/quarantine_media/{roomId}", users, s.handleSynapseQuarantineRoom},
+		{"POST", a + "/room/{roomId}/media/quarantine", users, s.handleQuarantineRoom},
+		{"POST", a + "/quarantine_media/{roomId}", users, s.handleQuarantineRoom},
 		{"POST", a + "/user/{userId}/media/quarantine", users, s.handleQuarantineUser(true)},
 		{"POST", a + "/purge_media_cache", users, s.handlePurgeMediaCache},
 		{"GET", a + "/users/{userId}/media", users, s.handleUserMedia},
@@ -137,32 +138,20 @@ func (s *Server) handleDeleteMedia(w http.ResponseWriter, r *http.Request) error
 	return writeDeleted(w, ids, err)
 }
 
-func (s *Server) handleSynapseQuarantine(w http.ResponseWriter, r *http.Request) error {
-	v, err := vars(r, "serverName", "mediaId")
-	if err != nil {
-		return err
+// synapseMediaAction serves a Synapse route on {serverName}/{mediaId} that
+// answers {}: act's count is not shown.
+func (s *Server) synapseMediaAction(act func(ctx context.Context, c admin.Caller, server, mediaID string) (int64, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := vars(r, "serverName", "mediaId")
+		if err != nil {
+			return err
+		}
+		if _, err := act(r.Context(), caller(r), v[0], v[1]); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+		return nil
 	}
-	if _, err := s.admin.QuarantineMedia(r.Context(), caller(r), v[0], v[1]); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
-	return nil
-}
-
-func (s *Server) handleSynapseUnquarantine(w http.ResponseWriter, r *http.Request) error {
-	v, err := vars(r, "serverName", "mediaId")
-	if err != nil {
-		return err
-	}
-	if _, err := s.admin.Unquarantine(r.Context(), caller(r), v[0], v[1]); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
-	return nil
-}
-
-func (s *Server) handleSynapseQuarantineRoom(w http.ResponseWriter, r *http.Request) error {
-	return s.handleQuarantineRoom(w, r)
 }
 
 func (s *Server) handleProtect(protect bool) handlerFunc {

@@ -21,21 +21,25 @@ func TestMetadataStore(t *testing.T) {
 	})
 }
 
-func TestWatchUploadsAcrossConnections(t *testing.T) {
+// twoProcesses opens two stores on one fresh schema, as two processes would.
+func twoProcesses(t *testing.T) (a, b *postgres.Store) {
 	dsn := storagetest.PostgresDSN(t)
+	pool := config.Pool{MaxConnections: 4, MaxIdleConnections: 2}
+	for _, s := range []**postgres.Store{&a, &b} {
+		st, _, err := postgres.Open(context.Background(), dsn, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		*s = st
+	}
+	return a, b
+}
+
+func TestWatchUploadsAcrossConnections(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pool := config.Pool{MaxConnections: 4, MaxIdleConnections: 2}
-	watcher, _, err := postgres.Open(ctx, dsn, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
-	other, _, err := postgres.Open(ctx, dsn, pool) // as a second process would
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	watcher, other := twoProcesses(t)
 
 	seen := make(chan string, 4)
 	done := make(chan error, 1)
@@ -67,20 +71,9 @@ func TestWatchUploadsAcrossConnections(t *testing.T) {
 }
 
 func TestBroadcastsReachOtherConnections(t *testing.T) {
-	dsn := storagetest.PostgresDSN(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pool := config.Pool{MaxConnections: 4, MaxIdleConnections: 2}
-	watcher, _, err := postgres.Open(ctx, dsn, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
-	other, _, err := postgres.Open(ctx, dsn, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	watcher, other := twoProcesses(t)
 	seen := make(chan string, 16)
 	done := make(chan error, 1)
 	go func() {
