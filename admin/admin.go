@@ -86,14 +86,16 @@ type Homeservers interface {
 	AvatarURL(ctx context.Context, hs *config.Homeserver, token, userID string) (string, error)
 }
 
-// Stores are the metadata stores the admin API works on.
-type Stores interface {
-	storage.MediaStore
-	storage.CatalogStore
-	storage.ModerationStore
-	storage.PurgeStore
-	storage.TaskStore
+// Stores are the metadata stores the admin API works on; one engine may be
+// all of them.
+type Stores struct {
+	Media      storage.MediaStore
+	Catalog    storage.CatalogStore
+	Moderation storage.ModerationStore
+	Purge      storage.PurgeStore
+	Tasks      storage.TaskStore
 }
+
 
 // Options are the service's dependencies.
 type Options struct {
@@ -138,7 +140,8 @@ type Service struct {
 
 // New checks opts and returns the Service.
 func New(opts Options) (*Service, error) {
-	if opts.Config == nil || opts.Stores == nil || opts.Blobs == nil || opts.Homeservers == nil || opts.Bus == nil || opts.Log == nil {
+	if opts.Config == nil || opts.Stores.Media == nil || opts.Stores.Catalog == nil || opts.Stores.Moderation == nil ||
+		opts.Stores.Purge == nil || opts.Stores.Tasks == nil || opts.Blobs == nil || opts.Homeservers == nil || opts.Bus == nil || opts.Log == nil {
 		return nil, errors.New("admin.New: Config, Stores, Blobs, Homeservers, Bus and Log are required")
 	}
 	now := opts.Now
@@ -150,7 +153,7 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		live: opts.Live, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
-		remover: &retention.Remover{Store: opts.Stores, Blobs: opts.Blobs.ByID(), Log: opts.Log},
+		remover: &retention.Remover{Store: opts.Stores.Purge, Blobs: opts.Blobs.ByID(), Log: opts.Log},
 		seen:    orNoObserver(opts.Observer),
 	}, nil
 }
@@ -273,7 +276,7 @@ func parseMXCs(uris []string) []storage.MediaKey {
 func (s *Service) lookup(ctx context.Context, keys []storage.MediaKey) ([]storage.Media, error) {
 	var out []storage.Media
 	for _, k := range keys {
-		m, err := s.db.Media(ctx, k.Origin, k.MediaID)
+		m, err := s.db.Media.Media(ctx, k.Origin, k.MediaID)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}

@@ -41,7 +41,7 @@ func (s *Service) UserMedia(ctx context.Context, c Caller, userID string, p Page
 	if err := s.localUser(ctx, c, userID); err != nil {
 		return nil, 0, err
 	}
-	return s.db.FindMedia(ctx, storage.MediaFilter{
+	return s.db.Catalog.FindMedia(ctx, storage.MediaFilter{
 		Origins: []string{mxid.UserServer(userID)}, UserID: userID,
 		Order: p.Order, Desc: p.Desc, Offset: p.From, Limit: p.Limit,
 	})
@@ -67,7 +67,7 @@ func (s *Service) MediaInfo(ctx context.Context, c Caller, server, mediaID strin
 	if !c.Global && s.isLocal(server) && !sameServer(server, c.hostName()) {
 		return nil, forbidden("You may only look at your own homeserver's media")
 	}
-	m, err := s.db.Media(ctx, server, mediaID)
+	m, err := s.db.Media.Media(ctx, server, mediaID)
 	if isNotFound(err) {
 		return nil, &Error{Kind: NotFound, Msg: "Unknown media", Err: err}
 	}
@@ -79,7 +79,7 @@ func (s *Service) UserStats(ctx context.Context, c Caller, f storage.StatsFilter
 	if err := s.adminOf(ctx, c, f.Origin, "Only repository admins and this homeserver's admins may read its statistics"); err != nil {
 		return nil, 0, err
 	}
-	return s.db.UserStats(ctx, f)
+	return s.db.Catalog.UserStats(ctx, f)
 }
 
 // ServerUsage adds up server's media and thumbnails.
@@ -87,7 +87,7 @@ func (s *Service) ServerUsage(ctx context.Context, c Caller, server string) (sto
 	if err := RequireGlobal(c); err != nil {
 		return storage.ServerUsage{}, err
 	}
-	return s.db.ServerUsage(ctx, server)
+	return s.db.Catalog.ServerUsage(ctx, server)
 }
 
 // UserUsage is what one user stored on a server.
@@ -116,7 +116,7 @@ func (s *Service) UsersUsage(ctx context.Context, c Caller, server string, userI
 		}
 	}
 	if len(userIDs) == 0 {
-		rows, _, err := s.db.FindMedia(ctx, storage.MediaFilter{Origins: []string{server}})
+		rows, _, err := s.db.Catalog.FindMedia(ctx, storage.MediaFilter{Origins: []string{server}})
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +124,7 @@ func (s *Service) UsersUsage(ctx context.Context, c Caller, server string, userI
 		return out, nil
 	}
 	for _, id := range userIDs {
-		rows, _, err := s.db.FindMedia(ctx, storage.MediaFilter{Origins: []string{server}, UserID: id})
+		rows, _, err := s.db.Catalog.FindMedia(ctx, storage.MediaFilter{Origins: []string{server}, UserID: id})
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +148,7 @@ func (s *Service) Uploads(ctx context.Context, c Caller, server string, mxcs []s
 		if !sameServer(origin, server) {
 			return nil, invalid(fmt.Sprintf("%s is not media of %s", uri, server))
 		}
-		m, err := s.db.Media(ctx, origin, id)
+		m, err := s.db.Media.Media(ctx, origin, id)
 		if isNotFound(err) {
 			continue
 		}
@@ -173,7 +173,7 @@ func (s *Service) Estimate(ctx context.Context, c Caller, id string, before time
 	if err := RequireGlobal(c); err != nil {
 		return storage.Estimate{}, err
 	}
-	return s.db.Estimate(ctx, id, before)
+	return s.db.Catalog.Estimate(ctx, id, before)
 }
 
 // Tasks lists the admin API's tasks, only the unfinished if asked.
@@ -181,7 +181,7 @@ func (s *Service) Tasks(ctx context.Context, c Caller, unfinished bool) ([]stora
 	if err := RequireGlobal(c); err != nil {
 		return nil, err
 	}
-	return s.db.Tasks(ctx, unfinished)
+	return s.db.Tasks.Tasks(ctx, unfinished)
 }
 
 // Task returns one task.
@@ -189,7 +189,7 @@ func (s *Service) Task(ctx context.Context, c Caller, id int64) (*storage.Task, 
 	if err := RequireGlobal(c); err != nil {
 		return nil, err
 	}
-	t, err := s.db.Task(ctx, id)
+	t, err := s.db.Tasks.Task(ctx, id)
 	if isNotFound(err) {
 		return nil, &Error{Kind: NotFound, Msg: "Task not found", Err: err}
 	}

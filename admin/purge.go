@@ -133,7 +133,7 @@ func (s *Service) selectPurge(ctx context.Context, c Caller, r PurgeRequest) ([]
 	default:
 		return nil, invalid("Unknown purge")
 	}
-	rows, _, err := s.db.FindMedia(ctx, f)
+	rows, _, err := s.db.Catalog.FindMedia(ctx, f)
 	return rows, err
 }
 
@@ -247,7 +247,7 @@ func (s *Service) DeleteOld(ctx context.Context, c Caller, before time.Time, siz
 	if c.Host == nil {
 		return nil, invalid("No homeserver selected")
 	}
-	rows, _, err := s.db.FindMedia(ctx, storage.MediaFilter{
+	rows, _, err := s.db.Catalog.FindMedia(ctx, storage.MediaFilter{
 		Origins: []string{c.Host.Name}, IdleSince: before, LargerThan: sizeGT, NotQuarantined: true, NotProtected: true,
 	})
 	if err != nil {
@@ -302,7 +302,7 @@ func (s *Service) PurgeRemoteCache(ctx context.Context, c Caller, before time.Ti
 	if err := s.serverAdmin(ctx, c); err != nil {
 		return 0, err
 	}
-	rows, _, err := s.db.FindMedia(ctx, storage.MediaFilter{
+	rows, _, err := s.db.Catalog.FindMedia(ctx, storage.MediaFilter{
 		NotOrigins: s.localOrigins(), IdleSince: before, NotQuarantined: true, NotProtected: true,
 	})
 	if err != nil {

@@ -49,7 +49,7 @@ func (s *Service) quarantineRows(ctx context.Context, c Caller, local bool, rows
 	if len(sums) == 0 {
 		return 0, nil
 	}
-	n, err := s.db.Quarantine(ctx, sums, scope, c.by())
+	n, err := s.db.Moderation.Quarantine(ctx, sums, scope, c.by())
 	if err != nil {
 		return 0, err
 	}
@@ -117,7 +117,7 @@ func (s *Service) QuarantineUser(ctx context.Context, c Caller, userID string, l
 	if localOnly {
 		f.Origins = []string{mxid.UserServer(userID)}
 	}
-	rows, _, err := s.db.FindMedia(ctx, f)
+	rows, _, err := s.db.Catalog.FindMedia(ctx, f)
 	if err != nil {
 		return 0, err
 	}
@@ -134,7 +134,7 @@ func (s *Service) QuarantineServer(ctx context.Context, c Caller, server string)
 	if local && !sameServer(server, c.hostName()) {
 		return 0, forbidden("You may only quarantine your own homeserver's media")
 	}
-	rows, _, err := s.db.FindMedia(ctx, storage.MediaFilter{Origins: []string{server}})
+	rows, _, err := s.db.Catalog.FindMedia(ctx, storage.MediaFilter{Origins: []string{server}})
 	if err != nil {
 		return 0, err
 	}
@@ -151,11 +151,11 @@ func (s *Service) Unquarantine(ctx context.Context, c Caller, server, mediaID st
 	if !c.Global && !sameServer(server, c.hostName()) {
 		return 0, forbidden("You may only act on your own homeserver's media")
 	}
-	m, err := s.db.Media(ctx, server, mediaID)
+	m, err := s.db.Media.Media(ctx, server, mediaID)
 	if err != nil {
 		return 0, nil // unknown media: nothing to lift, as Synapse answers
 	}
-	n, err := s.db.Unquarantine(ctx, []string{m.SHA256}, c.hostName(), c.Global)
+	n, err := s.db.Moderation.Unquarantine(ctx, []string{m.SHA256}, c.hostName(), c.Global)
 	if err != nil {
 		return 0, err
 	}
@@ -178,7 +178,7 @@ func (s *Service) SetProtected(ctx context.Context, c Caller, mediaID string, pr
 }
 
 func (s *Service) setProtected(ctx context.Context, server, mediaID string, protected bool) error {
-	err := s.db.SetProtected(ctx, server, mediaID, protected)
+	err := s.db.Moderation.SetProtected(ctx, server, mediaID, protected)
 	if err != nil && !isNotFound(err) {
 		return err
 	}
@@ -213,7 +213,7 @@ func (s *Service) Attributes(ctx context.Context, c Caller, server, mediaID stri
 	if err := s.adminOf(ctx, c, server, attributesRefusal); err != nil {
 		return "", err
 	}
-	m, err := s.db.Media(ctx, server, mediaID)
+	m, err := s.db.Media.Media(ctx, server, mediaID)
 	if isNotFound(err) {
 		return "", &Error{Kind: NotFound, Msg: "Media not found", Err: err}
 	}

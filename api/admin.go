@@ -118,7 +118,7 @@ func (s *Server) handlePurgeRemote(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	affected, err := s.admin.Purge(r.Context(), caller(r), admin.PurgeRequest{Scope: admin.PurgeRemote, Before: before})
+	affected, err := s.ops.admin.Purge(r.Context(), caller(r), admin.PurgeRequest{Scope: admin.PurgeRemote, Before: before})
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (s *Server) purgeHandler(scope admin.Scope) handlerFunc {
 			return err
 		}
 		req := admin.PurgeRequest{Scope: scope, Server: v[0], MediaID: v[1], UserID: v[2], RoomID: v[3], Before: before, IncludeLocal: includeLocal}
-		affected, err := s.admin.Purge(r.Context(), caller(r), req)
+		affected, err := s.ops.admin.Purge(r.Context(), caller(r), req)
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func (s *Server) handleQuarantineMedia(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	n, err := s.admin.QuarantineMedia(r.Context(), caller(r), v[0], v[1])
+	n, err := s.ops.admin.QuarantineMedia(r.Context(), caller(r), v[0], v[1])
 	return writeQuarantined(w, n, err)
 }
 
@@ -184,7 +184,7 @@ func (s *Server) handleQuarantineRoom(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	n, err := s.admin.QuarantineRoom(r.Context(), caller(r), v[0])
+	n, err := s.ops.admin.QuarantineRoom(r.Context(), caller(r), v[0])
 	return writeQuarantined(w, n, err)
 }
 
@@ -196,7 +196,7 @@ func (s *Server) handleQuarantineUser(localOnly bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		n, err := s.admin.QuarantineUser(r.Context(), caller(r), v[0], localOnly)
+		n, err := s.ops.admin.QuarantineUser(r.Context(), caller(r), v[0], localOnly)
 		return writeQuarantined(w, n, err)
 	}
 }
@@ -206,12 +206,12 @@ func (s *Server) handleQuarantineServer(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	n, err := s.admin.QuarantineServer(r.Context(), caller(r), v[0])
+	n, err := s.ops.admin.QuarantineServer(r.Context(), caller(r), v[0])
 	return writeQuarantined(w, n, err)
 }
 
 func (s *Server) handleDatastores(w http.ResponseWriter, r *http.Request) error {
-	list, err := s.admin.Datastores(caller(r))
+	list, err := s.ops.admin.Datastores(caller(r))
 	if err != nil {
 		return err
 	}
@@ -237,7 +237,7 @@ func (s *Server) handleSizeEstimate(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	e, err := s.admin.Estimate(r.Context(), caller(r), v[0], before)
+	e, err := s.ops.admin.Estimate(r.Context(), caller(r), v[0], before)
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func (s *Server) handleServerUsage(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	u, err := s.admin.ServerUsage(r.Context(), caller(r), v[0])
+	u, err := s.ops.admin.ServerUsage(r.Context(), caller(r), v[0])
 	if err != nil {
 		return err
 	}
@@ -270,7 +270,7 @@ func (s *Server) handleUsersUsage(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	usage, err := s.admin.UsersUsage(r.Context(), caller(r), v[0], r.URL.Query()["user_id"])
+	usage, err := s.ops.admin.UsersUsage(r.Context(), caller(r), v[0], r.URL.Query()["user_id"])
 	if err != nil {
 		return err
 	}
@@ -291,7 +291,7 @@ func (s *Server) handleUploadsUsage(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	rows, err := s.admin.Uploads(r.Context(), caller(r), v[0], r.URL.Query()["mxc"])
+	rows, err := s.ops.admin.Uploads(r.Context(), caller(r), v[0], r.URL.Query()["mxc"])
 	if err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (s *Server) handleUploadsUsage(w http.ResponseWriter, r *http.Request) erro
 
 func (s *Server) handleTasks(unfinished bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		tasks, err := s.admin.Tasks(r.Context(), caller(r), unfinished)
+		tasks, err := s.ops.admin.Tasks(r.Context(), caller(r), unfinished)
 		if err != nil {
 			return err
 		}
@@ -331,7 +331,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errBadRequest("invalid task ID")
 	}
-	t, err := s.admin.Task(r.Context(), caller(r), id)
+	t, err := s.ops.admin.Task(r.Context(), caller(r), id)
 	if err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ func (s *Server) handleAttributes(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	purpose, err := s.admin.Attributes(r.Context(), caller(r), v[0], v[1])
+	purpose, err := s.ops.admin.Attributes(r.Context(), caller(r), v[0], v[1])
 	if err != nil {
 		return err
 	}
@@ -375,7 +375,7 @@ func (s *Server) handleSetAttributes(w http.ResponseWriter, r *http.Request) err
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}
-	if err := s.admin.SetAttributes(r.Context(), caller(r), v[0], v[1], body.Purpose); err != nil {
+	if err := s.ops.admin.SetAttributes(r.Context(), caller(r), v[0], v[1], body.Purpose); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"purpose": body.Purpose})

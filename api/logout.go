@@ -22,7 +22,7 @@ func (s *Server) handleLogout(all bool) handlerFunc {
 		hs := homeserverFrom(ctx)
 		// Whose tokens /all ends, asked before they stop working.
 		id, idErr := s.auth.WhoAmI(ctx, hs, token)
-		reply, err := s.logout.Logout(ctx, hs, token, all)
+		reply, err := s.ops.logout.Logout(ctx, hs, token, all)
 		if err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func (s *Server) forgetToken(r *http.Request, key string) { s.publish(r, bus.Tok
 
 // publish tells every process; this one has heard when it returns.
 func (s *Server) publish(r *http.Request, topic, payload string) {
-	if err := s.bus.Publish(r.Context(), topic, payload); err != nil {
+	if err := s.ops.bus.Publish(r.Context(), topic, payload); err != nil {
 		logFrom(r.Context()).WithError(err).Warn("other processes not told of a logout; their token caches expire it")
 	}
 }

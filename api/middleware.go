@@ -24,12 +24,12 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		st := &requestState{id: id, ip: s.clientIP(r), base: s.log}
 		rec := &recorder{ResponseWriter: w}
 		var body *countingBody
-		if s.metrics != nil && r.Body != nil {
+		if s.ops.metrics != nil && r.Body != nil {
 			body = &countingBody{ReadCloser: r.Body}
 			r.Body = body
 		}
 		next.ServeHTTP(rec, r.WithContext(withState(r.Context(), st)))
-		if s.metrics != nil {
+		if s.ops.metrics != nil {
 			s.recordMetrics(r, st, rec, body, time.Since(start))
 		}
 
@@ -98,7 +98,7 @@ func (s *Server) recordMetrics(r *http.Request, st *requestState, rec *recorder,
 	if body != nil {
 		in = body.n
 	}
-	s.metrics.Request(route, r.Method, status, d.Seconds(), in, int64(rec.bytes))
+	s.ops.metrics.Request(route, r.Method, status, d.Seconds(), in, int64(rec.bytes))
 }
 
 // countingBody counts the bytes read of a request body.

@@ -21,8 +21,8 @@ func (s *Server) checkQuarantine(r *http.Request, m *storage.Media) error {
 	if m.QuarantinedBy == "" {
 		return nil
 	}
-	if r.URL.Query().Get("admin_unsafely_bypass_quarantine") == "true" && s.admin != nil {
-		if u := userFrom(r.Context()); u != nil && s.admin.ServerAdmin(r.Context(), caller(r)) == nil {
+	if r.URL.Query().Get("admin_unsafely_bypass_quarantine") == "true" && s.ops.admin != nil {
+		if u := userFrom(r.Context()); u != nil && s.ops.admin.ServerAdmin(r.Context(), caller(r)) == nil {
 			return nil
 		}
 	}
@@ -33,10 +33,10 @@ func (s *Server) checkQuarantine(r *http.Request, m *storage.Media) error {
 // the replacement image at w x h, if quarantine.replace* asks for it;
 // otherwise it returns err, the 404.
 func (s *Server) servePlaceholder(w http.ResponseWriter, r *http.Request, err error, replace bool, width, height int, name string) error {
-	if !errors.Is(err, errQuarantined) || !replace || s.blocked == nil {
+	if !errors.Is(err, errQuarantined) || !replace || s.ops.blocked == nil {
 		return err
 	}
-	img := s.blocked.PNG(width, height)
+	img := s.ops.blocked.PNG(width, height)
 	sum := sha256.Sum256(img)
 	serveMedia(w, r, bytes.NewReader(img), mediaResponse{
 		contentType:  "image/png",

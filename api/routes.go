@@ -62,11 +62,11 @@ func (s *Server) routes(r *mux.Router) {
 		)
 	}
 
-	if s.admin != nil {
+	if s.ops.admin != nil {
 		table = append(table, s.mmrRoutes()...)
 		table = append(table, s.synapseRoutes()...)
 	}
-	if s.logout != nil {
+	if s.ops.logout != nil {
 		for _, v := range []string{"r0", "v3"} {
 			p := "/_matrix/client/" + v + "/logout"
 			table = append(table, route{"POST", p, public, s.handleLogout(false)}, route{"POST", p + "/all", public, s.handleLogout(true)})

@@ -78,14 +78,19 @@ type Server struct {
 	limits     *ratelimit.Limits  // nil: no rate limits
 	previews   *preview.Service   // nil: previews off
 	federation *federation.Client // nil: no federation routes
-	admin      *admin.Service     // nil: no admin API
-	blocked    *thumbnails.Placeholder
-	logout     homeserver.Logouter // nil: no logout routes
-	bus        *bus.Bus
-	metrics    RequestMetrics // nil: none
-	ready      func(context.Context) (map[string]string, bool)
+	ops        operations
 	outages    outageLog
 	handler    http.Handler
+}
+
+// operations are the parts that serve operators, each optional.
+type operations struct {
+	admin   *admin.Service          // nil: no admin API
+	blocked *thumbnails.Placeholder // nil: quarantined media is a 404
+	logout  homeserver.Logouter     // nil: no logout routes
+	bus     *bus.Bus
+	metrics RequestMetrics // nil: none
+	ready   func(context.Context) (map[string]string, bool)
 }
 
 // New checks opts and builds the Server.
@@ -99,10 +104,12 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		live: opts.Live, media: opts.Media, thumbs: opts.Thumbnails, auth: opts.Auth, log: opts.Log,
 		limits: opts.Limits, previews: opts.Previews, federation: opts.Federation,
-		admin: opts.Admin, blocked: opts.Placeholder, logout: opts.Logout, bus: opts.Bus,
-		metrics: opts.Metrics, ready: opts.Ready,
+		ops: operations{
+			admin: opts.Admin, blocked: opts.Placeholder, logout: opts.Logout, bus: opts.Bus,
+			metrics: opts.Metrics, ready: opts.Ready,
+		},
 	}
-	if s.logout != nil && s.bus == nil {
+	if s.ops.logout != nil && s.ops.bus == nil {
 		return nil, errors.New("api.New: Bus is required with Logout")
 	}
 	router := mux.NewRouter().UseEncodedPath().SkipClean(true)
@@ -169,7 +176,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // handleReady serves /readyz: 200 while the database and datastores can be
 // used, 503 with what cannot otherwise.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ServeReady(w, r, s.ready)
+	ServeReady(w, r, s.ops.ready)
 }
 
 // ServeReady answers a readiness check with ready's report.

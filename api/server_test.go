@@ -213,7 +213,7 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 		thumbs.Forget()
 	})
 	adminSvc, err := admin.New(admin.Options{
-		Config: cfg, Stores: meta, Blobs: stores, Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry,
+		Config: cfg, Stores: admin.Stores{Media: meta, Catalog: meta, Moderation: meta, Purge: meta, Tasks: meta}, Blobs: stores, Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -23,8 +23,8 @@ func (s *Server) synapseRoutes() []route {
 	return []route{
 		{"POST", a + "/media/delete", users, s.handleDeleteOld(false)},
 		{"POST", a + "/media/{serverName}/delete", users, s.handleDeleteOld(true)},
-		{"POST", a + "/media/quarantine/{serverName}/{mediaId}", users, s.synapseMediaAction(s.admin.QuarantineMedia)},
-		{"POST", a + "/media/unquarantine/{serverName}/{mediaId}", users, s.synapseMediaAction(s.admin.Unquarantine)},
+		{"POST", a + "/media/quarantine/{serverName}/{mediaId}", users, s.synapseMediaAction(s.ops.admin.QuarantineMedia)},
+		{"POST", a + "/media/unquarantine/{serverName}/{mediaId}", users, s.synapseMediaAction(s.ops.admin.Unquarantine)},
 		{"POST", a + "/media/protect/{mediaId}", users, s.handleProtect(true)},
 		{"POST", a + "/media/unprotect/{mediaId}", users, s.handleProtect(false)},
 		{"GET", a + "/media/{serverName}/{mediaId}", users, s.handleMediaInfo},
@@ -116,7 +116,7 @@ func (s *Server) handleDeleteOld(legacy bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		ids, err := s.admin.DeleteOld(r.Context(), caller(r), time.UnixMilli(before), sizeGT, keep)
+		ids, err := s.ops.admin.DeleteOld(r.Context(), caller(r), time.UnixMilli(before), sizeGT, keep)
 		return writeDeleted(w, ids, err)
 	}
 }
@@ -134,7 +134,7 @@ func (s *Server) handleDeleteMedia(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	ids, err := s.admin.DeleteLocal(r.Context(), caller(r), v[0], v[1])
+	ids, err := s.ops.admin.DeleteLocal(r.Context(), caller(r), v[0], v[1])
 	return writeDeleted(w, ids, err)
 }
 
@@ -160,7 +160,7 @@ func (s *Server) handleProtect(protect bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := s.admin.SetProtected(r.Context(), caller(r), v[0], protect); err != nil {
+		if err := s.ops.admin.SetProtected(r.Context(), caller(r), v[0], protect); err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, struct{}{})
@@ -176,7 +176,7 @@ func (s *Server) handlePurgeMediaCache(w http.ResponseWriter, r *http.Request) e
 	if err := admin.CheckBeforeTS(before); err != nil {
 		return err
 	}
-	n, err := s.admin.PurgeRemoteCache(r.Context(), caller(r), time.UnixMilli(before))
+	n, err := s.ops.admin.PurgeRemoteCache(r.Context(), caller(r), time.UnixMilli(before))
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (s *Server) handleMediaInfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.admin.MediaInfo(r.Context(), caller(r), v[0], v[1])
+	m, err := s.ops.admin.MediaInfo(r.Context(), caller(r), v[0], v[1])
 	if err != nil {
 		return err
 	}
@@ -271,9 +271,9 @@ func (s *Server) handleUserMedia(w http.ResponseWriter, r *http.Request) error {
 	var rows []storage.Media
 	var total int64
 	if p.Limit >= 0 {
-		rows, total, err = s.admin.UserMedia(r.Context(), caller(r), v[0], p)
+		rows, total, err = s.ops.admin.UserMedia(r.Context(), caller(r), v[0], p)
 	} else {
-		_, total, err = s.admin.UserMedia(r.Context(), caller(r), v[0], admin.Page{Limit: 1})
+		_, total, err = s.ops.admin.UserMedia(r.Context(), caller(r), v[0], admin.Page{Limit: 1})
 	}
 	if err != nil {
 		return err
@@ -302,7 +302,7 @@ func (s *Server) handleDeleteUserMedia(w http.ResponseWriter, r *http.Request) e
 	if p.Limit < 0 {
 		return writeDeleted(w, nil, nil)
 	}
-	ids, err := s.admin.DeleteUserMedia(r.Context(), caller(r), v[0], p)
+	ids, err := s.ops.admin.DeleteUserMedia(r.Context(), caller(r), v[0], p)
 	return writeDeleted(w, ids, err)
 }
 
@@ -325,7 +325,7 @@ func (s *Server) handleUserStats(w http.ResponseWriter, r *http.Request) error {
 	if none {
 		f.Limit = 1
 	}
-	users, total, err := s.admin.UserStats(r.Context(), caller(r), f)
+	users, total, err := s.ops.admin.UserStats(r.Context(), caller(r), f)
 	if err != nil {
 		return err
 	}

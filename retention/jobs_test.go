@@ -44,7 +44,7 @@ func TestExpireRemoteMediaByLastUse(t *testing.T) {
 			cfg := config.Default()
 			cfg.Homeservers = []config.Homeserver{{Name: "example.org"}}
 			cfg.Downloads.ExpireAfterDays = 30
-			svc := newService(t, meta, map[string]storage.BlobStore{"d": blobs}, cfg, c.now)
+			svc := newService(t, storesOf(meta), map[string]storage.BlobStore{"d": blobs}, cfg, c.now)
 
 			old := store(t, meta, blobs, "remote.org", "old", "old remote", start)
 			used := store(t, meta, blobs, "remote.org", "used", "used remote", start)
@@ -100,7 +100,7 @@ func TestExpireThumbnailsPreviewsReservations(t *testing.T) {
 	c.set(start)
 	cfg := config.Default()
 	cfg.Thumbnails.ExpireAfterDays, cfg.URLPreviews.ExpireAfterDays = 10, 7
-	svc := newService(t, meta, map[string]storage.BlobStore{"d": blobs}, cfg, c.now)
+	svc := newService(t, storesOf(meta), map[string]storage.BlobStore{"d": blobs}, cfg, c.now)
 	sum := put(t, blobs, "a thumbnail")
 	th := &storage.Thumbnail{Origin: "example.org", MediaID: "m", Width: 32, Height: 32, Method: "crop", ContentType: "image/png", SHA256: sum, SizeBytes: 11, DatastoreID: "d", CreatedAt: start}
 	if err := meta.CreateThumbnail(ctx, th, nil); err != nil {
@@ -141,8 +141,9 @@ func TestOneProcessRunsEachJob(t *testing.T) {
 	var runs [2]atomic.Int32
 	var svcs [2]*retention.Service
 	for i := range svcs {
-		meta := openPostgresAt(t, dsn)
-		svcs[i] = newService(t, &countingPreviews{Stores: meta, n: &runs[i]}, nil, cfg, time.Now)
+		st := storesOf(openPostgresAt(t, dsn))
+		st.Previews = &countingPreviews{PreviewStore: st.Previews, n: &runs[i]}
+		svcs[i] = newService(t, st, nil, cfg, time.Now)
 	}
 	job := func(s *retention.Service) retention.Job {
 		for _, j := range s.Jobs() {
@@ -170,21 +171,13 @@ func TestOneProcessRunsEachJob(t *testing.T) {
 
 // countingPreviews counts the preview sweeps a process makes.
 type countingPreviews struct {
-	retention.Stores
+	storage.PreviewStore
 	n *atomic.Int32
 }
 
 func (c *countingPreviews) DeleteURLPreviews(ctx context.Context, before time.Time) (int64, error) {
 	c.n.Add(1)
-	return c.Stores.DeleteURLPreviews(ctx, before)
-}
-
-// allStores is what the tests put rows through, and the jobs' stores.
-type allStores interface {
-	retention.Stores
-	storage.MediaStore
-	storage.ModerationStore
-	storage.AccessStore
+	return c.PreviewStore.DeleteURLPreviews(ctx, before)
 }
 
 func openStores(t *testing.T, backend string) allStores {

@@ -27,14 +27,14 @@ import (
 	"github.com/mediarepo/mediarepo/storage"
 )
 
-// Stores are the metadata stores the jobs use.
-type Stores interface {
-	storage.RetentionStore
-	storage.CatalogStore
-	storage.PurgeStore
-	storage.ReservationStore
-	storage.PreviewStore
-	storage.LeaseStore
+// Stores are the metadata stores the jobs use; one engine may be all of them.
+type Stores struct {
+	Refs         storage.RetentionStore
+	Catalog      storage.CatalogStore
+	Purge        storage.PurgeStore
+	Reservations storage.ReservationStore
+	Previews     storage.PreviewStore
+	Leases       storage.LeaseStore
 }
 
 // Options are the Service's dependencies.
@@ -87,8 +87,10 @@ type Removed struct {
 
 // New checks opts and starts every job the config turns on.
 func New(opts Options) (*Service, error) {
-	if opts.Config == nil || opts.Stores == nil || opts.Bus == nil || opts.Log == nil {
-		return nil, errors.New("retention.New: Config, Stores, Bus and Log are required")
+	st := opts.Stores
+	if opts.Config == nil || st.Refs == nil || st.Catalog == nil || st.Purge == nil || st.Reservations == nil ||
+		st.Previews == nil || st.Leases == nil || opts.Bus == nil || opts.Log == nil {
+		return nil, errors.New("retention.New: Config, every Stores field, Bus and Log are required")
 	}
 	now := opts.Now
 	if now == nil {
@@ -96,7 +98,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: opts.Config, blobs: opts.Blobs, db: opts.Stores, bus: opts.Bus, log: opts.Log, now: now,
-		remover: &Remover{Store: opts.Stores, Blobs: opts.Blobs, Log: opts.Log},
+		remover: &Remover{Store: opts.Stores.Purge, Blobs: opts.Blobs, Log: opts.Log},
 		holder:  holderID(), purged: opts.Purged,
 	}
 	if s.purged == nil {
@@ -151,7 +153,7 @@ func (s *Service) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, j := range s.Jobs() {
-		s.db.ReleaseLease(ctx, leaseName(j), s.holder)
+		s.db.Leases.ReleaseLease(ctx, leaseName(j), s.holder)
 	}
 	return nil
 }
@@ -179,7 +181,7 @@ func (s *Service) every(ctx context.Context, start time.Duration, j Job) {
 // that dies hands the job over by the next run.
 func (s *Service) RunOnce(ctx context.Context, j Job) (ran bool) {
 	log := s.log.WithField("job", j.Name)
-	ok, err := s.db.AcquireLease(ctx, leaseName(j), s.holder, s.now(), j.Interval*9/10)
+	ok, err := s.db.Leases.AcquireLease(ctx, leaseName(j), s.holder, s.now(), j.Interval*9/10)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.WithError(err).Warn("retention job skipped: its lease could not be taken")
@@ -215,7 +217,7 @@ func (s *Service) ExpireRemoteMedia(ctx context.Context) (Removed, error) {
 	for i, hs := range s.cfg.Homeservers {
 		local[i] = hs.Name
 	}
-	rows, _, err := s.db.FindMedia(ctx, storage.MediaFilter{
+	rows, _, err := s.db.Catalog.FindMedia(ctx, storage.MediaFilter{
 		NotOrigins: local, IdleSince: s.days(s.cfg.Downloads.ExpireAfterDays), NotQuarantined: true, NotProtected: true,
 	})
 	if err != nil {
@@ -240,7 +242,7 @@ func (s *Service) ExpireRemoteMedia(ctx context.Context) (Removed, error) {
 // ExpireThumbnails removes thumbnails made more than
 // thumbnails.expireAfterDays ago; they are made again when asked for.
 func (s *Service) ExpireThumbnails(ctx context.Context) (Removed, error) {
-	refs, err := s.db.DeleteThumbnails(ctx, nil, s.days(s.cfg.Thumbnails.ExpireAfterDays))
+	refs, err := s.db.Purge.DeleteThumbnails(ctx, nil, s.days(s.cfg.Thumbnails.ExpireAfterDays))
 	if err != nil {
 		return Removed{}, err
 	}
@@ -253,13 +255,13 @@ func (s *Service) ExpireThumbnails(ctx context.Context) (Removed, error) {
 // ExpirePreviews removes cached URL previews older than
 // urlPreviews.expireAfterDays.
 func (s *Service) ExpirePreviews(ctx context.Context) (Removed, error) {
-	n, err := s.db.DeleteURLPreviews(ctx, s.days(s.cfg.URLPreviews.ExpireAfterDays))
+	n, err := s.db.Previews.DeleteURLPreviews(ctx, s.days(s.cfg.URLPreviews.ExpireAfterDays))
 	return Removed{Rows: int(n)}, err
 }
 
 // ExpireReservations removes media IDs reserved for uploads that expired.
 func (s *Service) ExpireReservations(ctx context.Context) (Removed, error) {
-	n, err := s.db.DeleteExpiredPending(ctx, s.now())
+	n, err := s.db.Reservations.DeleteExpiredPending(ctx, s.now())
 	return Removed{Rows: int(n)}, err
 }
 
@@ -292,7 +294,7 @@ func (s *Service) SweepOrphans(ctx context.Context) (Removed, error) {
 			}
 			res.Examined++
 			deleted, err := sw.Sweep(ctx, b.SHA256, cutoff, func(ctx context.Context) (bool, error) {
-				return s.db.BlobReferenced(ctx, id, b.SHA256)
+				return s.db.Refs.BlobReferenced(ctx, id, b.SHA256)
 			})
 			if deleted {
 				res.Blobs++

@@ -66,10 +66,29 @@ func TestSweepOrphans(t *testing.T) {
 	}
 }
 
-func newServiceWithGrace(t *testing.T, meta retention.Stores, blobs storage.BlobStore, hours int) *retention.Service {
+func newServiceWithGrace(t *testing.T, meta allStores, blobs storage.BlobStore, hours int) *retention.Service {
 	cfg := config.Default()
 	cfg.Retention = config.Retention{OrphanBlobGraceHours: hours, OrphanBlobSweepHours: 1000}
-	return newService(t, meta, map[string]storage.BlobStore{"d": blobs}, cfg, time.Now)
+	return newService(t, storesOf(meta), map[string]storage.BlobStore{"d": blobs}, cfg, time.Now)
+}
+
+// allStores is what the tests put rows through, and the jobs' stores: one
+// engine, as in production.
+type allStores interface {
+	storage.RetentionStore
+	storage.CatalogStore
+	storage.PurgeStore
+	storage.ReservationStore
+	storage.PreviewStore
+	storage.LeaseStore
+	storage.MediaStore
+	storage.ThumbnailStore
+	storage.ModerationStore
+	storage.AccessStore
+}
+
+func storesOf(s allStores) retention.Stores {
+	return retention.Stores{Refs: s, Catalog: s, Purge: s, Reservations: s, Previews: s, Leases: s}
 }
 
 // newService is a retention.Service whose jobs only run when a test says.

@@ -146,21 +146,8 @@ func (m *Main) openBlobs() error {
 // services builds the application services and the HTTP edge over them.
 func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	cfg := m.Config
-	hsClient := homeserver.NewClient(time.Duration(cfg.Timeouts.ClientServerTimeoutSeconds) * time.Second)
-	tokenTTL := time.Duration(cfg.AccessTokens.MaxCacheTimeSeconds) * time.Second
-	auth := homeserver.NewCachedAuthenticator(hsClient, tokenTTL,
-		homeserver.ObserveCache(func(hit bool) { m.metrics.Cache("tokens", hit) }))
-	m.closers = append(m.closers, auth)
-	admins := homeserver.NewCachedAdmins(hsClient, tokenTTL)
 	log := logrus.NewEntry(m.Log)
-	events := bus.New(m.cast, log)
-	m.closers = append(m.closers, events)
-	events.Subscribe(bus.Token, func(key string) { auth.Forget(key); admins.Forget(key) })
-	events.Subscribe(bus.User, auth.ForgetUser)
-	placeholder, err := thumbnails.NewPlaceholder(cfg.Quarantine.ThumbnailPath)
-	if err != nil {
-		return nil, fmt.Errorf("quarantine.thumbnailPath: %w", err)
-	}
+	hs := m.homeservers(log)
 	limits, err := m.openLimits(ctx)
 	if err != nil {
 		return nil, err
@@ -178,6 +165,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	m.closers = append(m.closers, thumbs)
+	m.metrics.Queue("thumbnail", "Uploads waiting for their thumbnails to be made.", thumbs.Queued)
 	mediaSvc, err := media.New(media.Options{
 		Config: media.Config{
 			Uploads: cfg.Uploads, Downloads: cfg.Downloads, IgnoredHosts: cfg.Federation.IgnoredHosts,
@@ -191,26 +179,15 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	m.closers = append(m.closers, mediaSvc)
-	events.Subscribe(bus.Media, func(key string) {
+	hs.events.Subscribe(bus.Media, func(key string) {
 		origin, mediaID, _ := strings.Cut(key, "/")
 		mediaSvc.Forget(origin, mediaID)
 		thumbs.Forget()
 	})
-	adminSvc, err := admin.New(admin.Options{
-		Config: cfg, Live: m.live, Stores: m.db, Blobs: m.blobs, Homeservers: homeserverCalls{admins: admins, Client: hsClient},
-		Bus: events, Log: log, Observer: m.metrics,
-	})
+	ops, err := m.operations(hs, log)
 	if err != nil {
 		return nil, err
 	}
-	m.metrics.Queue("thumbnail", "Uploads waiting for their thumbnails to be made.", thumbs.Queued)
-	ret, err := retention.New(retention.Options{
-		Config: cfg, Blobs: m.blobs.ByID(), Stores: m.db, Bus: events, Log: log, Purged: m.metrics.Purged,
-	})
-	if err != nil {
-		return nil, err
-	}
-	m.closers = append(m.closers, ret)
 	previews, err := m.previewService(mediaSvc, log)
 	if err != nil {
 		return nil, err
@@ -219,11 +196,70 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		m.closers = append(m.closers, previews)
 	}
 	return api.New(api.Options{
-		Config: cfg, Live: m.live, Media: mediaSvc, Thumbnails: thumbs, Auth: auth,
+		Config: cfg, Live: m.live, Media: mediaSvc, Thumbnails: thumbs, Auth: hs.auth,
 		Limits: limits, Previews: previews, Federation: fed, Log: m.Log,
-		Admin: adminSvc, Placeholder: placeholder, Logout: hsClient, Bus: events,
+		Admin: ops.admin, Placeholder: ops.placeholder, Logout: hs.client, Bus: hs.events,
 		Metrics: m.metrics, Ready: m.ready,
 	})
+}
+
+// homeserverParts are the homeserver calls and the caches of their answers,
+// kept current across processes by the bus.
+type homeserverParts struct {
+	client *homeserver.Client
+	auth   *homeserver.CachedAuthenticator
+	admins *homeserver.CachedAdmins
+	events *bus.Bus
+}
+
+// homeservers builds the homeserver client, its token and admin caches, and
+// the bus that drops tokens from them on logout.
+func (m *Main) homeservers(log *logrus.Entry) homeserverParts {
+	cfg := m.Config
+	client := homeserver.NewClient(time.Duration(cfg.Timeouts.ClientServerTimeoutSeconds) * time.Second)
+	ttl := time.Duration(cfg.AccessTokens.MaxCacheTimeSeconds) * time.Second
+	auth := homeserver.NewCachedAuthenticator(client, ttl,
+		homeserver.ObserveCache(func(hit bool) { m.metrics.Cache("tokens", hit) }))
+	admins := homeserver.NewCachedAdmins(client, ttl)
+	events := bus.New(m.cast, log)
+	m.closers = append(m.closers, auth, events)
+	events.Subscribe(bus.Token, func(key string) { auth.Forget(key); admins.Forget(key) })
+	events.Subscribe(bus.User, auth.ForgetUser)
+	return homeserverParts{client: client, auth: auth, admins: admins, events: events}
+}
+
+// operationsParts are what serves operators: the admin API and the
+// quarantine's replacement image.
+type operationsParts struct {
+	admin       *admin.Service
+	placeholder *thumbnails.Placeholder
+}
+
+// operations builds the admin API, the replacement image of quarantined
+// media, and the retention jobs.
+func (m *Main) operations(hs homeserverParts, log *logrus.Entry) (operationsParts, error) {
+	cfg := m.Config
+	placeholder, err := thumbnails.NewPlaceholder(cfg.Quarantine.ThumbnailPath)
+	if err != nil {
+		return operationsParts{}, fmt.Errorf("quarantine.thumbnailPath: %w", err)
+	}
+	adminSvc, err := admin.New(admin.Options{
+		Config: cfg, Live: m.live, Blobs: m.blobs, Bus: hs.events, Log: log, Observer: m.metrics,
+		Stores:      admin.Stores{Media: m.db, Catalog: m.db, Moderation: m.db, Purge: m.db, Tasks: m.db},
+		Homeservers: homeserverCalls{admins: hs.admins, Client: hs.client},
+	})
+	if err != nil {
+		return operationsParts{}, err
+	}
+	ret, err := retention.New(retention.Options{
+		Config: cfg, Blobs: m.blobs.ByID(), Bus: hs.events, Log: log, Purged: m.metrics.Purged,
+		Stores: retention.Stores{Refs: m.db, Catalog: m.db, Purge: m.db, Reservations: m.db, Previews: m.db, Leases: m.db},
+	})
+	if err != nil {
+		return operationsParts{}, err
+	}
+	m.closers = append(m.closers, ret)
+	return operationsParts{admin: adminSvc, placeholder: placeholder}, nil
 }
 
 // Reload reads the config file at path again. A file with problems is

@@ -13,23 +13,25 @@ import (
 	"github.com/mediarepo/mediarepo/storage"
 )
 
-// AdminStore is every interface the admin suites use, as one store has them.
-type AdminStore interface {
-	storage.MediaStore
-	storage.ThumbnailStore
-	storage.ReservationStore
-	storage.CatalogStore
-	storage.ModerationStore
-	storage.PurgeStore
-	storage.TaskStore
-	storage.LeaseStore
-	storage.AccessStore
+// AdminStores are the stores the admin suites use, usually all one engine:
+// the catalog, moderation, purge, task, lease and access stores checked,
+// and the others the cases store rows with.
+type AdminStores struct {
+	Media        storage.MediaStore
+	Thumbs       storage.ThumbnailStore
+	Reservations storage.ReservationStore
+	Catalog      storage.CatalogStore
+	Moderation   storage.ModerationStore
+	Purge        storage.PurgeStore
+	Tasks        storage.TaskStore
+	Leases       storage.LeaseStore
+	Access       storage.AccessStore
 }
 
 // RunAdminStores checks the catalog, moderation, purge, task, lease and
-// access contracts against a fresh store from open for each case.
-func RunAdminStores(t *testing.T, open func(t *testing.T) AdminStore) {
-	runCases(t, open, []testCase[AdminStore]{
+// access contracts against fresh stores from open for each case.
+func RunAdminStores(t *testing.T, open func(t *testing.T) AdminStores) {
+	runCases(t, open, []testCase[AdminStores]{
 		{"find media by every filter", adminFindFilters},
 		{"find media ordered and paged", adminFindPaged},
 		{"user statistics", adminUserStats},
@@ -77,30 +79,30 @@ func ids(ms []storage.Media) []string {
 	return out
 }
 
-func find(t *testing.T, s AdminStore, f storage.MediaFilter) ([]string, int64) {
+func find(t *testing.T, s AdminStores, f storage.MediaFilter) ([]string, int64) {
 	t.Helper()
-	ms, total, err := s.FindMedia(context.Background(), f)
+	ms, total, err := s.Catalog.FindMedia(context.Background(), f)
 	if err != nil {
 		t.Fatalf("FindMedia(%+v): %v", f, err)
 	}
 	return ids(ms), total
 }
 
-func adminFindFilters(t *testing.T, s AdminStore) {
+func adminFindFilters(t *testing.T, s AdminStores) {
 	ctx := context.Background()
 	day := 24 * time.Hour
 	now := time.Now()
-	put(t, s, "example.org", "old", "@alice:example.org", "a", 10, now.Add(-3*day))
-	put(t, s, "example.org", "new", "@bob:example.org", "b", 2000, now)
-	put(t, s, "remote.org", "far", "", "c", 30, now.Add(-2*day))
-	put(t, s, "other.org", "twin", "@carol:other.org", "a", 10, now.Add(-day))
-	if err := s.RecordAccess(ctx, map[storage.MediaKey]time.Time{{Origin: "example.org", MediaID: "old"}: now}); err != nil {
+	put(t, s.Media, "example.org", "old", "@alice:example.org", "a", 10, now.Add(-3*day))
+	put(t, s.Media, "example.org", "new", "@bob:example.org", "b", 2000, now)
+	put(t, s.Media, "remote.org", "far", "", "c", 30, now.Add(-2*day))
+	put(t, s.Media, "other.org", "twin", "@carol:other.org", "a", 10, now.Add(-day))
+	if err := s.Access.RecordAccess(ctx, map[storage.MediaKey]time.Time{{Origin: "example.org", MediaID: "old"}: now}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Quarantine(ctx, []string{fakeSum("c")}, "", "@admin:example.org"); err != nil {
+	if _, err := s.Moderation.Quarantine(ctx, []string{fakeSum("c")}, "", "@admin:example.org"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetProtected(ctx, "example.org", "new", true); err != nil {
+	if err := s.Moderation.SetProtected(ctx, "example.org", "new", true); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -128,20 +130,20 @@ func adminFindFilters(t *testing.T, s AdminStore) {
 			t.Errorf("%s: got %v (total %d), want %v", tt.name, got, total, tt.want)
 		}
 	}
-	ms, _, _ := s.FindMedia(ctx, storage.MediaFilter{SHA256: fakeSum("c")})
+	ms, _, _ := s.Catalog.FindMedia(ctx, storage.MediaFilter{SHA256: fakeSum("c")})
 	if len(ms) != 1 || ms[0].QuarantinedBy != "@admin:example.org" {
 		t.Errorf("quarantined media read as %+v, want QuarantinedBy set", ms)
 	}
-	ms, _, _ = s.FindMedia(ctx, storage.MediaFilter{UserID: "@alice:example.org"})
+	ms, _, _ = s.Catalog.FindMedia(ctx, storage.MediaFilter{UserID: "@alice:example.org"})
 	if len(ms) != 1 || ms[0].LastAccess.UnixMilli() != now.UnixMilli() {
 		t.Errorf("accessed media read as %+v, want LastAccess %v", ms, now)
 	}
 }
 
-func adminFindPaged(t *testing.T, s AdminStore) {
+func adminFindPaged(t *testing.T, s AdminStores) {
 	now := time.Now()
 	for i, name := range []string{"c", "a", "e", "b", "d"} {
-		put(t, s, "example.org", name, "@alice:example.org", name, int64(100-i), now.Add(time.Duration(i)*time.Second))
+		put(t, s.Media, "example.org", name, "@alice:example.org", name, int64(100-i), now.Add(time.Duration(i)*time.Second))
 	}
 	tests := []struct {
 		f    storage.MediaFilter
@@ -162,24 +164,24 @@ func adminFindPaged(t *testing.T, s AdminStore) {
 			t.Errorf("%+v: got %v (total %d), want %v (total 5)", tt.f, got, total, tt.want)
 		}
 	}
-	if _, _, err := s.FindMedia(context.Background(), storage.MediaFilter{Order: "size; DROP TABLE media"}); err == nil {
+	if _, _, err := s.Catalog.FindMedia(context.Background(), storage.MediaFilter{Order: "size; DROP TABLE media"}); err == nil {
 		t.Error("an unknown order was accepted")
 	}
 }
 
-func adminUserStats(t *testing.T, s AdminStore) {
+func adminUserStats(t *testing.T, s AdminStores) {
 	ctx := context.Background()
 	base := time.UnixMilli(1_700_000_000_000)
-	put(t, s, "example.org", "a1", "@alice:example.org", "a1", 10, base)
-	put(t, s, "example.org", "a2", "@alice:example.org", "a2", 20, base.Add(time.Hour))
-	put(t, s, "example.org", "b1", "@bob:example.org", "b1", 100, base.Add(2*time.Hour))
-	put(t, s, "example.org", "n1", "", "n1", 1000, base)                             // no uploader: not a user
-	put(t, s, "other.org", "c1", "@carol:other.org", "c1", 5, base)                  // another origin
-	put(t, s, "example.org", "x1", "@x_%:example.org", "x1", 1, base.Add(time.Hour)) // LIKE wildcards in the name
+	put(t, s.Media, "example.org", "a1", "@alice:example.org", "a1", 10, base)
+	put(t, s.Media, "example.org", "a2", "@alice:example.org", "a2", 20, base.Add(time.Hour))
+	put(t, s.Media, "example.org", "b1", "@bob:example.org", "b1", 100, base.Add(2*time.Hour))
+	put(t, s.Media, "example.org", "n1", "", "n1", 1000, base)                             // no uploader: not a user
+	put(t, s.Media, "other.org", "c1", "@carol:other.org", "c1", 5, base)                  // another origin
+	put(t, s.Media, "example.org", "x1", "@x_%:example.org", "x1", 1, base.Add(time.Hour)) // LIKE wildcards in the name
 	stats := func(f storage.StatsFilter) ([]storage.UserStats, int64) {
 		t.Helper()
 		f.Origin = "example.org"
-		got, total, err := s.UserStats(ctx, f)
+		got, total, err := s.Catalog.UserStats(ctx, f)
 		if err != nil {
 			t.Fatalf("UserStats(%+v): %v", f, err)
 		}
@@ -211,48 +213,48 @@ func adminUserStats(t *testing.T, s AdminStore) {
 	}
 }
 
-func adminServerUsage(t *testing.T, s AdminStore) {
+func adminServerUsage(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	put(t, s, "example.org", "a", "@alice:example.org", "a", 10, time.Now())
-	put(t, s, "example.org", "b", "", "b", 5, time.Now())
-	put(t, s, "other.org", "c", "", "c", 99, time.Now())
+	put(t, s.Media, "example.org", "a", "@alice:example.org", "a", 10, time.Now())
+	put(t, s.Media, "example.org", "b", "", "b", 5, time.Now())
+	put(t, s.Media, "other.org", "c", "", "c", 99, time.Now())
 	th := sampleThumbnail(32, 32, "crop", false)
 	th.Origin, th.MediaID, th.SizeBytes = "example.org", "a", 3
-	if err := s.CreateThumbnail(ctx, th, nil); err != nil {
+	if err := s.Thumbs.CreateThumbnail(ctx, th, nil); err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.ServerUsage(ctx, "example.org")
+	u, err := s.Catalog.ServerUsage(ctx, "example.org")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := (storage.ServerUsage{MediaBytes: 15, MediaCount: 2, ThumbnailBytes: 3, ThumbnailCount: 1}); u != want {
 		t.Errorf("ServerUsage = %+v, want %+v", u, want)
 	}
-	if u, _ := s.ServerUsage(ctx, "nobody.org"); u != (storage.ServerUsage{}) {
+	if u, _ := s.Catalog.ServerUsage(ctx, "nobody.org"); u != (storage.ServerUsage{}) {
 		t.Errorf("usage of an unknown server = %+v, want zeros", u)
 	}
 }
 
-func adminEstimate(t *testing.T, s AdminStore) {
+func adminEstimate(t *testing.T, s AdminStores) {
 	ctx := context.Background()
 	now := time.Now()
-	put(t, s, "example.org", "a", "", "a", 10, now)
-	put(t, s, "example.org", "b", "", "a", 10, now) // same bytes
-	put(t, s, "example.org", "c", "", "c", 7, now)
-	put(t, s, "example.org", "never", "", "n", 1000, now) // never accessed: not counted
+	put(t, s.Media, "example.org", "a", "", "a", 10, now)
+	put(t, s.Media, "example.org", "b", "", "a", 10, now) // same bytes
+	put(t, s.Media, "example.org", "c", "", "c", 7, now)
+	put(t, s.Media, "example.org", "never", "", "n", 1000, now) // never accessed: not counted
 	at := map[storage.MediaKey]time.Time{}
 	for _, id := range []string{"a", "b", "c"} {
 		at[storage.MediaKey{Origin: "example.org", MediaID: id}] = now.Add(-time.Hour)
 	}
-	if err := s.RecordAccess(ctx, at); err != nil {
+	if err := s.Access.RecordAccess(ctx, at); err != nil {
 		t.Fatal(err)
 	}
 	th := sampleThumbnail(32, 32, "crop", false)
 	th.Origin, th.MediaID, th.SizeBytes, th.DatastoreID = "example.org", "a", 3, "local"
-	if err := s.CreateThumbnail(ctx, th, nil); err != nil {
+	if err := s.Thumbs.CreateThumbnail(ctx, th, nil); err != nil {
 		t.Fatal(err)
 	}
-	e, err := s.Estimate(ctx, "local", now)
+	e, err := s.Catalog.Estimate(ctx, "local", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,74 +262,74 @@ func adminEstimate(t *testing.T, s AdminStore) {
 	if e != want {
 		t.Errorf("Estimate = %+v, want %+v", e, want)
 	}
-	if e, _ := s.Estimate(ctx, "local", now.Add(-2*time.Hour)); e != (storage.Estimate{}) {
+	if e, _ := s.Catalog.Estimate(ctx, "local", now.Add(-2*time.Hour)); e != (storage.Estimate{}) {
 		t.Errorf("nothing idle that long: %+v", e)
 	}
 }
 
-func adminQuarantineByHash(t *testing.T, s AdminStore) {
+func adminQuarantineByHash(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	put(t, s, "example.org", "a", "", "bad", 10, time.Now())
-	put(t, s, "remote.org", "b", "", "bad", 10, time.Now())
-	put(t, s, "example.org", "c", "", "good", 10, time.Now())
-	n, err := s.Quarantine(ctx, []string{fakeSum("bad"), fakeSum("bad"), fakeSum("nothing stored")}, "", "@mod:example.org")
+	put(t, s.Media, "example.org", "a", "", "bad", 10, time.Now())
+	put(t, s.Media, "remote.org", "b", "", "bad", 10, time.Now())
+	put(t, s.Media, "example.org", "c", "", "good", 10, time.Now())
+	n, err := s.Moderation.Quarantine(ctx, []string{fakeSum("bad"), fakeSum("bad"), fakeSum("nothing stored")}, "", "@mod:example.org")
 	if err != nil || n != 2 {
 		t.Fatalf("Quarantine = %d, %v; want the 2 media with those bytes", n, err)
 	}
 	for _, k := range []storage.MediaKey{{Origin: "example.org", MediaID: "a"}, {Origin: "remote.org", MediaID: "b"}} {
-		if m, err := s.Media(ctx, k.Origin, k.MediaID); err != nil || m.QuarantinedBy != "@mod:example.org" {
+		if m, err := s.Media.Media(ctx, k.Origin, k.MediaID); err != nil || m.QuarantinedBy != "@mod:example.org" {
 			t.Errorf("%v after quarantine: %+v, %v", k, m, err)
 		}
 	}
-	if m, _ := s.Media(ctx, "example.org", "c"); m.QuarantinedBy != "" {
+	if m, _ := s.Media.Media(ctx, "example.org", "c"); m.QuarantinedBy != "" {
 		t.Errorf("other bytes quarantined: %+v", m)
 	}
-	if n, _ := s.Quarantine(ctx, []string{fakeSum("bad")}, "", "@mod:example.org"); n != 0 {
+	if n, _ := s.Moderation.Quarantine(ctx, []string{fakeSum("bad")}, "", "@mod:example.org"); n != 0 {
 		t.Errorf("quarantining again changed %d rows, want 0", n)
 	}
-	if n, err := s.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); err != nil || n != 2 {
+	if n, err := s.Moderation.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); err != nil || n != 2 {
 		t.Errorf("Unquarantine = %d, %v; want 2", n, err)
 	}
-	if m, _ := s.Media(ctx, "remote.org", "b"); m.QuarantinedBy != "" {
+	if m, _ := s.Media.Media(ctx, "remote.org", "b"); m.QuarantinedBy != "" {
 		t.Errorf("after unquarantine: %+v", m)
 	}
-	if n, _ := s.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); n != 0 {
+	if n, _ := s.Moderation.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); n != 0 {
 		t.Errorf("unquarantining again changed %d rows, want 0", n)
 	}
 }
 
-func adminQuarantinedUpload(t *testing.T, s AdminStore) {
+func adminQuarantinedUpload(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	if _, err := s.Quarantine(ctx, []string{fakeSum("bad")}, "", "@mod:example.org"); err != nil {
+	if _, err := s.Moderation.Quarantine(ctx, []string{fakeSum("bad")}, "", "@mod:example.org"); err != nil {
 		t.Fatal(err)
 	}
 	published := false
 	m := &storage.Media{Origin: "example.org", MediaID: "new", ContentType: "image/png", UserID: "@alice:example.org",
 		SHA256: fakeSum("bad"), SizeBytes: 3, DatastoreID: "local", CreatedAt: time.Now()}
-	err := s.CreateMedia(ctx, m, storage.Quota{}, func(context.Context) error { published = true; return nil })
+	err := s.Media.CreateMedia(ctx, m, storage.Quota{}, func(context.Context) error { published = true; return nil })
 	if !errors.Is(err, storage.ErrQuarantined) || published {
 		t.Fatalf("CreateMedia of quarantined bytes = %v (published %v), want ErrQuarantined and nothing published", err, published)
 	}
-	if u, _ := s.Usage(ctx, "@alice:example.org"); u != (storage.Usage{}) {
+	if u, _ := s.Media.Usage(ctx, "@alice:example.org"); u != (storage.Usage{}) {
 		t.Errorf("a refused upload counted: %+v", u)
 	}
 }
 
-func adminScopedQuarantine(t *testing.T, s AdminStore) {
+func adminScopedQuarantine(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	put(t, s, "example.org", "a", "", "bad", 10, time.Now())
-	put(t, s, "other.org", "b", "", "bad", 10, time.Now())
-	if n, err := s.Quarantine(ctx, []string{fakeSum("bad")}, "example.org", "@admin:example.org"); err != nil || n != 1 {
+	put(t, s.Media, "example.org", "a", "", "bad", 10, time.Now())
+	put(t, s.Media, "other.org", "b", "", "bad", 10, time.Now())
+	if n, err := s.Moderation.Quarantine(ctx, []string{fakeSum("bad")}, "example.org", "@admin:example.org"); err != nil || n != 1 {
 		t.Fatalf("Quarantine scoped to example.org = %d, %v; want its 1 media", n, err)
 	}
-	if m, _ := s.Media(ctx, "other.org", "b"); m.QuarantinedBy != "" {
+	if m, _ := s.Media.Media(ctx, "other.org", "b"); m.QuarantinedBy != "" {
 		t.Errorf("another origin's media with the same bytes was quarantined: %+v", m)
 	}
-	if m, _ := s.Media(ctx, "example.org", "a"); m.QuarantinedBy != "@admin:example.org" {
+	if m, _ := s.Media.Media(ctx, "example.org", "a"); m.QuarantinedBy != "@admin:example.org" {
 		t.Errorf("scoped quarantine not applied: %+v", m)
 	}
 	upload := func(origin, id string) error {
-		return s.CreateMedia(ctx, &storage.Media{Origin: origin, MediaID: id, ContentType: "image/png",
+		return s.Media.CreateMedia(ctx, &storage.Media{Origin: origin, MediaID: id, ContentType: "image/png",
 			SHA256: fakeSum("bad"), SizeBytes: 10, DatastoreID: "local", CreatedAt: time.Now()}, storage.Quota{}, nil)
 	}
 	if err := upload("example.org", "again"); !errors.Is(err, storage.ErrQuarantined) {
@@ -337,53 +339,53 @@ func adminScopedQuarantine(t *testing.T, s AdminStore) {
 		t.Errorf("upload of the bytes to other.org = %v, want it stored", err)
 	}
 	// A repository admin's quarantine then covers the rest.
-	if n, _ := s.Quarantine(ctx, []string{fakeSum("bad")}, "", "@root:example.org"); n != 2 {
+	if n, _ := s.Moderation.Quarantine(ctx, []string{fakeSum("bad")}, "", "@root:example.org"); n != 2 {
 		t.Errorf("global quarantine covered %d more, want 2 (other.org's)", n)
 	}
-	if n, _ := s.Unquarantine(ctx, []string{fakeSum("bad")}, "example.org", false); n != 0 {
+	if n, _ := s.Moderation.Unquarantine(ctx, []string{fakeSum("bad")}, "example.org", false); n != 0 {
 		t.Errorf("lifting the scoped quarantine under a global one uncovered %d, want 0", n)
 	}
-	if n, _ := s.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); n != 3 {
+	if n, _ := s.Moderation.Unquarantine(ctx, []string{fakeSum("bad")}, "", true); n != 3 {
 		t.Errorf("lifting every quarantine uncovered %d, want 3", n)
 	}
 }
 
-func adminProtected(t *testing.T, s AdminStore) {
+func adminProtected(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	put(t, s, "example.org", "pinned", "", "x", 10, time.Now())
-	put(t, s, "example.org", "twin", "", "x", 10, time.Now())
-	if err := s.SetProtected(ctx, "example.org", "pinned", true); err != nil {
+	put(t, s.Media, "example.org", "pinned", "", "x", 10, time.Now())
+	put(t, s.Media, "example.org", "twin", "", "x", 10, time.Now())
+	if err := s.Moderation.SetProtected(ctx, "example.org", "pinned", true); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := s.Media(ctx, "example.org", "pinned"); !m.Protected {
+	if m, _ := s.Media.Media(ctx, "example.org", "pinned"); !m.Protected {
 		t.Errorf("after SetProtected: %+v", m)
 	}
 	// Its bytes are shared: quarantining them would take it down too.
-	if n, err := s.Quarantine(ctx, []string{fakeSum("x")}, "", "@mod:example.org"); err != nil || n != 0 {
+	if n, err := s.Moderation.Quarantine(ctx, []string{fakeSum("x")}, "", "@mod:example.org"); err != nil || n != 0 {
 		t.Errorf("Quarantine of protected bytes = %d, %v; want 0", n, err)
 	}
-	if err := s.SetProtected(ctx, "example.org", "pinned", false); err != nil {
+	if err := s.Moderation.SetProtected(ctx, "example.org", "pinned", false); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.Quarantine(ctx, []string{fakeSum("x")}, "", "@mod:example.org"); n != 2 {
+	if n, _ := s.Moderation.Quarantine(ctx, []string{fakeSum("x")}, "", "@mod:example.org"); n != 2 {
 		t.Errorf("after unprotecting, Quarantine = %d, want 2", n)
 	}
-	if err := s.SetProtected(ctx, "example.org", "nope", true); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.Moderation.SetProtected(ctx, "example.org", "nope", true); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("SetProtected of unknown media = %v, want ErrNotFound", err)
 	}
 }
 
-func adminDeleteMedia(t *testing.T, s AdminStore) {
+func adminDeleteMedia(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	a := put(t, s, "example.org", "a", "@alice:example.org", "shared", 10, time.Now())
-	put(t, s, "example.org", "b", "@alice:example.org", "shared", 10, time.Now())
-	c := put(t, s, "example.org", "c", "@alice:example.org", "own", 5, time.Now())
+	a := put(t, s.Media, "example.org", "a", "@alice:example.org", "shared", 10, time.Now())
+	put(t, s.Media, "example.org", "b", "@alice:example.org", "shared", 10, time.Now())
+	c := put(t, s.Media, "example.org", "c", "@alice:example.org", "own", 5, time.Now())
 	th := sampleThumbnail(32, 32, "crop", false)
 	th.Origin, th.MediaID, th.DatastoreID = "example.org", "a", "thumbs"
-	if err := s.CreateThumbnail(ctx, th, nil); err != nil {
+	if err := s.Thumbs.CreateThumbnail(ctx, th, nil); err != nil {
 		t.Fatal(err)
 	}
-	removed, blobs, err := s.DeleteMedia(ctx, []storage.MediaKey{{Origin: "example.org", MediaID: "a"}, {Origin: "example.org", MediaID: "c"}, {Origin: "example.org", MediaID: "unknown"}}, nil)
+	removed, blobs, err := s.Purge.DeleteMedia(ctx, []storage.MediaKey{{Origin: "example.org", MediaID: "a"}, {Origin: "example.org", MediaID: "c"}, {Origin: "example.org", MediaID: "unknown"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,16 +398,16 @@ func adminDeleteMedia(t *testing.T, s AdminStore) {
 	if !slices.Equal(blobs, wantBlobs) {
 		t.Errorf("blobs %v, want %v", blobs, wantBlobs)
 	}
-	if _, err := s.Media(ctx, "example.org", "a"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.Media.Media(ctx, "example.org", "a"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("deleted media still found: %v", err)
 	}
-	if ths, _ := s.Thumbnails(ctx, "example.org", "a"); len(ths) != 0 {
+	if ths, _ := s.Thumbs.Thumbnails(ctx, "example.org", "a"); len(ths) != 0 {
 		t.Errorf("thumbnails of deleted media kept: %+v", ths)
 	}
-	if _, err := s.Media(ctx, "example.org", "b"); err != nil {
+	if _, err := s.Media.Media(ctx, "example.org", "b"); err != nil {
 		t.Errorf("media sharing the bytes went too: %v", err)
 	}
-	if u, _ := s.Usage(ctx, "@alice:example.org"); u != (storage.Usage{Bytes: 10, Files: 1}) {
+	if u, _ := s.Media.Usage(ctx, "@alice:example.org"); u != (storage.Usage{Bytes: 10, Files: 1}) {
 		t.Errorf("usage after deleting two = %+v, want the one left", u)
 	}
 }
@@ -414,67 +416,67 @@ func cmpRef(x, y storage.BlobRef) int {
 	return cmp.Or(strings.Compare(x.DatastoreID, y.DatastoreID), strings.Compare(x.SHA256, y.SHA256))
 }
 
-func adminTombstones(t *testing.T, s AdminStore) {
+func adminTombstones(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	put(t, s, "example.org", "local1", "", "x", 1, time.Now())
-	put(t, s, "remote.org", "remote1", "", "y", 1, time.Now())
-	if _, _, err := s.DeleteMedia(ctx, []storage.MediaKey{{Origin: "example.org", MediaID: "local1"}, {Origin: "remote.org", MediaID: "remote1"}}, []string{"example.org"}); err != nil {
+	put(t, s.Media, "example.org", "local1", "", "x", 1, time.Now())
+	put(t, s.Media, "remote.org", "remote1", "", "y", 1, time.Now())
+	if _, _, err := s.Purge.DeleteMedia(ctx, []storage.MediaKey{{Origin: "example.org", MediaID: "local1"}, {Origin: "remote.org", MediaID: "remote1"}}, []string{"example.org"}); err != nil {
 		t.Fatal(err)
 	}
 	again := &storage.Media{Origin: "example.org", MediaID: "local1", ContentType: "text/plain", SHA256: fakeSum("z"), SizeBytes: 1, DatastoreID: "local", CreatedAt: time.Now()}
-	if err := s.CreateMedia(ctx, again, storage.Quota{}, nil); !errors.Is(err, storage.ErrExists) {
+	if err := s.Media.CreateMedia(ctx, again, storage.Quota{}, nil); !errors.Is(err, storage.ErrExists) {
 		t.Errorf("CreateMedia of a purged local ID = %v, want ErrExists", err)
 	}
 	p := &storage.Pending{Origin: "example.org", MediaID: "local1", UserID: "@alice:example.org", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
-	if err := s.CreatePending(ctx, p, 0); !errors.Is(err, storage.ErrExists) {
+	if err := s.Reservations.CreatePending(ctx, p, 0); !errors.Is(err, storage.ErrExists) {
 		t.Errorf("CreatePending of a purged local ID = %v, want ErrExists", err)
 	}
 	// Remote media is cached: it is fetched again after a purge.
 	refetch := &storage.Media{Origin: "remote.org", MediaID: "remote1", ContentType: "text/plain", SHA256: fakeSum("y"), SizeBytes: 1, DatastoreID: "local", CreatedAt: time.Now()}
-	if err := s.CreateMedia(ctx, refetch, storage.Quota{}, nil); err != nil {
+	if err := s.Media.CreateMedia(ctx, refetch, storage.Quota{}, nil); err != nil {
 		t.Errorf("CreateMedia of purged remote media = %v, want it stored again", err)
 	}
 }
 
-func adminDeleteThumbnails(t *testing.T, s AdminStore) {
+func adminDeleteThumbnails(t *testing.T, s AdminStores) {
 	ctx := context.Background()
 	old := time.UnixMilli(time.Now().Add(-48 * time.Hour).UnixMilli())
 	for i, created := range []time.Time{old, time.Now()} {
 		th := sampleThumbnail(32*(i+1), 32, "crop", false)
 		th.SHA256, th.CreatedAt = fakeSum(fmt.Sprint("thumb", i)), created
-		if err := s.CreateThumbnail(ctx, th, nil); err != nil {
+		if err := s.Thumbs.CreateThumbnail(ctx, th, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	blobs, err := s.DeleteThumbnails(ctx, nil, time.Now().Add(-24*time.Hour))
+	blobs, err := s.Purge.DeleteThumbnails(ctx, nil, time.Now().Add(-24*time.Hour))
 	if err != nil || len(blobs) != 1 || blobs[0].SHA256 != fakeSum("thumb0") {
 		t.Fatalf("DeleteThumbnails = %v, %v; want the old one's blob", blobs, err)
 	}
 	th := sampleThumbnail(1, 1, "crop", false)
-	if left, _ := s.Thumbnails(ctx, th.Origin, th.MediaID); len(left) != 1 || left[0].Width != 64 {
+	if left, _ := s.Thumbs.Thumbnails(ctx, th.Origin, th.MediaID); len(left) != 1 || left[0].Width != 64 {
 		t.Errorf("left %+v, want the new one", left)
 	}
 	key := &storage.MediaKey{Origin: th.Origin, MediaID: th.MediaID}
-	if blobs, err := s.DeleteThumbnails(ctx, key, time.Now().Add(time.Minute)); err != nil || len(blobs) != 1 {
+	if blobs, err := s.Purge.DeleteThumbnails(ctx, key, time.Now().Add(time.Minute)); err != nil || len(blobs) != 1 {
 		t.Errorf("DeleteThumbnails of one media = %v, %v", blobs, err)
 	}
 }
 
-func adminDeleteBlob(t *testing.T, s AdminStore) {
+func adminDeleteBlob(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	m := put(t, s, "example.org", "a", "", "x", 1, time.Now())
+	m := put(t, s.Media, "example.org", "a", "", "x", 1, time.Now())
 	ref := storage.BlobRef{DatastoreID: "local", SHA256: m.SHA256}
 	ran := false
 	del := func(context.Context) error { ran = true; return nil }
-	if ok, err := s.DeleteBlob(ctx, ref, del); ok || ran || err != nil {
+	if ok, err := s.Purge.DeleteBlob(ctx, ref, del); ok || ran || err != nil {
 		t.Errorf("DeleteBlob of a referenced blob = %v, %v (ran %v); want it kept", ok, err, ran)
 	}
 	// The same bytes in another datastore are another blob.
-	if ok, err := s.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "elsewhere", SHA256: m.SHA256}, del); !ok || !ran || err != nil {
+	if ok, err := s.Purge.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "elsewhere", SHA256: m.SHA256}, del); !ok || !ran || err != nil {
 		t.Errorf("DeleteBlob of an unreferenced blob = %v, %v (ran %v); want it deleted", ok, err, ran)
 	}
 	failing := func(context.Context) error { return errors.New("disk on fire") }
-	if ok, err := s.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "elsewhere", SHA256: m.SHA256}, failing); ok || err == nil {
+	if ok, err := s.Purge.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "elsewhere", SHA256: m.SHA256}, failing); ok || err == nil {
 		t.Errorf("DeleteBlob whose delete fails = %v, %v; want the error", ok, err)
 	}
 }
@@ -482,13 +484,13 @@ func adminDeleteBlob(t *testing.T, s AdminStore) {
 // adminDeleteBlobRace: an upload publishing bytes while they are being
 // deleted. The delete must either run before the upload's row exists (and
 // the upload then publishes the bytes again) or see the row and keep them.
-func adminDeleteBlobRace(t *testing.T, s AdminStore) {
+func adminDeleteBlobRace(t *testing.T, s AdminStores) {
 	ctx := context.Background()
 	publishing, release := make(chan struct{}), make(chan struct{})
 	m := &storage.Media{Origin: "example.org", MediaID: "up", ContentType: "image/png", SHA256: fakeSum("x"), SizeBytes: 1, DatastoreID: "local", CreatedAt: time.Now()}
 	uploaded := make(chan error, 1)
 	go func() {
-		uploaded <- s.CreateMedia(ctx, m, storage.Quota{}, func(context.Context) error {
+		uploaded <- s.Media.CreateMedia(ctx, m, storage.Quota{}, func(context.Context) error {
 			close(publishing)
 			<-release
 			return nil
@@ -501,7 +503,7 @@ func adminDeleteBlobRace(t *testing.T, s AdminStore) {
 	}
 	deleted := make(chan result, 1)
 	go func() {
-		ok, err := s.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "local", SHA256: m.SHA256}, func(context.Context) error { return nil })
+		ok, err := s.Purge.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "local", SHA256: m.SHA256}, func(context.Context) error { return nil })
 		deleted <- result{ok, err}
 	}()
 	select {
@@ -518,13 +520,13 @@ func adminDeleteBlobRace(t *testing.T, s AdminStore) {
 	}
 }
 
-func adminTasks(t *testing.T, s AdminStore) {
+func adminTasks(t *testing.T, s AdminStores) {
 	ctx := context.Background()
 	start := time.UnixMilli(time.Now().UnixMilli())
 	a := &storage.Task{Name: "storage_migration", Params: `{"before_ts":1}`, Start: start}
 	b := &storage.Task{Name: "export_data", Params: `{}`, Start: start}
 	for _, task := range []*storage.Task{a, b} {
-		if err := s.CreateTask(ctx, task); err != nil || task.ID == 0 {
+		if err := s.Tasks.CreateTask(ctx, task); err != nil || task.ID == 0 {
 			t.Fatalf("CreateTask = %v, id %d", err, task.ID)
 		}
 	}
@@ -532,30 +534,30 @@ func adminTasks(t *testing.T, s AdminStore) {
 		t.Fatal("two tasks got one ID")
 	}
 	end := start.Add(time.Second)
-	if err := s.FinishTask(ctx, a.ID, end, "it broke"); err != nil {
+	if err := s.Tasks.FinishTask(ctx, a.ID, end, "it broke"); err != nil {
 		t.Fatal(err)
 	}
-	all, err := s.Tasks(ctx, false)
+	all, err := s.Tasks.Tasks(ctx, false)
 	if err != nil || len(all) != 2 || all[0].ID != a.ID || !all[0].End.Equal(end) || all[0].Error != "it broke" || all[0].Params != a.Params {
 		t.Errorf("Tasks = %+v, %v", all, err)
 	}
-	if open, _ := s.Tasks(ctx, true); len(open) != 1 || open[0].ID != b.ID || !open[0].End.IsZero() {
+	if open, _ := s.Tasks.Tasks(ctx, true); len(open) != 1 || open[0].ID != b.ID || !open[0].End.IsZero() {
 		t.Errorf("unfinished = %+v, want only the second", open)
 	}
-	if got, err := s.Task(ctx, b.ID); err != nil || got.Name != "export_data" || !got.Start.Equal(start) {
+	if got, err := s.Tasks.Task(ctx, b.ID); err != nil || got.Name != "export_data" || !got.Start.Equal(start) {
 		t.Errorf("Task = %+v, %v", got, err)
 	}
-	if _, err := s.Task(ctx, 987654); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.Tasks.Task(ctx, 987654); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown task = %v, want ErrNotFound", err)
 	}
 }
 
-func adminLeases(t *testing.T, s AdminStore) {
+func adminLeases(t *testing.T, s AdminStores) {
 	ctx := context.Background()
 	now := time.Now()
 	acquire := func(holder string, at time.Time) bool {
 		t.Helper()
-		ok, err := s.AcquireLease(ctx, "purge", holder, at, time.Minute)
+		ok, err := s.Leases.AcquireLease(ctx, "purge", holder, at, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -576,20 +578,20 @@ func adminLeases(t *testing.T, s AdminStore) {
 	if !acquire("b", now.Add(111*time.Second)) {
 		t.Error("b could not take an expired lease")
 	}
-	if err := s.ReleaseLease(ctx, "purge", "a"); err != nil {
+	if err := s.Leases.ReleaseLease(ctx, "purge", "a"); err != nil {
 		t.Fatal(err)
 	}
 	if acquire("a", now.Add(112*time.Second)) {
 		t.Error("a's release of a lease it lost freed b's")
 	}
-	if err := s.ReleaseLease(ctx, "purge", "b"); err != nil {
+	if err := s.Leases.ReleaseLease(ctx, "purge", "b"); err != nil {
 		t.Fatal(err)
 	}
 	if !acquire("a", now.Add(113*time.Second)) {
 		t.Error("a released lease stayed taken")
 	}
 	errs := concurrently(8, func(i int) error {
-		ok, err := s.AcquireLease(ctx, "race", fmt.Sprint("holder", i), now, time.Minute)
+		ok, err := s.Leases.AcquireLease(ctx, "race", fmt.Sprint("holder", i), now, time.Minute)
 		if err == nil && !ok {
 			return storage.ErrExists
 		}
@@ -600,18 +602,18 @@ func adminLeases(t *testing.T, s AdminStore) {
 	}
 }
 
-func adminAccess(t *testing.T, s AdminStore) {
+func adminAccess(t *testing.T, s AdminStores) {
 	ctx := context.Background()
-	put(t, s, "example.org", "a", "", "a", 1, time.Now())
+	put(t, s.Media, "example.org", "a", "", "a", 1, time.Now())
 	k := storage.MediaKey{Origin: "example.org", MediaID: "a"}
 	later := time.UnixMilli(time.Now().UnixMilli())
-	if err := s.RecordAccess(ctx, map[storage.MediaKey]time.Time{k: later, {Origin: "example.org", MediaID: "gone"}: later}); err != nil {
+	if err := s.Access.RecordAccess(ctx, map[storage.MediaKey]time.Time{k: later, {Origin: "example.org", MediaID: "gone"}: later}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordAccess(ctx, map[storage.MediaKey]time.Time{k: later.Add(-time.Hour)}); err != nil {
+	if err := s.Access.RecordAccess(ctx, map[storage.MediaKey]time.Time{k: later.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := s.Media(ctx, "example.org", "a"); !m.LastAccess.Equal(later) {
+	if m, _ := s.Media.Media(ctx, "example.org", "a"); !m.LastAccess.Equal(later) {
 		t.Errorf("LastAccess = %v, want %v (an older record does not win)", m.LastAccess, later)
 	}
 }

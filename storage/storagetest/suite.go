@@ -12,9 +12,17 @@ import (
 // RunMetadataStores runs every metadata suite against fresh stores from open,
 // for a store that implements every metadata interface (the sqlstore engine).
 func RunMetadataStores[S interface {
-	AdminStore
+	storage.MediaStore
+	storage.ThumbnailStore
+	storage.ReservationStore
 	storage.PreviewStore
 	storage.RetentionStore
+	storage.CatalogStore
+	storage.ModerationStore
+	storage.PurgeStore
+	storage.TaskStore
+	storage.LeaseStore
+	storage.AccessStore
 }](t *testing.T, open func(t *testing.T) S) {
 	t.Run("media", func(t *testing.T) {
 		RunMediaStore(t, func(t *testing.T) storage.MediaStore { return open(t) })
@@ -32,7 +40,10 @@ func RunMetadataStores[S interface {
 		RunPreviewStore(t, func(t *testing.T) storage.PreviewStore { return open(t) })
 	})
 	t.Run("admin", func(t *testing.T) {
-		RunAdminStores(t, func(t *testing.T) AdminStore { return open(t) })
+		RunAdminStores(t, func(t *testing.T) AdminStores {
+			s := open(t)
+			return AdminStores{Media: s, Thumbs: s, Reservations: s, Catalog: s, Moderation: s, Purge: s, Tasks: s, Leases: s, Access: s}
+		})
 	})
 	t.Run("retention", func(t *testing.T) {
 		RunRetentionStore(t, func(t *testing.T) (storage.RetentionStore, storage.MediaStore, storage.ThumbnailStore) {
