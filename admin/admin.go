@@ -96,7 +96,6 @@ type Stores struct {
 	Tasks      storage.TaskStore
 }
 
-
 // Options are the service's dependencies.
 type Options struct {
 	Config *config.Config
