@@ -50,6 +50,7 @@ func (s *Server) mmrRoutes() []route {
 			route{"GET", a + "/media/{serverName}/{mediaId}/attributes", users, s.handleAttributes},
 			route{"POST", a + "/media/{serverName}/{mediaId}/attributes", users, s.handleSetAttributes},
 			route{"GET", p + "/info/{serverName}/{mediaId}", users, s.handleInfo},
+			route{"GET", a + "/federation/test/{serverName}", users, s.handleFederationTest},
 		)
 	}
 	for _, p := range []string{"/_matrix/client/unstable", "/_matrix/client/unstable/io.t2bot.media"} {
@@ -408,6 +409,30 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) error {
 		out["thumbnails"] = list
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// handleFederationTest serves GET {A}/federation/test/{serverName}: can
+// this repository reach that server over federation?
+func (s *Server) handleFederationTest(w http.ResponseWriter, r *http.Request) error {
+	if err := admin.RequireGlobal(caller(r)); err != nil {
+		return err
+	}
+	v, err := vars(r, "serverName")
+	if err != nil {
+		return err
+	}
+	if !mxid.ValidServerName(v[0]) {
+		return errBadRequest("Invalid server name")
+	}
+	if s.federation == nil {
+		return &Error{Status: 501, Code: "M_UNRECOGNIZED", Message: "Federation is off in this repository"}
+	}
+	res, err := s.federation.Version(r.Context(), v[0])
+	if err != nil {
+		return &Error{Status: 502, Code: "M_UNKNOWN", Message: "Federation with " + v[0] + " failed: " + err.Error(), Err: err}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"base_url": res.BaseURL, "hostname": res.Hostname, "versions_response": res.Versions})
 	return nil
 }
 

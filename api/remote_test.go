@@ -180,3 +180,24 @@ func TestHangUpDuringSharedFetchFreesTheHandler(t *testing.T) {
 		t.Errorf("remote asked %d times, want once", n)
 	}
 }
+
+func TestFederationTest(t *testing.T) {
+	remote := federationtest.Start(t, "remote.test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_matrix/federation/v1/version" {
+			fmt.Fprint(w, `{"server":{"name":"Fake","version":"1.0"}}`)
+			return
+		}
+		w.WriteHeader(404)
+	}))
+	ts := newFederatingServer(t, remote, nil)
+	const path = "/_matrix/media/unstable/admin/federation/test/"
+	resp, body := ts.do(t, "GET", path+"remote.test", nil, withToken(aliceToken))
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"versions_response":{"server":{"name":"Fake","version":"1.0"}}`) ||
+		!strings.Contains(string(body), `"hostname":"remote.test"`) {
+		t.Errorf("federation test = %d %s", resp.StatusCode, body)
+	}
+	resp, body = ts.do(t, "GET", path+"down.test", nil, withToken(aliceToken))
+	wantError(t, resp, body, 502, "M_UNKNOWN")
+	resp, body = ts.do(t, "GET", path+"remote.test", nil, withToken(modToken))
+	wantError(t, resp, body, 403, "M_FORBIDDEN")
+}

@@ -262,3 +262,34 @@ type readCloser struct {
 	io.Reader
 	io.Closer
 }
+
+// Test is what asking a server for its version found (matrix-media-repo's
+// federation test).
+type Test struct {
+	BaseURL  string          // where requests went
+	Hostname string          // the TLS name and Host
+	Versions json.RawMessage // its /_matrix/federation/v1/version answer
+}
+
+// Version resolves server and asks it for /_matrix/federation/v1/version:
+// whether federation with it works from here.
+func (c *Client) Version(ctx context.Context, server string) (*Test, error) {
+	target, err := c.resolver.Resolve(ctx, server)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrUnavailable)
+	}
+	client := &http.Client{Timeout: c.timeout, Transport: c.transport(target.TLSName), CheckRedirect: limitRedirects}
+	resp, err := c.get(ctx, client, target, "/_matrix/federation/v1/version", "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("read version of %s: %w: %w", server, ErrUnavailable, err)
+	}
+	if resp.StatusCode != http.StatusOK || !json.Valid(body) {
+		return nil, fmt.Errorf("version of %s: status %d: %w", server, resp.StatusCode, ErrUnavailable)
+	}
+	return &Test{BaseURL: "https://" + target.Addr, Hostname: target.Host, Versions: body}, nil
+}
