@@ -107,7 +107,16 @@ func (s *Service) selectPurge(ctx context.Context, c Caller, r PurgeRequest) ([]
 		if err != nil {
 			return nil, err
 		}
-		rows, err := s.lookup(ctx, append(local, remote...))
+		keys := append(local, remote...)
+		if !c.Global { // a homeserver admin's purge reaches their own media in the room
+			keys = keys[:0:0]
+			for _, k := range local {
+				if sameServer(k.Origin, c.hostName()) {
+					keys = append(keys, k)
+				}
+			}
+		}
+		rows, err := s.lookup(ctx, keys)
 		return unprotected(rows), err
 	}
 	f := storage.MediaFilter{NotProtected: true, CreatedBefore: r.Before}

@@ -62,10 +62,15 @@ func (s *Server) mmrRoutes() []route {
 	return out
 }
 
-// caller is the admin.Caller of an authenticated request.
+// caller is the admin.Caller of an authenticated request. The shared
+// secret is no homeserver token: it is never sent to a homeserver.
 func caller(r *http.Request) admin.Caller {
 	u := userFrom(r.Context())
-	return admin.Caller{UserID: u.UserID, Token: u.token, Host: homeserverFrom(r.Context()), Global: u.RepoAdmin}
+	c := admin.Caller{UserID: u.UserID, Host: homeserverFrom(r.Context()), Global: u.RepoAdmin}
+	if u.UserID != "" {
+		c.Token = u.token
+	}
+	return c
 }
 
 // vars returns the route variables named, unescaped.

@@ -393,6 +393,12 @@ func TestLogoutRefusesTheTokenAtOnce(t *testing.T) {
 	}
 	resp, body = ts.do(t, "POST", "/_matrix/client/v3/logout", nil)
 	wantError(t, resp, body, 401, "M_MISSING_TOKEN")
+	calls := ts.fake.Calls()
+	resp, body = ts.do(t, "POST", "/_matrix/client/v3/logout", nil, withToken(sharedToken))
+	wantError(t, resp, body, 400, "M_UNKNOWN")
+	if ts.fake.Calls() != calls {
+		t.Error("the shared secret was sent to the homeserver")
+	}
 }
 
 // A thumbnail removed behind this process's back (expired by another
@@ -416,4 +422,46 @@ func TestRemovedThumbnailIsMadeAgain(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Equal(again, first) {
 		t.Errorf("thumbnail after its removal = %d, %d bytes; want it made again", resp.StatusCode, len(again))
 	}
+}
+
+// With adminApiKind synapse, room routes list the room's media through the
+// homeserver; a homeserver admin's reach its local media only. With any
+// other kind they say the homeserver cannot.
+func TestRoomQuarantineAndPurge(t *testing.T) {
+	ts := newTestServer(t, "sqlite", func(c *config.Config) { c.Homeservers[0].AdminAPIKind = config.AdminAPISynapse })
+	local := ts.mustUpload(t, []byte("local media in the room"), "text/plain", "", withToken(carolToken))
+	elsewhere := ts.mustUpload(t, []byte("media of the other tenant"), "text/plain", "", withToken(carolToken), withHost("other.example"))
+	ts.fake.SetRoom("!abuse:example.org", homeservertest.RoomMedia{
+		Local: []string{"mxc://example.org/" + local}, Remote: []string{"mxc://other.example/" + elsewhere, "not an mxc"},
+	})
+	var q struct {
+		N int `json:"num_quarantined"`
+	}
+	// The homeserver admin's reaches the local media, not the other tenant's.
+	ts.adminJSON(t, asHomeAdmin, "POST", synapseAdmin+"/room/%21abuse:example.org/media/quarantine", &q)
+	if q.N != 1 {
+		t.Errorf("homeserver admin's room quarantine = %d, want the 1 local media", q.N)
+	}
+	if resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/download/other.example/"+elsewhere, nil, withToken(bobToken), withHost("other.example")); resp.StatusCode != 200 {
+		t.Errorf("the other tenant's media after a homeserver admin's room quarantine: %d", resp.StatusCode)
+	}
+	resp, body := ts.do(t, "POST", mmrAdmin+"/quarantine/room/%21nope:example.org", nil, asHomeAdmin.opts()...)
+	wantError(t, resp, body, 404, "M_NOT_FOUND")
+	// A user is refused before the homeserver is asked.
+	resp, body = ts.do(t, "POST", mmrAdmin+"/purge/room/%21abuse:example.org", nil, asOtherUser.opts()...)
+	wantError(t, resp, body, 403, "M_FORBIDDEN")
+	var purged struct {
+		Affected []string `json:"affected"`
+	}
+	ts.adminJSON(t, asHomeAdmin, "POST", mmrAdmin+"/purge/room/%21abuse:example.org", &purged)
+	if len(purged.Affected) != 1 || purged.Affected[0] != "mxc://example.org/"+local {
+		t.Errorf("homeserver admin's room purge affected %v, want only the local media", purged.Affected)
+	}
+	// The shared secret has no homeserver token to list rooms with.
+	resp, body = ts.do(t, "POST", mmrAdmin+"/quarantine/room/%21abuse:example.org", nil, asShared.opts()...)
+	wantError(t, resp, body, 400, "M_UNKNOWN")
+
+	plain := newTestServer(t, "sqlite", nil) // adminApiKind matrix
+	resp, body = plain.do(t, "POST", mmrAdmin+"/quarantine/room/%21abuse:example.org", nil, asGlobal.opts()...)
+	wantError(t, resp, body, 501, "M_UNRECOGNIZED")
 }

@@ -18,6 +18,9 @@ func (s *Server) handleLogout(all bool) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if s.isSharedSecret(token) { // never sent to a homeserver
+			return errBadRequest("The shared secret is not a session and cannot be logged out")
+		}
 		ctx := r.Context()
 		hs := homeserverFrom(ctx)
 		// Whose tokens /all ends, asked before they stop working.
