@@ -10,8 +10,7 @@ build:
 # Runs with data/media-repo.yaml, created from config.sample.yaml on first use:
 # SQLite and blobs under ./data, listening on 127.0.0.1:8000.
 run: build
-	@mkdir -p data
-	@[ -f data/media-repo.yaml ] || cp config.sample.yaml data/media-repo.yaml
+	@[ -f data/media-repo.yaml ] || ./$(BIN) init -config data/media-repo.yaml
 	./$(BIN) -config data/media-repo.yaml
 
 # Every test, with the race detector. Needs PostgreSQL (MEDIAREPO_TEST_POSTGRES,

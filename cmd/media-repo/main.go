@@ -24,8 +24,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "keys" {
-		os.Exit(runKeys(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "keys":
+			os.Exit(runKeys(os.Args[2:], os.Stdout, os.Stderr))
+		case "init":
+			os.Exit(runInit(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
