@@ -180,6 +180,9 @@ type Datastore struct {
 	ForKinds []string `yaml:"forKinds"`
 	// Opts are the backend's options.
 	Opts DatastoreOpts `yaml:"opts"`
+	// Enabled false leaves the datastore out entirely, as matrix-media-repo
+	// before v1.3 did; unset means enabled.
+	Enabled *bool `yaml:"enabled"`
 }
 
 // DatastoreOpts are a datastore backend's options.

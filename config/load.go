@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -39,6 +40,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
+	cfg.dropDisabledDatastores()
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -47,6 +49,23 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	cfg.buildHosts()
 	return cfg, nil
+}
+
+// dropDisabledDatastores removes the datastores with enabled: false, with a
+// warning each: they are never used, whatever their type or options.
+func (c *Config) dropDisabledDatastores() {
+	kept := c.Datastores[:0]
+	for i, ds := range c.Datastores {
+		if ds.Enabled != nil && !*ds.Enabled {
+			// One line for it: what its options would do does not matter.
+			prefix := fmt.Sprintf(": datastores[%d].", i)
+			c.warnings = slices.DeleteFunc(c.warnings, func(w string) bool { return strings.Contains(w, prefix) })
+			c.warnings = append(c.warnings, fmt.Sprintf("datastores[%d] (%s %q) has enabled: false and is not used", i, ds.Type, ds.ID))
+			continue
+		}
+		kept = append(kept, ds)
+	}
+	c.Datastores = kept
 }
 
 // Warnings lists the keys that were accepted but are not implemented.

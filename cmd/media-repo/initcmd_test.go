@@ -89,3 +89,34 @@ func TestInitThenQuickStart(t *testing.T) {
 		t.Errorf("thumbnail = %d, %v", resp.StatusCode, err)
 	}
 }
+
+// matrix-media-repo's config, changed only in where the database and files
+// are, starts mediarepo.
+func TestMMRConfigStarts(t *testing.T) {
+	data, err := os.ReadFile("../../config/testdata/mmr-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	text := strings.Replace(string(data), `postgres: "postgres://user:pass@localhost/mediarepo?sslmode=disable"`,
+		`sqlite: "`+filepath.Join(dir, "m.db")+`"`, 1)
+	text = strings.Replace(text, "path: /var/matrix/media", "path: "+filepath.Join(dir, "media"), 1)
+	text = strings.Replace(text, "port: 8000", "port: 0", 1)
+	path := filepath.Join(dir, "media-repo.yaml")
+	os.WriteFile(path, []byte(text), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("does not load: %v", err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	m := NewMain(cfg, log)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("does not start: %v", err)
+	}
+	defer m.Close()
+	resp, _ := send(t, mustRequest(t, "GET", "http://"+m.Addr()+"/healthz", nil))
+	if resp.StatusCode != 200 {
+		t.Errorf("healthz = %d", resp.StatusCode)
+	}
+}
