@@ -27,7 +27,7 @@ type SigningKey struct {
 var keyVersion = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
 
 // LoadSigningKey reads a signing key file in Synapse's format (the first key
-// in it) or Dendrite's PEM format.
+// in it), Dendrite's PEM format or matrix-media-repo's.
 func LoadSigningKey(path string) (*SigningKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -114,19 +114,33 @@ func (k *SigningKey) String() string {
 		base64.RawStdEncoding.EncodeToString(k.key.Seed()))
 }
 
-// dendritePEMType is the PEM block type of Dendrite's private_key file.
-const dendritePEMType = "MATRIX PRIVATE KEY"
+// The PEM block types of Dendrite's private_key file and of
+// matrix-media-repo's signing key file (which also has a Version header, 1).
+const (
+	dendritePEMType = "MATRIX PRIVATE KEY"
+	mmrPEMType      = "MMR PRIVATE KEY"
+)
 
-// ParseAnySigningKey reads either Synapse's format or Dendrite's PEM format.
+// ParseAnySigningKey reads Synapse's format, or the first key block of a PEM
+// file in Dendrite's or matrix-media-repo's format.
 func ParseAnySigningKey(data []byte) (*SigningKey, error) {
-	block, _ := pem.Decode(data)
+	block, rest := pem.Decode(data)
 	if block == nil {
 		return ParseSigningKey(string(data))
 	}
+	for block != nil && block.Type != dendritePEMType && block.Type != mmrPEMType {
+		block, rest = pem.Decode(rest)
+	}
+	const want = `signing key: a PEM key must be a "MATRIX PRIVATE KEY" (Dendrite) or "MMR PRIVATE KEY" (matrix-media-repo, Version 1) with a Key-ID header and a 32-byte seed`
+	if block == nil {
+		return nil, errors.New(want)
+	}
 	id := block.Headers["Key-ID"]
-	if block.Type != dendritePEMType || !strings.HasPrefix(id, "ed25519:") || !keyVersion.MatchString(strings.TrimPrefix(id, "ed25519:")) ||
-		len(block.Bytes) != ed25519.SeedSize {
-		return nil, errors.New(`signing key: a PEM key must be a "MATRIX PRIVATE KEY" with a Key-ID header and a 32-byte seed`)
+	if !strings.HasPrefix(id, "ed25519:") || !keyVersion.MatchString(strings.TrimPrefix(id, "ed25519:")) || len(block.Bytes) != ed25519.SeedSize {
+		return nil, errors.New(want)
+	}
+	if block.Type == mmrPEMType && block.Headers["Version"] != "1" {
+		return nil, fmt.Errorf("signing key: matrix-media-repo key format version %q is not 1", block.Headers["Version"])
 	}
 	return &SigningKey{ID: id, key: ed25519.NewKeyFromSeed(block.Bytes)}, nil
 }
@@ -134,4 +148,9 @@ func ParseAnySigningKey(data []byte) (*SigningKey, error) {
 // DendritePEM encodes the key as Dendrite's private_key file.
 func (k *SigningKey) DendritePEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: dendritePEMType, Headers: map[string]string{"Key-ID": k.ID}, Bytes: k.key.Seed()})
+}
+
+// MMRPEM encodes the key as matrix-media-repo's signing key file.
+func (k *SigningKey) MMRPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: mmrPEMType, Headers: map[string]string{"Key-ID": k.ID, "Version": "1"}, Bytes: k.key.Seed()})
 }

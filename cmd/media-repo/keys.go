@@ -12,10 +12,12 @@ import (
 // keysUsage explains the keys command.
 const keysUsage = `usage:
   media-repo keys generate [-version V] [-out FILE]   write a new signing key (Synapse format)
-  media-repo keys export -key FILE [-format synapse|dendrite]
-                                                      print the key for the homeserver to load
-  media-repo keys import -in FILE -out FILE           convert a Synapse or Dendrite key file
-                                                      into the file signingKeyPath names
+  media-repo keys export -key FILE [-format synapse|dendrite|mmr]
+                                                      print the key for the homeserver (or for
+                                                      matrix-media-repo) to load
+  media-repo keys import -in FILE -out FILE           convert a Synapse, Dendrite or
+                                                      matrix-media-repo key file into the file
+                                                      signingKeyPath names
 `
 
 // runKeys is "media-repo keys ...": managing the signing key mediarepo signs
@@ -31,7 +33,7 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "file to write (default: standard output)")
 	in := fs.String("in", "", "key file to read")
 	keyFile := fs.String("key", "", "key file to read")
-	format := fs.String("format", "synapse", "synapse or dendrite")
+	format := fs.String("format", "synapse", "synapse, dendrite or mmr")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -59,8 +61,10 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 			data = []byte(k.String())
 		case *format == "dendrite":
 			data = k.DendritePEM()
+		case *format == "mmr":
+			data = k.MMRPEM()
 		default:
-			fmt.Fprintf(stderr, "media-repo keys: -format %q: want synapse or dendrite\n", *format)
+			fmt.Fprintf(stderr, "media-repo keys: -format %q: want synapse, dendrite or mmr\n", *format)
 			return 2
 		}
 		if args[0] == "export" {

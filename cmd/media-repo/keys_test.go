@@ -55,3 +55,43 @@ func TestKeysCommand(t *testing.T) {
 		}
 	}
 }
+
+// matrix-media-repo's key files (PEM "MMR PRIVATE KEY", Key-ID and Version
+// headers) load at signingKeyPath, import, and export back.
+func TestMMRSigningKeys(t *testing.T) {
+	dir := t.TempDir()
+	k, err := federation.GenerateSigningKey("mmr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	synapse := filepath.Join(dir, "signing.key")
+	os.WriteFile(synapse, []byte(k.String()), 0o600)
+	if code := runKeys([]string{"export", "-key", synapse, "-format", "mmr"}, &out, &errOut); code != 0 {
+		t.Fatalf("export -format mmr = %d: %s", code, errOut.String())
+	}
+	pem := out.String()
+	for _, want := range []string{"-----BEGIN MMR PRIVATE KEY-----", "Key-ID: ed25519:mmr", "Version: 1"} {
+		if !strings.Contains(pem, want) {
+			t.Errorf("mmr export lacks %q:\n%s", want, pem)
+		}
+	}
+	// As matrix-media-repo writes it: the key block after another PEM block.
+	mmrFile := filepath.Join(dir, "example.org.key")
+	os.WriteFile(mmrFile, []byte("-----BEGIN COMMENT-----\nY29tbWVudA==\n-----END COMMENT-----\n"+pem), 0o600)
+	loaded, err := federation.LoadSigningKey(mmrFile)
+	if err != nil || loaded.ID != k.ID || loaded.PublicKey() != k.PublicKey() {
+		t.Fatalf("signingKeyPath with an MMR key = %+v, %v", loaded, err)
+	}
+	imported := filepath.Join(dir, "imported.key")
+	if code := runKeys([]string{"import", "-in", mmrFile, "-out", imported}, &out, &errOut); code != 0 {
+		t.Fatalf("import = %d: %s", code, errOut.String())
+	}
+	if again, err := federation.LoadSigningKey(imported); err != nil || again.PublicKey() != k.PublicKey() {
+		t.Errorf("imported MMR key = %+v, %v", again, err)
+	}
+	future := strings.Replace(pem, "Version: 1", "Version: 2", 1)
+	if _, err := federation.ParseAnySigningKey([]byte(future)); err == nil || !strings.Contains(err.Error(), "version") {
+		t.Errorf("an MMR key of format version 2 = %v, want refused naming the version", err)
+	}
+}
