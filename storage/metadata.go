@@ -14,7 +14,8 @@ import (
 type MediaStore interface {
 	// CreateMedia inserts m and adds it to m.UserID's usage. It returns an
 	// error wrapping ErrExists if (m.Origin, m.MediaID) is taken or was
-	// purged, ErrQuarantined if m's bytes are quarantined, and
+	// purged, ErrQuarantined if m's bytes are quarantined (unless
+	// m.QuarantinedBy says so already: an import of quarantined media), and
 	// ErrQuotaExceeded if m.UserID's uploads would then go over q; it changes
 	// nothing then. Concurrent inserts for one user cannot overshoot q
 	// together. publish, if not nil, runs after every check and before the

@@ -30,6 +30,8 @@ func main() {
 			os.Exit(runKeys(os.Args[2:], os.Stdout, os.Stderr))
 		case "init":
 			os.Exit(runInit(os.Args[2:], os.Stdout, os.Stderr))
+		case "import":
+			os.Exit(runImport(ctx, os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	hup := make(chan os.Signal, 1)

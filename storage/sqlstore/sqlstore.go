@@ -120,8 +120,10 @@ func (s *Store) addMedia(ctx context.Context, tx *sql.Tx, m *storage.Media, q st
 	if err := s.lock(ctx, tx, blobLock(m.SHA256)); err != nil {
 		return err
 	}
-	if quarantined, err := rowExists(ctx, tx, s.a.hashQuarantined, m.SHA256, m.Origin); err != nil || quarantined {
-		return cmp.Or(err, storage.ErrQuarantined)
+	if m.QuarantinedBy == "" { // an import of quarantined media knows
+		if quarantined, err := rowExists(ctx, tx, s.a.hashQuarantined, m.SHA256, m.Origin); err != nil || quarantined {
+			return cmp.Or(err, storage.ErrQuarantined)
+		}
 	}
 	if purged, err := rowExists(ctx, tx, s.a.purged, m.Origin, m.MediaID); err != nil || purged {
 		return cmp.Or(err, fmt.Errorf("media ID purged: %w", storage.ErrExists))
