@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -66,7 +67,11 @@ func (d *Dendrite) Items(ctx context.Context, fn func(Item) error) error {
 		if err := r.Scan(&it.MediaID, &it.Origin, &it.ContentType, &it.Size, &created, &uploadName, &hash, &userID); err != nil {
 			return err
 		}
+		// Dendrite keeps upload names path-escaped ("a%20b.png").
 		it.UploadName, it.UserID = uploadName.String, userID.String
+		if name, err := url.PathUnescape(it.UploadName); err == nil {
+			it.UploadName = name
+		}
 		it.Created = time.UnixMilli(created)
 		sum, err := base64.RawURLEncoding.DecodeString(hash)
 		if err != nil || len(sum) != 32 || !mxid.ValidServerName(it.Origin) || !mxid.ValidMediaID(it.MediaID) {

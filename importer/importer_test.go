@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -363,15 +364,16 @@ CREATE TABLE mediaapi_thumbnail (media_id TEXT NOT NULL, media_origin TEXT NOT N
 	file_size_bytes BIGINT NOT NULL, creation_ts BIGINT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
 	resize_method TEXT NOT NULL)`
 
-// addDendrite stores content as Dendrite does: a row and a file under the
-// URL-safe base64 of its hash, with thumbnails beside it.
+// addDendrite stores content as Dendrite does: a row (the upload name
+// path-escaped) and a file under the URL-safe base64 of its hash, with
+// thumbnails beside it.
 func addDendrite(t *testing.T, db *sql.DB, backend, base, id, origin, content string, created int64, thumbs map[string]string) {
 	sum := sha256.Sum256([]byte(content))
 	h := base64.RawURLEncoding.EncodeToString(sum[:])
 	dir := filepath.Join(base, h[0:1], h[1:2], h[2:])
 	writeFile(t, filepath.Join(dir, "file"), content)
 	exec(t, db, backend, `INSERT INTO mediaapi_media_repository VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, origin, "text/plain", len(content), created, "file "+id, h, "@alice:"+origin)
+		id, origin, "text/plain", len(content), created, url.PathEscape("file "+id), h, "@alice:"+origin)
 	for key, data := range thumbs {
 		var w, hgt int
 		var method string

@@ -85,6 +85,8 @@ func TestE2E(t *testing.T) {
 		})
 	}
 
+	t.Run("import from Dendrite", func(t *testing.T) { checkDendriteImport(t, hs, repoBin) })
+
 	t.Run("homeserver outage", func(t *testing.T) {
 		repo := startRepo(t, repoBin, hs.port, "sqlite", true)
 		proxyPort := startProxy(t, "nginx", repo.port, hs.port, true)

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 
+	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/importer"
 )
@@ -107,6 +108,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Local:  homeserverNames(cfg), Workers: *workers, DryRun: *dryRun, Progress: progress.add, Log: logrus.NewEntry(log),
 	})
 	progress.finish()
+	if m.cast != nil && report.Imported > 0 && !*dryRun {
+		// Running servers on this database may remember imported IDs as
+		// missing; on SQLite that memory lasts seconds and needs no notice.
+		if err := m.cast.Broadcast(ctx, bus.Media, ""); err != nil {
+			log.WithError(err).Warn("running servers not told of the import: imported media may answer 404 for a few seconds")
+		}
+	}
 	printReport(stdout, report, *dryRun)
 	if len(report.Problems) > 0 {
 		if err := writeProblems(stdout, *reportPath, report.Problems); err != nil {
