@@ -2,8 +2,8 @@
 // what quarantines, purges, protections and usage reports do, with
 // matrix-media-repo's and Synapse's semantics. The api package is its edge
 // (both route families parse into these calls). It imports storage,
-// retention (for its Remover), bus, homeserver, config and mxid, and starts
-// no goroutine.
+// retention (for its Remover), archive, bus, homeserver, config and mxid,
+// and starts no goroutine.
 package admin
 
 import (
@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/homeserver"
@@ -111,6 +112,8 @@ type Options struct {
 	Now func() time.Time
 	// Observer counts purges and quarantines; nil counts nothing.
 	Observer Observer
+	// Archives runs exports and imports; nil leaves archiving off.
+	Archives *archive.Service
 }
 
 // Observer is told how much was purged and quarantined.
@@ -126,15 +129,16 @@ func (noObserver) Quarantined(int64) {}
 
 // Service answers the admin API. Its methods are safe for concurrent use.
 type Service struct {
-	live    *config.Live
-	db      Stores
-	blobs   *storage.Datastores
-	remover *retention.Remover
-	hs      Homeservers
-	bus     *bus.Bus
-	log     *logrus.Entry
-	now     func() time.Time
-	seen    Observer
+	live     *config.Live
+	db       Stores
+	blobs    *storage.Datastores
+	remover  *retention.Remover
+	hs       Homeservers
+	bus      *bus.Bus
+	log      *logrus.Entry
+	now      func() time.Time
+	seen     Observer
+	archives *archive.Service // nil: archiving off
 }
 
 // New checks opts and returns the Service.
@@ -153,7 +157,7 @@ func New(opts Options) (*Service, error) {
 	return &Service{
 		live: opts.Live, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
 		remover: &retention.Remover{Store: opts.Stores.Purge, Blobs: opts.Blobs.ByID(), Log: opts.Log},
-		seen:    orNoObserver(opts.Observer),
+		seen:    orNoObserver(opts.Observer), archives: opts.Archives,
 	}, nil
 }
 

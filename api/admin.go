@@ -52,6 +52,7 @@ func (s *Server) mmrRoutes() []route {
 			route{"GET", p + "/info/{serverName}/{mediaId}", users, s.handleInfo},
 			route{"GET", a + "/federation/test/{serverName}", users, s.handleFederationTest},
 		)
+		out = append(out, s.archiveRoutes(a)...)
 	}
 	for _, p := range []string{"/_matrix/client/unstable", "/_matrix/client/unstable/io.t2bot.media"} {
 		out = append(out,

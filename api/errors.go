@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/media"
@@ -131,6 +132,9 @@ var sentinels = []struct {
 	{media.ErrTooManyPending, 429, "M_LIMIT_EXCEEDED", "Too many media IDs reserved and not uploaded yet", 0},
 	{media.ErrTooLarge, 413, "M_TOO_LARGE", "Upload is larger than the limit of this server", 0},
 	{media.ErrTooSmall, 400, "M_TOO_SMALL", "Upload is smaller than the minimum size of this server", 0},
+	{archive.ErrPartTooLarge, 413, "M_TOO_LARGE", "The part is larger than an export part can be", 0},
+	{archive.ErrBusy, 429, "M_LIMIT_EXCEEDED", "Too many imports are in progress; close one first", time.Minute},
+	{archive.ErrNoDatastore, 503, "M_UNKNOWN", "No datastore takes archives here (see datastores[].forKinds)", 0},
 	{storage.ErrQuarantined, 403, "M_FORBIDDEN", "This content is not allowed on this server", 0},
 	{storage.ErrNotFound, 404, "M_NOT_FOUND", "Media not found", 0},
 	{storage.ErrQuotaExceeded, 403, "M_FORBIDDEN", "Your media storage quota is used up", 0},

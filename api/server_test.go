@@ -18,14 +18,17 @@ import (
 
 	"github.com/mediarepo/mediarepo/admin"
 	"github.com/mediarepo/mediarepo/api"
+	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/homeserver/homeservertest"
+	"github.com/mediarepo/mediarepo/importer"
 	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/preview"
 	"github.com/mediarepo/mediarepo/ratelimit"
+	"github.com/mediarepo/mediarepo/retention"
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
@@ -106,6 +109,8 @@ type metaStore interface {
 	storage.PurgeStore
 	storage.TaskStore
 	storage.AccessStore
+	storage.LeaseStore
+	storage.ExportStore
 }
 
 // stack is what a test may add to the server: the optional parts, and how
@@ -212,8 +217,19 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 		svc.Forget(origin, mediaID)
 		thumbs.Forget()
 	})
+	archives, err := archive.New(archive.Options{
+		Live: config.NewLive(cfg), Blobs: stores, Bus: events, Log: entry, Datastore: "local", SpoolDir: t.TempDir(),
+		Remover: &retention.Remover{Store: meta, Blobs: stores.ByID(), Log: entry},
+		Stores: archive.Stores{Catalog: meta, Exports: meta, Tasks: meta, Leases: meta,
+			Import: importer.Stores{Media: meta, Thumbnails: meta, Moderation: meta, Access: meta, Blobs: stores}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { archives.Close() })
 	adminSvc, err := admin.New(admin.Options{
-		Config: cfg, Stores: admin.Stores{Media: meta, Catalog: meta, Moderation: meta, Purge: meta, Tasks: meta}, Blobs: stores, Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry,
+		Config: cfg, Stores: admin.Stores{Media: meta, Catalog: meta, Moderation: meta, Purge: meta, Tasks: meta}, Blobs: stores,
+		Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry, Archives: archives,
 	})
 	if err != nil {
 		t.Fatal(err)

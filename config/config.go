@@ -44,6 +44,9 @@ type Config struct {
 	// Quarantine controls how quarantined media is answered and who may
 	// quarantine.
 	Quarantine Quarantine `yaml:"quarantine"`
+	// Archiving controls exports and imports in matrix-media-repo's archive
+	// format.
+	Archiving Archiving `yaml:"archiving"`
 	// Metrics serves Prometheus metrics on a listener of their own.
 	Metrics Metrics `yaml:"metrics"`
 
@@ -131,6 +134,19 @@ type Quarantine struct {
 	// AllowLocalAdmins lets homeserver admins quarantine their own
 	// homeserver's media; repository admins always may.
 	AllowLocalAdmins bool `yaml:"allowLocalAdmins"`
+}
+
+// Archiving controls exports (GDPR requests, moves between servers) and
+// their import.
+type Archiving struct {
+	// Enabled serves the export and import routes of the admin API.
+	Enabled bool `yaml:"enabled"`
+	// SelfService lets users export their own media, and homeserver admins
+	// their homeserver's, without a repository admin.
+	SelfService bool `yaml:"selfService"`
+	// TargetBytesPerPart starts a new part of an export once this many bytes
+	// are in the current one.
+	TargetBytesPerPart int64 `yaml:"targetBytesPerPart"`
 }
 
 // Metrics is the Prometheus listener.

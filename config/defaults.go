@@ -29,6 +29,7 @@ func Default() *Config {
 		},
 		Retention:  Retention{OrphanBlobGraceHours: 24, OrphanBlobSweepHours: 24},
 		Quarantine: Quarantine{ReplaceThumbnails: true, AllowLocalAdmins: true},
+		Archiving:  Archiving{Enabled: true, TargetBytesPerPart: 209715200},
 		Metrics:    Metrics{BindAddress: "127.0.0.1", Port: 9000},
 		RateLimit: RateLimit{
 			Enabled: true, RequestsPerSecond: 20, Burst: 100,
@@ -98,7 +99,6 @@ var mmrOnly = map[string]bool{
 	"datastores[].opts.redirectWhenCached":  true,
 	"datastores[].opts.prefixLength":        true,
 	"datastores[].opts.multipartUploads":    true,
-	"archiving":                             true,
 	"uploads.allowedTypes":                  true,
 	"uploads.exclusions":                    true,
 	"uploads.storagePaths":                  true,

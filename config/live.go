@@ -47,6 +47,7 @@ func (l *Live) Reload(next *Config) (restart []string) {
 	thumbnailPath := old.Quarantine.ThumbnailPath // loaded at start-up
 	applied.Quarantine = next.Quarantine
 	applied.Quarantine.ThumbnailPath = thumbnailPath
+	applied.Archiving = next.Archiving
 	applied.Repo.LogLevel = next.Repo.LogLevel
 	applied.Repo.UseForwardedHost = next.Repo.UseForwardedHost
 	applied.Repo.TrustAnyForwardedAddress = next.Repo.TrustAnyForwardedAddress

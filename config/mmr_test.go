@@ -33,7 +33,7 @@ func TestMMRConfigLoads(t *testing.T) {
 	}
 	for _, key := range []string{
 		"repo.logDirectory", "repo.logColors", "federation.backoffAt", "homeservers[0].backoffAt",
-		"accessTokens.useLocalAppserviceConfig", "accessTokens.appservices", "archiving",
+		"accessTokens.useLocalAppserviceConfig", "accessTokens.appservices",
 		"downloads.numWorkers", "downloads.defaultRangeChunkSizeBytes", "urlPreviews.oEmbed", "urlPreviews.proxyUrl",
 		"identicons", "plugins", "featureSupport", "sentry", "tasks", "pgo",
 	} {
@@ -55,6 +55,8 @@ func TestMMRConfigLoads(t *testing.T) {
 	// Honoured: what mediarepo implements keeps the file's values.
 	hs, _ := c.Homeserver("example.org")
 	switch {
+	case !c.Archiving.Enabled || c.Archiving.TargetBytesPerPart != 209715200:
+		t.Errorf("archiving = %+v", c.Archiving)
 	case hs == nil || hs.AdminAPIKind != "synapse":
 		t.Errorf("homeserver = %+v", hs)
 	case len(c.Thumbnails.Sizes) != 6 || c.Thumbnails.NumWorkers != 100 || c.Thumbnails.StillFrame != 0.5:

@@ -76,7 +76,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("thumbnails.expireAfterDays: must not be negative (0 keeps thumbnails)"))
 	}
 	errs = append(errs, c.validateMetrics()...)
+	errs = append(errs, c.Archiving.validate()...)
 	return errors.Join(errs...)
+}
+
+func (a *Archiving) validate() []error {
+	if a.TargetBytesPerPart < 1<<20 {
+		return []error{fmt.Errorf("archiving.targetBytesPerPart: %d is below 1 MiB (1048576); parts that small help nobody", a.TargetBytesPerPart)}
+	}
+	return nil
 }
 
 func (c *Config) validateMetrics() []error {

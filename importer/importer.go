@@ -40,10 +40,19 @@ type Item struct {
 	// Path is the file holding the bytes; Gzipped ones are decompressed.
 	Path    string
 	Gzipped bool
-	Thumbs  []Thumb
+	// Open, if set, opens the bytes instead of Path.
+	Open   func() (io.ReadCloser, error)
+	Thumbs []Thumb
 	// Skip, if set, says why the item is not media to import (a URL
 	// preview's cached image, an ID no server could serve).
 	Skip string
+}
+
+func (it Item) open() (io.ReadCloser, error) {
+	if it.Open != nil {
+		return it.Open()
+	}
+	return os.Open(it.Path)
 }
 
 // Thumb is one stored thumbnail of an item.
@@ -103,27 +112,21 @@ type Report struct {
 	Problems []string
 }
 
-// Run imports every item of src.
+// Run imports every item of src with o.Workers at once.
 func Run(ctx context.Context, src Source, o Options) (*Report, error) {
-	if o.Workers < 1 {
-		o.Workers = 1
-	}
-	r := &run{o: o, report: &Report{Source: src.Name()}, local: map[string]bool{}}
-	for _, l := range o.Local {
-		r.local[l] = true
-	}
+	im := New(src.Name(), o)
 	items := make(chan Item)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
-	for range o.Workers {
+	for range max(o.Workers, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for it := range items {
-				if err := r.one(ctx, it); err != nil {
+				if err := im.Import(ctx, it); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 				}
 			}
@@ -140,13 +143,34 @@ func Run(ctx context.Context, src Source, o Options) (*Report, error) {
 	close(items)
 	wg.Wait()
 	if firstErr != nil {
-		return r.report, firstErr
+		return im.Report(), firstErr
 	}
 	if listErr != nil {
-		return r.report, fmt.Errorf("list %s: %w", src.Name(), listErr)
+		return im.Report(), fmt.Errorf("list %s: %w", src.Name(), listErr)
 	}
-	return r.report, nil
+	return im.Report(), nil
 }
+
+// Importer imports items one at a time, for a source that cannot be listed
+// ahead (an archive read as a stream). It is safe for concurrent use.
+type Importer struct{ r *run }
+
+// New returns an Importer writing to o's stores; source names it in the
+// report.
+func New(source string, o Options) *Importer {
+	r := &run{o: o, report: &Report{Source: source}, local: map[string]bool{}}
+	for _, l := range o.Local {
+		r.local[l] = true
+	}
+	return &Importer{r: r}
+}
+
+// Import imports one item. It returns only the errors that end a run (a
+// store failing); the item's own problems go to the report.
+func (im *Importer) Import(ctx context.Context, it Item) error { return im.r.one(ctx, it) }
+
+// Report is what the Importer did so far. Read it once the imports are done.
+func (im *Importer) Report() *Report { return im.r.report }
 
 // run is one Run's state.
 type run struct {
@@ -184,7 +208,7 @@ func (r *run) one(ctx context.Context, it Item) error {
 	case !errors.Is(err, storage.ErrNotFound):
 		return err
 	case r.o.DryRun:
-		if _, err := os.Stat(it.Path); err != nil {
+		if _, err := os.Stat(it.Path); it.Open == nil && err != nil {
 			r.problem(it, "%v", err)
 			return nil
 		}
@@ -211,7 +235,7 @@ func (r *run) one(ctx context.Context, it Item) error {
 // media stores the item's bytes and row; nil with no error when the item
 // had a problem of its own (reported).
 func (r *run) media(ctx context.Context, it Item) (*storage.Media, error) {
-	f, err := os.Open(it.Path)
+	f, err := it.open()
 	if err != nil {
 		r.problem(it, "%v", err)
 		return nil, nil
@@ -255,6 +279,10 @@ func (r *run) media(ctx context.Context, it Item) (*storage.Media, error) {
 	crashpoint.Hit("import-media-stored")
 	if errors.Is(err, storage.ErrExists) { // another worker, or a purged ID
 		atomic.AddInt64(&r.report.Present, 1)
+		return nil, nil
+	}
+	if errors.Is(err, storage.ErrQuarantined) {
+		r.problem(it, "its bytes are quarantined here: not imported")
 		return nil, nil
 	}
 	if err != nil {

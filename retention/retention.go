@@ -11,11 +11,7 @@ package retention
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -99,7 +95,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, blobs: opts.Blobs, db: opts.Stores, bus: opts.Bus, log: opts.Log, now: now,
 		remover: &Remover{Store: opts.Stores.Purge, Blobs: opts.Blobs, Log: opts.Log},
-		holder:  holderID(), purged: opts.Purged,
+		holder:  storage.LeaseHolder(), purged: opts.Purged,
 	}
 	if s.purged == nil {
 		s.purged = func(int) {}
@@ -115,14 +111,6 @@ func New(opts Options) (*Service, error) {
 		go s.every(ctx, start, j)
 	}
 	return s, nil
-}
-
-// holderID names this process in leases: host, pid and a random part.
-func holderID() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	rand.Read(b)
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // Jobs are the jobs the config turns on.

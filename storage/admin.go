@@ -2,6 +2,10 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
 	"time"
 )
 
@@ -171,6 +175,41 @@ type TaskStore interface {
 	Task(ctx context.Context, id int64) (*Task, error)
 }
 
+// Export is one export in matrix-media-repo's archive format: of a user's
+// media or a server's.
+type Export struct {
+	ID      string // the secret that reads it
+	Entity  string // user ID or server name
+	TaskID  int64
+	Created time.Time
+	Parts   []ExportPart // by index; the last one holds the manifest
+}
+
+// ExportPart is one stored part (a .tgz) of an export.
+type ExportPart struct {
+	Index       int // from 1
+	Name        string
+	Size        int64
+	SHA256      string
+	DatastoreID string
+}
+
+// ExportStore keeps exports and where their parts are.
+type ExportStore interface {
+	// CreateExport records e (without parts).
+	CreateExport(ctx context.Context, e *Export) error
+	// AddExportPart records a part of export id; publish, if not nil, runs
+	// first, holding the lock that a blob delete takes, so a part's blob
+	// is never deleted under it.
+	AddExportPart(ctx context.Context, id string, p ExportPart, publish func(context.Context) error) error
+	// Export returns an export with its parts, or an error wrapping
+	// ErrNotFound.
+	Export(ctx context.Context, id string) (*Export, error)
+	// DeleteExport removes an export and its parts' rows and returns the
+	// blobs they referenced; an unknown export is no error.
+	DeleteExport(ctx context.Context, id string) ([]BlobRef, error)
+}
+
 // LeaseStore lets one process at a time run a periodic job.
 type LeaseStore interface {
 	// AcquireLease takes or renews lease name for holder until now+ttl and
@@ -178,6 +217,14 @@ type LeaseStore interface {
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 	// ReleaseLease gives up holder's lease name, if it has it.
 	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// LeaseHolder names this process in leases: host, pid and a random part.
+func LeaseHolder() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // AccessStore records when media was last downloaded or thumbnailed.

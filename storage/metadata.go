@@ -81,8 +81,8 @@ type PreviewStore interface {
 // RetentionStore answers what the collectors of old and unreferenced data
 // need to know.
 type RetentionStore interface {
-	// BlobReferenced reports whether any media or thumbnail row points at the
-	// blob sha256 of datastore datastoreID.
+	// BlobReferenced reports whether any media, thumbnail or export part
+	// row points at the blob sha256 of datastore datastoreID.
 	BlobReferenced(ctx context.Context, datastoreID, sha256 string) (bool, error)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 
+	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/importer"
@@ -24,8 +25,11 @@ const importUsage = `usage:
   media-repo import synapse  -config FILE -db DSN -media-store DIR -server-name NAME [options]
   media-repo import dendrite -config FILE -db DSN -base-path DIR [options]
   media-repo import mmr      -config FILE -db DSN [-datastore ID=DIR ...] [options]
+  media-repo import archive  -config FILE PART.tgz...
 
 DSN is a PostgreSQL URL or key=value string, or sqlite:PATH (Synapse and Dendrite).
+An archive is an export of mediarepo or matrix-media-repo: give every part, in
+any order; media already here is kept as it is.
 The source is only read. Running again imports nothing twice; a run killed
 half-way is finished by the next.
 
@@ -70,44 +74,47 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	if *dsn == "" {
+	switch {
+	case kind == "archive" && fs.NArg() == 0:
+		fmt.Fprint(stderr, "media-repo import archive: name the export's parts (.tgz files)\n"+importUsage)
+		return 2
+	case kind != "archive" && *dsn == "":
 		fmt.Fprint(stderr, "media-repo import: -db is required\n"+importUsage)
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "media-repo: configuration is not valid:\n%s\n", indent(err.Error()))
-		return 1
-	}
-	log := newLogger(cfg.Repo, stderr)
-	src, err := openImportSource(ctx, kind, *dsn, *mediaStore, *serverName, *basePath, datastores)
-	if err != nil {
-		fmt.Fprintln(stderr, "media-repo import:", err)
-		return 1
-	}
-	defer src.Close()
-	m := NewMain(cfg, log)
-	if err := m.openMeta(ctx); err != nil {
-		fmt.Fprintln(stderr, "media-repo import:", err)
-		return 1
+	m, code := openTarget(ctx, *cfgPath, stderr)
+	if m == nil {
+		return code
 	}
 	defer m.closeAll()
-	if err := m.openBlobs(); err != nil {
-		fmt.Fprintln(stderr, "media-repo import:", err)
-		return 1
-	}
-	items, bytes, err := src.Count(ctx)
-	if err != nil {
-		fmt.Fprintln(stderr, "media-repo import: count the source's media:", err)
-		return 1
-	}
-	log.WithFields(logrus.Fields{"source": src.Name(), "media": items, "bytes": bytes, "dry_run": *dryRun}).Info("import starting")
-	progress := newProgress(stderr, items, bytes, log)
-	report, err := importer.Run(ctx, src, importer.Options{
+	log := m.Log
+	opts := importer.Options{
 		Stores: importer.Stores{Media: m.db, Thumbnails: m.db, Moderation: m.db, Access: m.db, Blobs: m.blobs},
-		Local:  homeserverNames(cfg), Workers: *workers, DryRun: *dryRun, Progress: progress.add, Log: logrus.NewEntry(log),
-	})
-	progress.finish()
+		Local:  homeserverNames(m.Config), Workers: *workers, DryRun: *dryRun, Log: logrus.NewEntry(log),
+	}
+	var report *importer.Report
+	var err error
+	if kind == "archive" {
+		log.WithField("parts", fs.NArg()).Info("import of an export starting")
+		report, err = archive.ImportFiles(ctx, opts, fs.Args())
+	} else {
+		src, openErr := openImportSource(ctx, kind, *dsn, *mediaStore, *serverName, *basePath, datastores)
+		if openErr != nil {
+			fmt.Fprintln(stderr, "media-repo import:", openErr)
+			return 1
+		}
+		defer src.Close()
+		items, bytes, countErr := src.Count(ctx)
+		if countErr != nil {
+			fmt.Fprintln(stderr, "media-repo import: count the source's media:", countErr)
+			return 1
+		}
+		log.WithFields(logrus.Fields{"source": src.Name(), "media": items, "bytes": bytes, "dry_run": *dryRun}).Info("import starting")
+		progress := newProgress(stderr, items, bytes, log)
+		opts.Progress = progress.add
+		report, err = importer.Run(ctx, src, opts)
+		progress.finish()
+	}
 	if m.cast != nil && report.Imported > 0 && !*dryRun {
 		// Running servers on this database may remember imported IDs as
 		// missing; on SQLite that memory lasts seconds and needs no notice.
@@ -126,6 +133,29 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	return 0
+}
+
+// openTarget loads mediarepo's config and opens its stores for a command
+// that writes to them while the server may run; nil with the exit code
+// when it cannot.
+func openTarget(ctx context.Context, cfgPath string, stderr io.Writer) (*Main, int) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "media-repo: configuration is not valid:\n%s\n", indent(err.Error()))
+		return nil, 1
+	}
+	m := NewMain(cfg, newLogger(cfg.Repo, stderr))
+	if err := m.openMeta(ctx); err != nil {
+		fmt.Fprintln(stderr, "media-repo:", err)
+		m.closeAll()
+		return nil, 1
+	}
+	if err := m.openBlobs(); err != nil {
+		fmt.Fprintln(stderr, "media-repo:", err)
+		m.closeAll()
+		return nil, 1
+	}
+	return m, 0
 }
 
 func openImportSource(ctx context.Context, kind, dsn, mediaStore, serverName, basePath string, datastores map[string]string) (importer.Source, error) {

@@ -32,6 +32,8 @@ func main() {
 			os.Exit(runInit(os.Args[2:], os.Stdout, os.Stderr))
 		case "import":
 			os.Exit(runImport(ctx, os.Args[2:], os.Stdout, os.Stderr))
+		case "export":
+			os.Exit(runExport(ctx, os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	hup := make(chan os.Signal, 1)

@@ -19,10 +19,12 @@ import (
 
 	"github.com/mediarepo/mediarepo/admin"
 	"github.com/mediarepo/mediarepo/api"
+	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
+	"github.com/mediarepo/mediarepo/importer"
 	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/metrics"
 	"github.com/mediarepo/mediarepo/netguard"
@@ -243,8 +245,19 @@ func (m *Main) operations(hs homeserverParts, log *logrus.Entry) (operationsPart
 	if err != nil {
 		return operationsParts{}, fmt.Errorf("quarantine.thumbnailPath: %w", err)
 	}
+	remover := &retention.Remover{Store: m.db, Blobs: m.blobs.ByID(), Log: log}
+	archives, err := archive.New(archive.Options{
+		Live: m.live, Blobs: m.blobs, Remover: remover, Bus: hs.events, Log: log,
+		Datastore: cfg.DatastoreFor(config.KindArchives),
+		Stores: archive.Stores{Catalog: m.db, Exports: m.db, Tasks: m.db, Leases: m.db,
+			Import: importer.Stores{Media: m.db, Thumbnails: m.db, Moderation: m.db, Access: m.db, Blobs: m.blobs}},
+	})
+	if err != nil {
+		return operationsParts{}, err
+	}
+	m.closers = append(m.closers, archives)
 	adminSvc, err := admin.New(admin.Options{
-		Config: cfg, Live: m.live, Blobs: m.blobs, Bus: hs.events, Log: log, Observer: m.metrics,
+		Config: cfg, Live: m.live, Blobs: m.blobs, Bus: hs.events, Log: log, Observer: m.metrics, Archives: archives,
 		Stores:      admin.Stores{Media: m.db, Catalog: m.db, Moderation: m.db, Purge: m.db, Tasks: m.db},
 		Homeservers: homeserverCalls{admins: hs.admins, Client: hs.client},
 	})

@@ -77,10 +77,8 @@ var queries = sqlstore.Queries{
 		WHERE server_name = $1 AND url = $2 AND bucket = $3 AND lang = $4`,
 	DeleteURLPreviews: `DELETE FROM url_previews WHERE created_ts < $1`,
 	NotifyUploaded:    `SELECT pg_notify('` + uploadsChannel + `', $1)`,
-	BlobReferenced: `SELECT 1 FROM media WHERE datastore_id = $1 AND sha256 = $2
-		UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND sha256 = $2 LIMIT 1`,
-	Param:    "$",
-	Classify: classify,
+	Param:             "$",
+	Classify:          classify,
 }
 
 // classify tells the errors of a database that cannot be used right now:

@@ -68,10 +68,8 @@ var queries = sqlstore.Queries{
 		WHERE server_name = ? AND url = ? AND bucket = ? AND lang = ?`,
 	DeleteURLPreviews: `DELETE FROM url_previews WHERE created_ts < ?`,
 	NotifyUploaded:    ``,
-	BlobReferenced: `SELECT 1 FROM media WHERE datastore_id = ?1 AND sha256 = ?2
-		UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = ?1 AND sha256 = ?2 LIMIT 1`,
-	Param:    "?",
-	Classify: classify,
+	Param:             "?",
+	Classify:          classify,
 }
 
 // SQLite result codes (the primary code is the low byte of an extended one).

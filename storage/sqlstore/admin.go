@@ -38,6 +38,8 @@ type adminQueries struct {
 	insertTask, finishTask, selectTasks, selectTask string
 	acquireLease, releaseLease, recordAccess        string
 	estimateMedia, estimateThumbs, estimateAll      string
+	insertExport, insertExportPart, selectExport    string
+	selectExportParts, deleteExport, deleteParts    string
 }
 
 // quarantineOf selects the quarantines that cover media m: of its bytes,
@@ -51,6 +53,12 @@ const mediaColumns = `m.origin, m.media_id, m.upload_name, m.content_type, m.use
 	m.protected, m.last_access_ts`
 
 const mediaFrom = ` FROM media m`
+
+// blobReferenced finds a row referring to a blob ($1 datastore, $2 sha256):
+// of a media, a thumbnail or an export's part.
+const blobReferenced = `SELECT 1 FROM media WHERE datastore_id = $1 AND sha256 = $2
+	UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND sha256 = $2
+	UNION ALL SELECT 1 FROM export_parts WHERE datastore_id = $1 AND sha256 = $2 LIMIT 1`
 
 // idle is when media was last used: its last access, or its creation if it
 // was never accessed.
@@ -83,14 +91,19 @@ func newAdminQueries(param string) adminQueries {
 		deleteThumbsOf:     r(`DELETE FROM thumbnails WHERE origin = $1 AND media_id = $2 AND created_ts < $3`),
 		thumbBlobsBefore:   r(`SELECT DISTINCT datastore_id, sha256 FROM thumbnails WHERE created_ts < $1`),
 		deleteThumbsBefore: r(`DELETE FROM thumbnails WHERE created_ts < $1`),
-		blobReferenced: r(`SELECT 1 FROM media WHERE datastore_id = $1 AND sha256 = $2
-			UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND sha256 = $2 LIMIT 1`),
-		serverMedia:  r(`SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM media WHERE origin = $1`),
-		serverThumbs: r(`SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM thumbnails WHERE origin = $1`),
-		insertTask:   r(`INSERT INTO tasks (name, params, start_ts) VALUES ($1, $2, $3) RETURNING task_id`),
-		finishTask:   r(`UPDATE tasks SET end_ts = $2, error = $3 WHERE task_id = $1`),
-		selectTasks:  `SELECT task_id, name, params, start_ts, end_ts, error FROM tasks`,
-		selectTask:   r(`SELECT task_id, name, params, start_ts, end_ts, error FROM tasks WHERE task_id = $1`),
+		blobReferenced:     r(blobReferenced),
+		serverMedia:        r(`SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM media WHERE origin = $1`),
+		serverThumbs:       r(`SELECT COALESCE(SUM(size_bytes), 0), COUNT(*) FROM thumbnails WHERE origin = $1`),
+		insertExport:       r(`INSERT INTO exports (export_id, entity, task_id, created_ts) VALUES ($1, $2, $3, $4)`),
+		insertExportPart:   r(`INSERT INTO export_parts (export_id, part_index, name, size_bytes, sha256, datastore_id) VALUES ($1, $2, $3, $4, $5, $6)`),
+		selectExport:       r(`SELECT entity, task_id, created_ts FROM exports WHERE export_id = $1`),
+		selectExportParts:  r(`SELECT part_index, name, size_bytes, sha256, datastore_id FROM export_parts WHERE export_id = $1 ORDER BY part_index`),
+		deleteExport:       r(`DELETE FROM exports WHERE export_id = $1`),
+		deleteParts:        r(`DELETE FROM export_parts WHERE export_id = $1`),
+		insertTask:         r(`INSERT INTO tasks (name, params, start_ts) VALUES ($1, $2, $3) RETURNING task_id`),
+		finishTask:         r(`UPDATE tasks SET end_ts = $2, error = $3 WHERE task_id = $1`),
+		selectTasks:        `SELECT task_id, name, params, start_ts, end_ts, error FROM tasks`,
+		selectTask:         r(`SELECT task_id, name, params, start_ts, end_ts, error FROM tasks WHERE task_id = $1`),
 		acquireLease: r(`INSERT INTO leases (name, holder, expires_ts) VALUES ($1, $2, $3)
 			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ts = excluded.expires_ts
 			WHERE leases.holder = excluded.holder OR leases.expires_ts < $4`),

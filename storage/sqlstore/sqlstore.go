@@ -77,10 +77,6 @@ type Queries struct {
 	// DeleteURLPreviews takes created_ts and deletes the rows created before.
 	DeleteURLPreviews string
 
-	// BlobReferenced takes datastore_id, sha256 and returns a row if a media
-	// or thumbnail row points at that blob.
-	BlobReferenced string
-
 	// Classify returns storage.ErrUnavailable, ErrFull or ErrReadOnly for a
 	// driver error that means the database cannot be used right now, else nil.
 	Classify func(error) error
@@ -388,7 +384,7 @@ func (s *Store) DeleteURLPreviews(ctx context.Context, before time.Time) (_ int6
 func (s *Store) BlobReferenced(ctx context.Context, datastoreID, sha256 string) (_ bool, err error) {
 	defer s.classify(&err)
 	var one int
-	err = s.db.QueryRowContext(ctx, s.q.BlobReferenced, datastoreID, sha256).Scan(&one)
+	err = s.db.QueryRowContext(ctx, s.a.blobReferenced, datastoreID, sha256).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -26,6 +26,7 @@ type AdminStores struct {
 	Tasks        storage.TaskStore
 	Leases       storage.LeaseStore
 	Access       storage.AccessStore
+	Exports      storage.ExportStore
 }
 
 // RunAdminStores checks the catalog, moderation, purge, task, lease and
@@ -49,6 +50,7 @@ func RunAdminStores(t *testing.T, open func(t *testing.T) AdminStores) {
 		{"tasks", adminTasks},
 		{"leases", adminLeases},
 		{"last access", adminAccess},
+		{"exports and their parts", adminExports},
 	})
 }
 
@@ -615,5 +617,66 @@ func adminAccess(t *testing.T, s AdminStores) {
 	}
 	if m, _ := s.Media.Media(ctx, "example.org", "a"); !m.LastAccess.Equal(later) {
 		t.Errorf("LastAccess = %v, want %v (an older record does not win)", m.LastAccess, later)
+	}
+}
+
+func adminExports(t *testing.T, s AdminStores) {
+	ctx := context.Background()
+	created := time.UnixMilli(time.Now().UnixMilli())
+	e := &storage.Export{ID: "abc123", Entity: "@alice:example.org", TaskID: 7, Created: created}
+	if err := s.Exports.CreateExport(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Exports.CreateExport(ctx, e); err == nil {
+		t.Error("a second export with one ID was recorded")
+	}
+	published := false
+	parts := []storage.ExportPart{
+		{Index: 2, Name: "export-manifest.tgz", Size: 20, SHA256: fakeSum("manifest"), DatastoreID: "local"},
+		{Index: 1, Name: "export-part-1.tgz", Size: 10, SHA256: fakeSum("part"), DatastoreID: "local"},
+	}
+	for i, p := range parts {
+		publish := func(context.Context) error { published = true; return nil }
+		if i == 1 {
+			publish = nil
+		}
+		if err := s.Exports.AddExportPart(ctx, e.ID, p, publish); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !published {
+		t.Error("AddExportPart did not publish")
+	}
+	failed := storage.ExportPart{Index: 3, Name: "x", SHA256: fakeSum("failed"), DatastoreID: "local"}
+	if err := s.Exports.AddExportPart(ctx, e.ID, failed, func(context.Context) error { return errors.New("disk on fire") }); err == nil {
+		t.Error("AddExportPart recorded a part whose publish failed")
+	}
+	got, err := s.Exports.Export(ctx, e.ID)
+	if err != nil || got.Entity != e.Entity || got.TaskID != 7 || !got.Created.Equal(created) || len(got.Parts) != 2 ||
+		got.Parts[0] != parts[1] || got.Parts[1] != parts[0] {
+		t.Fatalf("Export = %+v, %v", got, err)
+	}
+	// Parts are references: the blob sweep and purges keep their blobs.
+	if ok, err := s.Purge.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "local", SHA256: fakeSum("part")}, func(context.Context) error { return nil }); ok || err != nil {
+		t.Errorf("DeleteBlob of an export part's blob = %v, %v; want it kept", ok, err)
+	}
+	if _, err := s.Exports.Export(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("unknown export = %v, want ErrNotFound", err)
+	}
+	refs, err := s.Exports.DeleteExport(ctx, e.ID)
+	slices.SortFunc(refs, cmpRef)
+	want := []storage.BlobRef{{DatastoreID: "local", SHA256: fakeSum("manifest")}, {DatastoreID: "local", SHA256: fakeSum("part")}}
+	slices.SortFunc(want, cmpRef)
+	if err != nil || !slices.Equal(refs, want) {
+		t.Errorf("DeleteExport = %v, %v; want %v", refs, err, want)
+	}
+	if _, err := s.Exports.Export(ctx, e.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("deleted export = %v, want ErrNotFound", err)
+	}
+	if ok, err := s.Purge.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "local", SHA256: fakeSum("part")}, func(context.Context) error { return nil }); !ok || err != nil {
+		t.Errorf("DeleteBlob after the export went = %v, %v; want deleted", ok, err)
+	}
+	if refs, err := s.Exports.DeleteExport(ctx, "nope"); err != nil || len(refs) != 0 {
+		t.Errorf("DeleteExport of an unknown export = %v, %v", refs, err)
 	}
 }

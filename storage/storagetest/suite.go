@@ -23,6 +23,7 @@ func RunMetadataStores[S interface {
 	storage.TaskStore
 	storage.LeaseStore
 	storage.AccessStore
+	storage.ExportStore
 }](t *testing.T, open func(t *testing.T) S) {
 	t.Run("media", func(t *testing.T) {
 		RunMediaStore(t, func(t *testing.T) storage.MediaStore { return open(t) })
@@ -42,7 +43,7 @@ func RunMetadataStores[S interface {
 	t.Run("admin", func(t *testing.T) {
 		RunAdminStores(t, func(t *testing.T) AdminStores {
 			s := open(t)
-			return AdminStores{Media: s, Thumbs: s, Reservations: s, Catalog: s, Moderation: s, Purge: s, Tasks: s, Leases: s, Access: s}
+			return AdminStores{Media: s, Thumbs: s, Reservations: s, Catalog: s, Moderation: s, Purge: s, Tasks: s, Leases: s, Access: s, Exports: s}
 		})
 	})
 	t.Run("retention", func(t *testing.T) {
