@@ -40,21 +40,15 @@ func (d *Dendrite) Close() error { return d.db.Close() }
 
 // Count implements Source.
 func (d *Dendrite) Count(ctx context.Context) (items, bytes int64, err error) {
-	err = d.db.query(ctx, "SELECT COUNT(*), COALESCE(SUM(file_size_bytes), 0) FROM mediaapi_media_repository", func(r *sql.Rows) error {
-		return r.Scan(&items, &bytes)
-	})
-	return items, bytes, err
+	return d.db.count(ctx, "mediaapi_media_repository", "file_size_bytes")
 }
 
 // Items implements Source.
 func (d *Dendrite) Items(ctx context.Context, fn func(Item) error) error {
 	q := `SELECT media_id, media_origin, content_type, file_size_bytes, creation_ts, upload_name, base64hash, user_id
 		FROM mediaapi_media_repository ORDER BY creation_ts, media_origin, media_id`
-	thumbQ := `SELECT width, height, resize_method, content_type, creation_ts FROM mediaapi_thumbnail WHERE media_id = $1 AND media_origin = $2`
-	if d.db.sqlite {
-		thumbQ = `SELECT width, height, resize_method, content_type, creation_ts FROM mediaapi_thumbnail WHERE media_id = ? AND media_origin = ?`
-	}
-	thumbs, err := d.db.db.PrepareContext(ctx, thumbQ)
+	thumbs, err := d.db.prepare(ctx, `SELECT width, height, resize_method, content_type, creation_ts FROM mediaapi_thumbnail
+		WHERE media_id = $1 AND media_origin = $2`)
 	if err != nil {
 		return err
 	}

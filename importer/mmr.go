@@ -61,10 +61,7 @@ func (m *MMR) Close() error { return m.db.Close() }
 
 // Count implements Source.
 func (m *MMR) Count(ctx context.Context) (items, bytes int64, err error) {
-	err = m.db.query(ctx, "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM media", func(r *sql.Rows) error {
-		return r.Scan(&items, &bytes)
-	})
-	return items, bytes, err
+	return m.db.count(ctx, "media", "size_bytes")
 }
 
 // Items implements Source.
@@ -84,7 +81,7 @@ func (m *MMR) Items(ctx context.Context, fn func(Item) error) error {
 	q := `SELECT m.origin, m.media_id, m.upload_name, m.content_type, m.user_id, m.sha256_hash, m.size_bytes,
 		m.datastore_id, m.location, m.creation_ts, ` + col(have, "quarantined", "false") + `, ` + col(have, "compressed", "false") + `,
 		` + purpose + `, ` + accessed + ` FROM media m ORDER BY m.creation_ts, m.origin, m.media_id`
-	thumbs, err := m.db.db.PrepareContext(ctx, `SELECT width, height, method, animated, content_type, datastore_id, location, creation_ts,
+	thumbs, err := m.db.prepare(ctx, `SELECT width, height, method, animated, content_type, datastore_id, location, creation_ts,
 		`+col(have, "compressed", "false")+` FROM thumbnails WHERE origin = $1 AND media_id = $2`)
 	if err != nil {
 		return err

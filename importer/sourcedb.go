@@ -96,6 +96,22 @@ func (s *sourceDB) query(ctx context.Context, q string, fn func(*sql.Rows) error
 	return rows.Err()
 }
 
+// prepare prepares q, written with $n placeholders, for the dialect.
+func (s *sourceDB) prepare(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s.sqlite {
+		q = strings.NewReplacer("$1", "?1", "$2", "?2").Replace(q)
+	}
+	return s.db.PrepareContext(ctx, q)
+}
+
+// count is how many rows table has and the sum of its column size.
+func (s *sourceDB) count(ctx context.Context, table, size string) (items, bytes int64, err error) {
+	err = s.query(ctx, "SELECT COUNT(*), COALESCE(SUM("+size+"), 0) FROM "+table, func(r *sql.Rows) error {
+		return r.Scan(&items, &bytes)
+	})
+	return items, bytes, err
+}
+
 func (s *sourceDB) Close() error { return s.db.Close() }
 
 func fileExists(path string) bool {

@@ -45,10 +45,7 @@ func (s *Synapse) Close() error { return s.db.Close() }
 // Count implements Source.
 func (s *Synapse) Count(ctx context.Context) (items, bytes int64, err error) {
 	for _, table := range []string{"local_media_repository", "remote_media_cache"} {
-		var n, b int64
-		err := s.db.query(ctx, "SELECT COUNT(*), COALESCE(SUM(media_length), 0) FROM "+table, func(r *sql.Rows) error {
-			return r.Scan(&n, &b)
-		})
+		n, b, err := s.db.count(ctx, table, "media_length")
 		if err != nil {
 			return 0, 0, err
 		}
@@ -165,10 +162,7 @@ func (s *Synapse) thumbStatement(ctx context.Context, remote bool) (*sql.Stmt, e
 	if remote {
 		q = `SELECT thumbnail_width, thumbnail_height, thumbnail_type, thumbnail_method FROM remote_media_cache_thumbnails WHERE media_origin = $1 AND media_id = $2`
 	}
-	if s.db.sqlite {
-		q = strings.NewReplacer("$1", "?", "$2", "?").Replace(q)
-	}
-	return s.db.db.PrepareContext(ctx, q)
+	return s.db.prepare(ctx, q)
 }
 
 // thumbnails lists a media's thumbnails, with the file each is in: Synapse
