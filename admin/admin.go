@@ -23,6 +23,7 @@ import (
 	"github.com/mediarepo/mediarepo/mxid"
 	"github.com/mediarepo/mediarepo/retention"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/transfer"
 )
 
 // SharedSecretUser is who the shared secret acts as, as in
@@ -114,6 +115,8 @@ type Options struct {
 	Observer Observer
 	// Archives runs exports and imports; nil leaves archiving off.
 	Archives *archive.Service
+	// Transfers moves blobs between datastores; nil refuses transfers.
+	Transfers *transfer.Service
 }
 
 // Observer is told how much was purged and quarantined.
@@ -139,6 +142,7 @@ type Service struct {
 	now      func() time.Time
 	seen     Observer
 	archives *archive.Service // nil: archiving off
+	moves    *transfer.Service
 }
 
 // New checks opts and returns the Service.
@@ -157,7 +161,7 @@ func New(opts Options) (*Service, error) {
 	return &Service{
 		live: opts.Live, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
 		remover: &retention.Remover{Store: opts.Stores.Purge, Blobs: opts.Blobs.ByID(), Log: opts.Log},
-		seen:    orNoObserver(opts.Observer), archives: opts.Archives,
+		seen:    orNoObserver(opts.Observer), archives: opts.Archives, moves: opts.Transfers,
 	}, nil
 }
 

@@ -3,11 +3,13 @@ package admin
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/mxid"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/transfer"
 )
 
 // Reports of what is stored, and the tasks.
@@ -174,6 +176,27 @@ func (s *Service) Estimate(ctx context.Context, c Caller, id string, before time
 		return storage.Estimate{}, err
 	}
 	return s.db.Catalog.Estimate(ctx, id, before)
+}
+
+// Transfer starts moving what of datastore from was last used before
+// before to datastore to, as a task, and returns its ID with the estimate
+// of what it moves, matrix-media-repo's answer.
+func (s *Service) Transfer(ctx context.Context, c Caller, from, to string, before time.Time) (storage.Estimate, int64, error) {
+	if err := RequireGlobal(c); err != nil {
+		return storage.Estimate{}, 0, err
+	}
+	if s.moves == nil {
+		return storage.Estimate{}, 0, &Error{Kind: Invalid, Msg: "Transfers are not available"}
+	}
+	if err := s.moves.Check(from, to); err != nil {
+		return storage.Estimate{}, 0, invalid(strings.TrimPrefix(err.Error(), transfer.ErrUnknownDatastore.Error()+": "))
+	}
+	e, err := s.db.Catalog.Estimate(ctx, from, before)
+	if err != nil {
+		return storage.Estimate{}, 0, err
+	}
+	id, err := s.moves.Start(ctx, from, to, before)
+	return e, id, err
 }
 
 // Tasks lists the admin API's tasks, only the unfinished if asked.

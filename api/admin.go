@@ -40,6 +40,7 @@ func (s *Server) mmrRoutes() []route {
 			route{"POST", a + "/quarantine/{serverName}/{mediaId}", users, s.handleQuarantineMedia},
 			route{"GET", a + "/datastores", users, s.handleDatastores},
 			route{"GET", a + "/datastores/{id}/size_estimate", users, s.handleSizeEstimate},
+			route{"POST", a + "/datastores/{src}/transfer_to/{dst}", users, s.handleTransfer},
 			route{"GET", a + "/usage/{serverName}", users, s.handleServerUsage},
 			route{"GET", a + "/usage/{serverName}/users", users, s.handleUsersUsage},
 			route{"GET", a + "/usage/{serverName}/uploads", users, s.handleUploadsUsage},
@@ -232,6 +233,9 @@ func (s *Server) handleDatastores(w http.ResponseWriter, r *http.Request) error 
 
 // datastoreURI is where a datastore keeps its blobs, as MMR shows it.
 func datastoreURI(ds config.Datastore) string {
+	if ds.Type == "s3" {
+		return "s3://" + ds.Opts.Endpoint + "/" + ds.Opts.BucketName
+	}
 	return ds.Opts.Path
 }
 
@@ -248,11 +252,35 @@ func (s *Server) handleSizeEstimate(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]int64{
+	writeJSON(w, http.StatusOK, estimateJSON(e))
+	return nil
+}
+
+// estimateJSON is matrix-media-repo's size estimate of a datastore.
+func estimateJSON(e storage.Estimate) map[string]int64 {
+	return map[string]int64{
 		"thumbnails_affected": e.Thumbnails, "thumbnail_hashes_affected": e.ThumbnailBlobs, "thumbnail_bytes": e.ThumbnailBytes,
 		"media_affected": e.Media, "media_hashes_affected": e.MediaBlobs, "media_bytes": e.MediaBytes,
 		"total_hashes_affected": e.Blobs, "total_bytes": e.Bytes,
-	})
+	}
+}
+
+func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) error {
+	v, err := vars(r, "src", "dst")
+	if err != nil {
+		return err
+	}
+	before, err := mmrTime(r, "before_ts", time.Now())
+	if err != nil {
+		return err
+	}
+	e, id, err := s.ops.admin.Transfer(r.Context(), caller(r), v[0], v[1], before)
+	if err != nil {
+		return err
+	}
+	out := estimateJSON(e)
+	out["task_id"] = id
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -352,10 +380,14 @@ func taskJSON(t *storage.Task) map[string]any {
 	if !t.End.IsZero() {
 		end = t.End.UnixMilli()
 	}
-	return map[string]any{
+	out := map[string]any{
 		"task_id": t.ID, "task_name": t.Name, "params": jsonRaw(t.Params),
 		"start_ts": t.Start.UnixMilli(), "end_ts": end, "is_finished": end > 0, "error_message": t.Error,
 	}
+	if t.Progress != "" {
+		out["progress"] = jsonRaw(t.Progress) // ours: what a long task has done so far
+	}
+	return out
 }
 
 func (s *Server) handleAttributes(w http.ResponseWriter, r *http.Request) error {

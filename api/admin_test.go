@@ -76,6 +76,8 @@ var adminRoutes = []adminRoute{
 	{method: "POST", path: mmrAdmin + "/quarantine/server/example.org", allowed: homeAdmins},
 	{method: "GET", path: mmrAdmin + "/datastores", allowed: globalOnly},
 	{method: "GET", path: mmrAdmin + "/datastores/local/size_estimate", allowed: globalOnly},
+	// before_ts=1 selects nothing: the matrix's media stays where it is.
+	{method: "POST", path: mmrAdmin + "/datastores/local/transfer_to/cold?before_ts=1", allowed: globalOnly},
 	{method: "GET", path: mmrAdmin + "/usage/example.org", allowed: globalOnly},
 	{method: "GET", path: mmrAdmin + "/usage/example.org/users", allowed: globalOnly},
 	{method: "GET", path: mmrAdmin + "/usage/example.org/uploads?mxc=mxc://example.org/{id}", allowed: globalOnly},

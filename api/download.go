@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/mediarepo/mediarepo/media"
 	"github.com/mediarepo/mediarepo/mxid"
@@ -45,8 +46,14 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, authenticated 
 	return s.serveOriginal(w, r, m, name, authenticated)
 }
 
-// serveOriginal sends the media's own bytes named name.
+// serveOriginal sends the media's own bytes named name, or redirects to
+// where its datastore serves them where the route may redirect.
 func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storage.Media, name string, authenticated bool) error {
+	contentType := media.ContentType(m.ContentType) // rows from before types were normalised
+	disposition := contentDisposition(contentType, media.FileName(name))
+	if mayRedirect(r, authenticated) && s.redirect(w, r, m, contentType, disposition) {
+		return nil
+	}
 	n := limitRanges(r, m.SizeBytes)
 	if err := s.takeDownload(r, n); err != nil {
 		return err
@@ -58,15 +65,41 @@ func (s *Server) serveOriginal(w http.ResponseWriter, r *http.Request, m *storag
 	}
 	defer blob.Close()
 	s.media.Accessed(m)
-	contentType := media.ContentType(m.ContentType) // rows from before types were normalised
 	serveMedia(w, r, blob, mediaResponse{
 		contentType:  contentType,
 		sha256:       m.SHA256,
-		disposition:  contentDisposition(contentType, media.FileName(name)),
+		disposition:  disposition,
 		modified:     m.CreatedAt,
 		cacheControl: cacheControl(authenticated),
 	})
 	return nil
+}
+
+// mayRedirect: clients of the authenticated routes must follow redirects
+// (the spec's 307/308); on the legacy routes only a client that asks.
+func mayRedirect(r *http.Request, authenticated bool) bool {
+	return authenticated || r.URL.Query().Get("allow_redirect") == "true"
+}
+
+// redirect answers 307 to where m's datastore serves its bytes, if it
+// does; false leaves the answer to the caller. A datastore failing to
+// say is logged and the bytes are served instead.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, m *storage.Media, contentType, disposition string) bool {
+	url, err := s.media.RedirectURL(r.Context(), m, storage.RedirectHeaders{
+		ContentType: contentType, ContentDisposition: disposition, Inline: strings.HasPrefix(disposition, "inline"),
+	})
+	if err != nil {
+		logFrom(r.Context()).WithError(err).Warn("redirect URL not made; serving the bytes")
+		return false
+	}
+	if url == "" {
+		return false
+	}
+	s.media.Accessed(m)
+	w.Header().Set("Location", url)
+	w.Header().Set("Cache-Control", "no-store") // presigned URLs expire
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return true
 }
 
 func cacheControl(authenticated bool) string {

@@ -32,8 +32,10 @@ import (
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
+	"github.com/mediarepo/mediarepo/tasks"
 	"github.com/mediarepo/mediarepo/thumbnailer"
 	"github.com/mediarepo/mediarepo/thumbnails"
+	"github.com/mediarepo/mediarepo/transfer"
 )
 
 const (
@@ -111,6 +113,7 @@ type metaStore interface {
 	storage.AccessStore
 	storage.LeaseStore
 	storage.ExportStore
+	storage.TransferStore
 }
 
 // stack is what a test may add to the server: the optional parts, and how
@@ -138,7 +141,8 @@ sharedSecretAuth: {enabled: true, token: %q}
 admins: ["@alice:example.org"]
 datastores:
   - {type: file, id: local, forKinds: [all], opts: {path: %q}}
-`, fake.URL, fakeOther.URL, sharedToken, blobDir)))
+  - {type: file, id: cold, forKinds: [], opts: {path: %q}}
+`, fake.URL, fakeOther.URL, sharedToken, blobDir, blobDir+"-cold")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +172,11 @@ datastores:
 func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, log *logrus.Logger) *api.Server {
 	t.Helper()
 	cfg := st.cfg
-	stores, err := storage.NewDatastores(map[string]storage.BlobStore{"local": blobs},
+	cold, err := disk.Open(blobs.Root() + "-cold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores, err := storage.NewDatastores(map[string]storage.BlobStore{"local": blobs, "cold": cold},
 		storage.Roles{LocalMedia: "local", RemoteMedia: "local", Thumbnails: "local"})
 	if err != nil {
 		t.Fatal(err)
@@ -217,19 +225,31 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 		svc.Forget(origin, mediaID)
 		thumbs.Forget()
 	})
+	runner, err := tasks.New(tasks.Options{Tasks: meta, Leases: meta, Log: entry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { runner.Close() })
 	archives, err := archive.New(archive.Options{
-		Live: config.NewLive(cfg), Blobs: stores, Bus: events, Log: entry, Datastore: "local", SpoolDir: t.TempDir(),
+		Live: config.NewLive(cfg), Blobs: stores, Tasks: runner, Bus: events, Log: entry, Datastore: "local", SpoolDir: t.TempDir(),
 		Remover: &retention.Remover{Store: meta, Blobs: stores.ByID(), Log: entry},
-		Stores: archive.Stores{Catalog: meta, Exports: meta, Tasks: meta, Leases: meta,
+		Stores: archive.Stores{Catalog: meta, Exports: meta,
 			Import: importer.Stores{Media: meta, Thumbnails: meta, Moderation: meta, Access: meta, Blobs: stores}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { archives.Close() })
+	transfers, err := transfer.NewService(transfer.ServiceOptions{
+		Store: meta, Blobs: stores.ByID(), Tasks: runner, Log: entry,
+		Changed: func() { events.Publish(context.Background(), bus.Media, "") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner.Sweep()
 	adminSvc, err := admin.New(admin.Options{
 		Config: cfg, Stores: admin.Stores{Media: meta, Catalog: meta, Moderation: meta, Purge: meta, Tasks: meta}, Blobs: stores,
-		Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry, Archives: archives,
+		Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry, Archives: archives, Transfers: transfers,
 	})
 	if err != nil {
 		t.Fatal(err)

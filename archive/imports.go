@@ -19,7 +19,6 @@ import (
 // the requests that bring them, read in order by the session's goroutine.
 type session struct {
 	id   string
-	task int64
 	dir  string
 	imp  *Import
 	wake chan struct{} // capacity 1: a part came, or Close
@@ -86,19 +85,11 @@ func (s *Service) StartImport(ctx context.Context, part io.Reader) (string, int6
 		return "", 0, err
 	}
 	id := newID()
-	task, err := s.startTask(ctx, TaskImport, map[string]any{"export_id": id}) // matrix-media-repo's key
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", 0, err
-	}
-	sess := &session{id: id, task: task, dir: dir, imp: NewImport(s.importOptions()), wake: make(chan struct{}, 1), queue: []string{path}}
+	sess := &session{id: id, dir: dir, imp: NewImport(s.importOptions()), wake: make(chan struct{}, 1), queue: []string{path}}
 	s.mu.Lock()
 	s.imports[id] = sess
 	s.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		err := s.runImport(sess)
+	end := func() {
 		s.mu.Lock()
 		delete(s.imports, id)
 		s.mu.Unlock()
@@ -106,8 +97,16 @@ func (s *Service) StartImport(ctx context.Context, part io.Reader) (string, int6
 		sess.ended = true
 		sess.mu.Unlock()
 		os.RemoveAll(dir)
-		s.finishTask(task, err)
-	}()
+	}
+	task, err := s.o.Tasks.Start(ctx, TaskImport, map[string]any{"export_id": id}, // matrix-media-repo's key
+		func(ctx context.Context, _ int64) error {
+			defer end()
+			return s.runImport(ctx, sess)
+		})
+	if err != nil {
+		end()
+		return "", 0, err
+	}
 	return id, task, nil
 }
 
@@ -162,7 +161,7 @@ func (s *Service) CloseImport(ctx context.Context, id string) error {
 // runImport reads the session's parts as they come until every media of
 // the manifest is in, Close, an idle hour or a failure. Its error is the
 // task's.
-func (s *Service) runImport(sess *session) error {
+func (s *Service) runImport(ctx context.Context, sess *session) error {
 	idle := time.NewTimer(importIdle)
 	defer idle.Stop()
 	var kept []string // parts read before the manifest, read again after it
@@ -171,7 +170,7 @@ func (s *Service) runImport(sess *session) error {
 		switch {
 		case path != "":
 			before := sess.imp.Report().Imported
-			if err := sess.imp.Part(s.ctx, path); err != nil {
+			if err := sess.imp.Part(ctx, path); err != nil {
 				return err
 			}
 			if sess.imp.Missing() < 0 {
@@ -183,7 +182,7 @@ func (s *Service) runImport(sess *session) error {
 				kept = nil
 			}
 			if s.o.Bus != nil && sess.imp.Report().Imported > before {
-				s.o.Bus.Publish(s.ctx, bus.Media, "")
+				s.o.Bus.Publish(ctx, bus.Media, "")
 			}
 			if sess.imp.Missing() == 0 {
 				return outcome(sess.imp)
@@ -197,8 +196,8 @@ func (s *Service) runImport(sess *session) error {
 		case <-sess.wake:
 		case <-idle.C:
 			return fmt.Errorf("no part came for %s: %w", importIdle, outcome(sess.imp))
-		case <-s.ctx.Done():
-			return s.ctx.Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

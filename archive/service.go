@@ -20,6 +20,7 @@ import (
 	"github.com/mediarepo/mediarepo/importer"
 	"github.com/mediarepo/mediarepo/retention"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/tasks"
 )
 
 // Errors of the Service, for the edge to answer.
@@ -43,9 +44,6 @@ const (
 	maxImports = 8
 	// importIdle closes an import no part came to for this long.
 	importIdle = time.Hour
-	// taskLease is how long a running task's lease lasts unrenewed: a task
-	// of a process that stopped is marked failed once it runs out.
-	taskLease = 2 * time.Minute
 	// progressEvery spaces an export's progress log lines.
 	progressEvery = 10 * time.Second
 )
@@ -54,8 +52,6 @@ const (
 type Stores struct {
 	Catalog storage.CatalogStore
 	Exports storage.ExportStore
-	Tasks   storage.TaskStore
-	Leases  storage.LeaseStore
 	Import  importer.Stores
 }
 
@@ -64,6 +60,8 @@ type Options struct {
 	Live   *config.Live
 	Stores Stores
 	Blobs  *storage.Datastores
+	// Tasks runs exports and imports.
+	Tasks *tasks.Runner
 	// Remover deletes the blobs of deleted exports.
 	Remover *retention.Remover
 	// Bus tells every process of imported media (they may remember the
@@ -78,52 +76,31 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Service runs exports and imports as tasks, each in a goroutine it owns
-// until Close. A task whose process stopped is marked failed by the others
-// (or by this one's next start) once its lease runs out. An import lives
-// in the process that started it: its parts must be sent there.
+// Service runs exports and imports as tasks. An import lives in the
+// process that started it: its parts must be sent there. What an export
+// interrupted by a stopped process wrote is deleted when its task is
+// marked failed.
 type Service struct {
-	o      Options
-	holder string
-	ctx    context.Context
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
+	o Options
 
 	mu      sync.Mutex
 	imports map[string]*session
-	exports map[string]runningExport // by export ID
 }
 
-type runningExport struct {
-	task   int64
-	cancel context.CancelFunc
-}
-
-// New returns the Service and starts its sweep of interrupted tasks.
+// New returns the Service.
 func New(o Options) (*Service, error) {
-	if o.Live == nil || o.Stores.Catalog == nil || o.Stores.Exports == nil || o.Stores.Tasks == nil || o.Stores.Leases == nil ||
+	if o.Live == nil || o.Stores.Catalog == nil || o.Stores.Exports == nil || o.Tasks == nil ||
 		o.Blobs == nil || o.Remover == nil || o.Log == nil {
-		return nil, errors.New("archive.New: Live, Stores, Blobs, Remover and Log are required")
+		return nil, errors.New("archive.New: Live, Stores, Blobs, Tasks, Remover and Log are required")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	s := &Service{o: o, holder: storage.LeaseHolder(), ctx: ctx, stop: stop, imports: map[string]*session{}, exports: map[string]runningExport{}}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.sweepInterrupted()
-	}()
+	s := &Service{o: o, imports: map[string]*session{}}
+	o.Tasks.OnInterrupted(TaskExport, func(ctx context.Context, t storage.Task) error {
+		return s.deleteExport(ctx, exportIDOf(t))
+	})
 	return s, nil
-}
-
-// Close stops every export and import (their tasks are marked failed) and
-// waits for them.
-func (s *Service) Close() error {
-	s.stop()
-	s.wg.Wait()
-	return nil
 }
 
 func newID() string {
@@ -145,31 +122,20 @@ func (s *Service) StartExport(ctx context.Context, e Entity, includeS3URLs bool)
 	} else {
 		params["server_name"] = e.Server
 	}
-	task, err := s.startTask(ctx, TaskExport, params)
-	if err != nil {
-		return "", 0, err
-	}
-	if err := s.o.Stores.Exports.CreateExport(ctx, &storage.Export{ID: id, Entity: e.String(), TaskID: task, Created: s.o.Now()}); err != nil {
-		s.finishTask(task, err)
-		return "", 0, err
-	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	s.mu.Lock()
-	s.exports[id] = runningExport{task, cancel}
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer cancel()
+	created := s.o.Now()
+	task, err := s.o.Tasks.Start(ctx, TaskExport, params, func(ctx context.Context, task int64) error {
+		if err := s.o.Stores.Exports.CreateExport(ctx, &storage.Export{ID: id, Entity: e.String(), TaskID: task, Created: created}); err != nil {
+			return err
+		}
 		err := s.export(ctx, id, e)
-		s.mu.Lock()
-		delete(s.exports, id)
-		s.mu.Unlock()
 		if err != nil {
 			s.deleteExport(context.WithoutCancel(ctx), id) // no half archive is left to download
 		}
-		s.finishTask(task, err)
-	}()
+		return err
+	})
+	if err != nil {
+		return "", 0, err
+	}
 	return id, task, nil
 }
 
@@ -228,14 +194,11 @@ func (s *Service) OpenPart(ctx context.Context, id string, index int) (storage.E
 	return storage.ExportPart{}, nil, fmt.Errorf("export part %d: %w", index, storage.ErrNotFound)
 }
 
-// DeleteExport stops export id if it runs and deletes it with its parts;
-// an unknown export is no error.
+// DeleteExport stops export id if it runs here and deletes it with its
+// parts; an unknown export is no error.
 func (s *Service) DeleteExport(ctx context.Context, id string) error {
-	s.mu.Lock()
-	run, ok := s.exports[id]
-	s.mu.Unlock()
-	if ok {
-		run.cancel() // its goroutine deletes what it wrote
+	if e, err := s.o.Stores.Exports.Export(ctx, id); err == nil {
+		s.o.Tasks.Cancel(e.TaskID) // its goroutine deletes what it wrote too
 	}
 	return s.deleteExport(ctx, id)
 }
@@ -247,103 +210,6 @@ func (s *Service) deleteExport(ctx context.Context, id string) error {
 	}
 	s.o.Remover.DeleteBlobs(ctx, refs)
 	return nil
-}
-
-// startTask records a running task and takes its lease.
-func (s *Service) startTask(ctx context.Context, name string, params map[string]any) (int64, error) {
-	p, _ := json.Marshal(params)
-	t := &storage.Task{Name: name, Params: string(p), Start: s.o.Now()}
-	if err := s.o.Stores.Tasks.CreateTask(ctx, t); err != nil {
-		return 0, err
-	}
-	if _, err := s.o.Stores.Leases.AcquireLease(ctx, taskLeaseName(t.ID), s.holder, s.o.Now(), taskLease); err != nil {
-		s.finishTask(t.ID, err)
-		return 0, err
-	}
-	return t.ID, nil
-}
-
-func taskLeaseName(id int64) string { return "task:" + strconv.FormatInt(id, 10) }
-
-// finishTask records the end of a task, failed if err is not nil.
-func (s *Service) finishTask(id int64, err error) {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-		if errors.Is(err, context.Canceled) && s.ctx.Err() != nil {
-			msg = "interrupted: the server stopped"
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.o.Stores.Tasks.FinishTask(ctx, id, s.o.Now(), msg); err != nil {
-		s.o.Log.WithError(err).WithField("task_id", id).Warn("task end not recorded; other processes will mark it failed")
-		return
-	}
-	s.o.Stores.Leases.ReleaseLease(ctx, taskLeaseName(id), s.holder)
-}
-
-// sweepInterrupted renews the leases of this process's running tasks and
-// marks failed the tasks whose process stopped (their lease ran out),
-// deleting what an interrupted export wrote, until Close.
-func (s *Service) sweepInterrupted() {
-	t := time.NewTicker(taskLease / 4)
-	defer t.Stop()
-	for {
-		s.renewLeases()
-		s.reapInterrupted()
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// running lists the tasks this process runs.
-func (s *Service) running() map[int64]bool {
-	out := map[int64]bool{}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sess := range s.imports {
-		out[sess.task] = true
-	}
-	for _, e := range s.exports {
-		out[e.task] = true
-	}
-	return out
-}
-
-func (s *Service) renewLeases() {
-	for id := range s.running() {
-		s.o.Stores.Leases.AcquireLease(s.ctx, taskLeaseName(id), s.holder, s.o.Now(), taskLease)
-	}
-}
-
-func (s *Service) reapInterrupted() {
-	ctx := s.ctx
-	tasks, err := s.o.Stores.Tasks.Tasks(ctx, true)
-	if err != nil {
-		return
-	}
-	now := s.o.Now()
-	for _, t := range tasks {
-		if (t.Name != TaskExport && t.Name != TaskImport) || now.Sub(t.Start) < taskLease {
-			continue
-		}
-		// Taking the lease means nobody renews it: its process stopped.
-		ok, err := s.o.Stores.Leases.AcquireLease(ctx, taskLeaseName(t.ID), s.holder, now, taskLease)
-		if err != nil || !ok || s.running()[t.ID] {
-			continue
-		}
-		if t.Name == TaskExport {
-			if err := s.deleteExport(ctx, exportIDOf(t)); err != nil {
-				continue
-			}
-		}
-		s.o.Log.WithFields(logrus.Fields{"task_id": t.ID, "task": t.Name}).Warn("task interrupted: the process running it stopped")
-		s.finishTask(t.ID, errors.New("interrupted: the process running it stopped; start it again"))
-	}
 }
 
 // exportIDOf is the export_id of a task's params.

@@ -16,25 +16,36 @@ import (
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/retention"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/tasks"
 )
 
-func newService(t *testing.T, r *repo, now func() time.Time) *archive.Service {
+// service is an archive.Service and the task runner it runs on.
+type service struct {
+	*archive.Service
+	tasks *tasks.Runner
+}
+
+func newService(t *testing.T, r *repo) service {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Homeservers = []config.Homeserver{{Name: "example.org"}}
 	cfg.Archiving.TargetBytesPerPart = 1000
+	runner, err := tasks.New(tasks.Options{Tasks: r.meta, Leases: r.meta, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := archive.New(archive.Options{
-		Live: config.NewLive(cfg),
-		Stores: archive.Stores{Catalog: r.meta, Exports: r.meta, Tasks: r.meta, Leases: r.meta,
-			Import: r.importOptions().Stores},
-		Blobs: r.ds, Remover: &retention.Remover{Store: r.meta, Blobs: r.ds.ByID(), Log: quietLog()},
-		Datastore: "d", SpoolDir: t.TempDir(), Log: quietLog(), Now: now,
+		Live:   config.NewLive(cfg),
+		Stores: archive.Stores{Catalog: r.meta, Exports: r.meta, Import: r.importOptions().Stores},
+		Blobs:  r.ds, Tasks: runner, Remover: &retention.Remover{Store: r.meta, Blobs: r.ds.ByID(), Log: quietLog()},
+		Datastore: "d", SpoolDir: t.TempDir(), Log: quietLog(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	runner.Sweep()
+	t.Cleanup(func() { runner.Close() })
+	return service{s, runner}
 }
 
 // waitTask waits for a task to end and returns it.
@@ -55,7 +66,7 @@ func waitTask(t *testing.T, r *repo, id int64) *storage.Task {
 }
 
 // readParts downloads every part of an export into dir.
-func readParts(t *testing.T, s *archive.Service, id, dir string) []string {
+func readParts(t *testing.T, s service, id, dir string) []string {
 	t.Helper()
 	e, err := s.Export(context.Background(), id)
 	if err != nil {
@@ -88,7 +99,7 @@ func TestServiceExportAndImport(t *testing.T) {
 	for i, c := range []string{"one", "two", "three"} {
 		src.upload(t, "example.org", c, "@alice:example.org", c+".txt", "text/plain", strings.Repeat(c, 200), time.UnixMilli(int64(1_600_000_000_000+i)))
 	}
-	s := newService(t, src, nil)
+	s := newService(t, src)
 	id, taskID, err := s.StartExport(context.Background(), archive.Entity{UserID: "@alice:example.org"}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +122,7 @@ func TestServiceExportAndImport(t *testing.T) {
 	parts := readParts(t, s, id, t.TempDir())
 
 	dst := newRepo(t)
-	ds := newService(t, dst, nil)
+	ds := newService(t, dst)
 	// The manifest part first, then the others one by one.
 	first, _ := os.ReadFile(parts[2])
 	importID, importTask, err := ds.StartImport(context.Background(), bytes.NewReader(first))
@@ -161,7 +172,7 @@ func TestServiceImportClosedEarly(t *testing.T) {
 	src.upload(t, "example.org", "a", "@alice:example.org", "", "text/plain", strings.Repeat("a", 1500), time.Now())
 	dir := exportTo(t, src, archive.Entity{UserID: "@alice:example.org"}, 1000)
 	dst := newRepo(t)
-	s := newService(t, dst, nil)
+	s := newService(t, dst)
 	part1, _ := os.ReadFile(filepath.Join(dir, "export-part-1.tgz"))
 	id, task, err := s.StartImport(context.Background(), bytes.NewReader(part1))
 	if err != nil {
@@ -188,7 +199,7 @@ func TestServiceImportClosedEarly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	s.tasks.Close()
 	if got := waitTask(t, dst, task); got.Error != "interrupted: the server stopped" {
 		t.Errorf("task of an import when the server stopped: error %q", got.Error)
 	}
@@ -198,7 +209,7 @@ func TestServiceImportClosedEarly(t *testing.T) {
 // is refused before it fills the disk.
 func TestServiceImportPartTooLarge(t *testing.T) {
 	r := newRepo(t)
-	s := newService(t, r, nil)
+	s := newService(t, r)
 	huge := io.LimitReader(zeros{}, 400<<20) // over 1000 bytes + 100 MiB uploads + 64 MiB
 	if _, _, err := s.StartImport(context.Background(), huge); !errors.Is(err, archive.ErrPartTooLarge) {
 		t.Errorf("huge part = %v, want ErrPartTooLarge", err)
@@ -224,7 +235,7 @@ func TestServiceInterruptedTask(t *testing.T) {
 	r.meta.AddExportPart(ctx, "gone", storage.ExportPart{Index: 1, Name: "export-part-1.tgz", Size: 11, SHA256: staged.SHA256(), DatastoreID: "d"}, staged.Commit)
 	// The stopped process's lease ran out long ago.
 	r.meta.AcquireLease(ctx, fmt.Sprintf("task:%d", task.ID), "stopped-process", start, time.Minute)
-	newService(t, r, nil)
+	newService(t, r)
 	got := waitTask(t, r, task.ID)
 	if !strings.Contains(got.Error, "interrupted") {
 		t.Errorf("task error = %q, want interrupted", got.Error)
@@ -241,15 +252,19 @@ func TestServiceInterruptedTask(t *testing.T) {
 // export is refused with why.
 func TestServiceNoArchivesDatastore(t *testing.T) {
 	r := newRepo(t)
+	runner, err := tasks.New(tasks.Options{Tasks: r.meta, Leases: r.meta, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runner.Close()
 	s, err := archive.New(archive.Options{
 		Live:   config.NewLive(config.Default()),
-		Stores: archive.Stores{Catalog: r.meta, Exports: r.meta, Tasks: r.meta, Leases: r.meta, Import: r.importOptions().Stores},
-		Blobs:  r.ds, Remover: &retention.Remover{Store: r.meta, Blobs: r.ds.ByID(), Log: quietLog()}, Log: quietLog(),
+		Stores: archive.Stores{Catalog: r.meta, Exports: r.meta, Import: r.importOptions().Stores},
+		Blobs:  r.ds, Tasks: runner, Remover: &retention.Remover{Store: r.meta, Blobs: r.ds.ByID(), Log: quietLog()}, Log: quietLog(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	if _, _, err := s.StartExport(context.Background(), archive.Entity{Server: "example.org"}, false); !errors.Is(err, archive.ErrNoDatastore) {
 		t.Errorf("export = %v, want ErrNoDatastore", err)
 	}

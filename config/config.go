@@ -54,6 +54,9 @@ type Config struct {
 	hosts map[string]*Homeserver
 	// warnings name accepted keys that are not implemented; filled by Load.
 	warnings []string
+	// notices say what of the file is left out on purpose (a datastore
+	// with enabled: false).
+	notices []string
 }
 
 // Repo holds listener, logging and proxy settings.
@@ -201,11 +204,44 @@ type Datastore struct {
 	Enabled *bool `yaml:"enabled"`
 }
 
-// DatastoreOpts are a datastore backend's options.
+// DatastoreOpts are a datastore backend's options: path for file, the rest
+// for s3 (matrix-media-repo's names).
 type DatastoreOpts struct {
 	// Path is the directory of a file datastore.
 	Path string `yaml:"path"`
+	// Endpoint is the S3 endpoint, host[:port] without a scheme.
+	Endpoint     string `yaml:"endpoint"`
+	AccessKeyID  string `yaml:"accessKeyId"`
+	AccessSecret string `yaml:"accessSecret"`
+	// SSL talks HTTPS to the endpoint; unset is true.
+	SSL          *bool  `yaml:"ssl"`
+	BucketName   string `yaml:"bucketName"`
+	Region       string `yaml:"region"`
+	StorageClass string `yaml:"storageClass"`
+	// PrefixLength puts objects under the first that many characters of
+	// their hash and a slash.
+	PrefixLength int `yaml:"prefixLength"`
+	// PublicBaseURL is where the bucket's objects can be fetched by
+	// clients (a CDN, a public bucket): downloads of media shown inline are
+	// redirected there where a route may redirect.
+	PublicBaseURL string `yaml:"publicBaseUrl"`
+	// RedirectWhenCached is matrix-media-repo's: mediarepo keeps no copy of
+	// S3 objects, so it redirects whenever it may.
+	RedirectWhenCached bool `yaml:"redirectWhenCached"`
+	// PresignedRedirectSeconds, if positive, redirects downloads the public
+	// base URL does not take to presigned URLs valid that long.
+	PresignedRedirectSeconds int `yaml:"presignedRedirectSeconds"`
+	// TempPath holds uploads on their way to the bucket.
+	TempPath string `yaml:"tempPath"`
+	// MultipartUploads sends large blobs in parts; unset is true.
+	MultipartUploads *bool `yaml:"multipartUploads"`
 }
+
+// UseSSL is the ssl option, true unless set false.
+func (o *DatastoreOpts) UseSSL() bool { return o.SSL == nil || *o.SSL }
+
+// Multipart is the multipartUploads option, true unless set false.
+func (o *DatastoreOpts) Multipart() bool { return o.MultipartUploads == nil || *o.MultipartUploads }
 
 // For reports whether new blobs of kind go to this datastore.
 func (d *Datastore) For(kind string) bool {

@@ -52,6 +52,7 @@ func (l *Live) Reload(next *Config) (restart []string) {
 	applied.Repo.UseForwardedHost = next.Repo.UseForwardedHost
 	applied.Repo.TrustAnyForwardedAddress = next.Repo.TrustAnyForwardedAddress
 	applied.warnings = next.warnings
+	applied.notices = next.notices
 	applied.buildHosts()
 	l.p.Store(&applied)
 	return differences(reflect.ValueOf(applied), reflect.ValueOf(*next), "")

@@ -52,7 +52,7 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 // dropDisabledDatastores removes the datastores with enabled: false, with a
-// warning each: they are never used, whatever their type or options.
+// notice each: they are never used, whatever their type or options.
 func (c *Config) dropDisabledDatastores() {
 	kept := c.Datastores[:0]
 	for i, ds := range c.Datastores {
@@ -60,7 +60,7 @@ func (c *Config) dropDisabledDatastores() {
 			// One line for it: what its options would do does not matter.
 			prefix := fmt.Sprintf(": datastores[%d].", i)
 			c.warnings = slices.DeleteFunc(c.warnings, func(w string) bool { return strings.Contains(w, prefix) })
-			c.warnings = append(c.warnings, fmt.Sprintf("datastores[%d] (%s %q) has enabled: false and is not used", i, ds.Type, ds.ID))
+			c.notices = append(c.notices, fmt.Sprintf("datastores[%d] (%s %q) has enabled: false and is not used", i, ds.Type, ds.ID))
 			continue
 		}
 		kept = append(kept, ds)
@@ -70,6 +70,10 @@ func (c *Config) dropDisabledDatastores() {
 
 // Warnings lists the keys that were accepted but are not implemented.
 func (c *Config) Warnings() []string { return c.warnings }
+
+// Notices list what of the file is left out as it asks (a disabled
+// datastore), for an info line each.
+func (c *Config) Notices() []string { return c.notices }
 
 // keyWalker compares a YAML tree with the Config struct, key by key, so that a
 // misspelled key is reported with its full path and a suggestion: yaml.v3's

@@ -44,8 +44,8 @@ func TestMMRConfigLoads(t *testing.T) {
 	if len(c.Datastores) != 1 || c.Datastores[0].ID != "files" {
 		t.Errorf("datastores = %+v, want only the enabled file datastore", c.Datastores)
 	}
-	if !warned[`datastores[1] (s3 "s3") has enabled: false and is not used`] {
-		t.Errorf("the disabled datastore is not named in one line; warnings: %q", c.Warnings())
+	if n := c.Notices(); len(n) != 1 || n[0] != `datastores[1] (s3 "s3") has enabled: false and is not used` {
+		t.Errorf("the disabled datastore is not named in one line; notices: %q", n)
 	}
 	for key := range warned {
 		if strings.HasPrefix(key, "datastores[1].") {

@@ -178,9 +178,9 @@ func (c *Config) validateDatastores() []error {
 				errs = append(errs, fmt.Errorf("%s.opts.path: required for a file datastore", path))
 			}
 		case "s3":
-			errs = append(errs, fmt.Errorf("%s.type: s3 datastores are not supported yet", path))
+			errs = append(errs, ds.Opts.validateS3(path+".opts")...)
 		default:
-			errs = append(errs, fmt.Errorf("%s.type: %q is not a datastore type (file)", path, ds.Type))
+			errs = append(errs, fmt.Errorf("%s.type: %q is not a datastore type (file, s3)", path, ds.Type))
 		}
 		if ds.ID == "" {
 			errs = append(errs, fmt.Errorf("%s.id: required; it names the datastore in the database and must never change", path))
@@ -200,6 +200,36 @@ func (c *Config) validateDatastores() []error {
 	}
 	if !local {
 		errs = append(errs, errors.New("datastores: no datastore has local_media (or all) in forKinds, so uploads have nowhere to go"))
+	}
+	return errs
+}
+
+func (o *DatastoreOpts) validateS3(path string) []error {
+	var errs []error
+	if o.Endpoint == "" {
+		errs = append(errs, fmt.Errorf("%s.endpoint: required for an s3 datastore (host[:port], e.g. s3.eu-central-1.amazonaws.com)", path))
+	} else if strings.Contains(o.Endpoint, "://") || strings.Contains(o.Endpoint, "/") {
+		errs = append(errs, fmt.Errorf("%s.endpoint: %q must be host[:port] without a scheme or path (ssl picks https)", path, o.Endpoint))
+	}
+	if o.BucketName == "" {
+		errs = append(errs, fmt.Errorf("%s.bucketName: required for an s3 datastore", path))
+	}
+	if (o.AccessKeyID == "") != (o.AccessSecret == "") {
+		errs = append(errs, fmt.Errorf("%s.accessKeyId: accessKeyId and accessSecret go together (both empty: anonymous)", path))
+	}
+	if o.PrefixLength < 0 || o.PrefixLength > 64 {
+		errs = append(errs, fmt.Errorf("%s.prefixLength: %d is not between 0 and 64", path, o.PrefixLength))
+	}
+	if o.PresignedRedirectSeconds < 0 || o.PresignedRedirectSeconds > 7*24*3600 {
+		errs = append(errs, fmt.Errorf("%s.presignedRedirectSeconds: %d is not between 0 and 604800 (S3's limit)", path, o.PresignedRedirectSeconds))
+	}
+	if o.PublicBaseURL != "" {
+		if u, err := url.Parse(o.PublicBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s.publicBaseUrl: %q is not an http(s) URL", path, o.PublicBaseURL))
+		}
+	}
+	if o.Path != "" {
+		errs = append(errs, fmt.Errorf("%s.path: an s3 datastore has no path (tempPath holds uploads on their way)", path))
 	}
 	return errs
 }

@@ -209,6 +209,12 @@ func (s *Service) Close() error {
 	return nil
 }
 
+// RedirectURL is where a client can fetch m's bytes itself, answered
+// with h, or "" if its datastore does not redirect.
+func (s *Service) RedirectURL(ctx context.Context, m *storage.Media, h storage.RedirectHeaders) (string, error) {
+	return s.blobs.RedirectURL(ctx, m.DatastoreID, m.SHA256, h)
+}
+
 // Open opens the bytes of m; the caller closes them. A missing blob is an
 // error wrapping storage.ErrNotFound.
 func (s *Service) Open(ctx context.Context, m *storage.Media) (io.ReadSeekCloser, error) {

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -161,6 +165,9 @@ type Task struct {
 	Start  time.Time
 	End    time.Time // zero while it runs
 	Error  string
+	// Progress is what the task last reported of its work (a JSON object),
+	// or "".
+	Progress string
 }
 
 // TaskStore keeps the admin API's tasks.
@@ -169,6 +176,8 @@ type TaskStore interface {
 	CreateTask(ctx context.Context, t *Task) error
 	// FinishTask records the end of task id, with errMsg if it failed.
 	FinishTask(ctx context.Context, id int64, end time.Time, errMsg string) error
+	// SetTaskProgress records what task id has done so far (a JSON object).
+	SetTaskProgress(ctx context.Context, id int64, progress string) error
 	// Tasks lists tasks, oldest first; unfinished ones only if asked.
 	Tasks(ctx context.Context, unfinished bool) ([]Task, error)
 	// Task returns one task, or an error wrapping ErrNotFound.
@@ -210,6 +219,26 @@ type ExportStore interface {
 	DeleteExport(ctx context.Context, id string) ([]BlobRef, error)
 }
 
+// TransferBlob is one blob a transfer between datastores moves.
+type TransferBlob struct {
+	SHA256 string
+	Size   int64
+}
+
+// TransferStore is what moving blobs between datastores needs besides
+// DeleteBlob. A transfer selects the rows of one datastore idle since
+// before (last accessed, or created if never, before it; thumbnails by
+// their media; export parts by their export's creation).
+type TransferStore interface {
+	// TransferBlobs returns up to limit distinct blobs of datastore from
+	// with a selected row, SHA-256 above after, in SHA-256 order.
+	TransferBlobs(ctx context.Context, from string, before time.Time, after string, limit int) ([]TransferBlob, error)
+	// MoveBlob points the selected rows of blob sha256 at datastore to,
+	// holding the lock an upload or delete of the same bytes takes, and
+	// returns how many rows moved.
+	MoveBlob(ctx context.Context, sha256, from, to string, before time.Time) (int64, error)
+}
+
 // LeaseStore lets one process at a time run a periodic job.
 type LeaseStore interface {
 	// AcquireLease takes or renews lease name for holder until now+ttl and
@@ -217,6 +246,8 @@ type LeaseStore interface {
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 	// ReleaseLease gives up holder's lease name, if it has it.
 	ReleaseLease(ctx context.Context, name, holder string) error
+	// LeaseHolderOf returns who holds lease name at now, or "".
+	LeaseHolderOf(ctx context.Context, name string, now time.Time) (string, error)
 }
 
 // LeaseHolder names this process in leases: host, pid and a random part.
@@ -225,6 +256,24 @@ func LeaseHolder() string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// HolderGone reports whether holder (a LeaseHolder, not me) was a process
+// of this host that is no longer running. A lease of such a holder may be
+// taken over at once instead of waiting for it to run out. (A container
+// restarted with the same hostname and pid cannot tell; it waits.)
+func HolderGone(holder, me string) bool {
+	host, _ := os.Hostname()
+	rest, ok := strings.CutPrefix(holder, host+"-")
+	if !ok || holder == me {
+		return false
+	}
+	pidText, _, ok := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // AccessStore records when media was last downloaded or thumbnailed.

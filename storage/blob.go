@@ -76,3 +76,20 @@ type BlobSweeper interface {
 	// referenced), so a Commit of the same bytes meanwhile keeps its blob.
 	Sweep(ctx context.Context, sha256 string, cutoff time.Time, referenced func(context.Context) (bool, error)) (bool, error)
 }
+
+// RedirectHeaders are what a redirected download must be answered with.
+type RedirectHeaders struct {
+	ContentType, ContentDisposition string
+	// Inline says the media is safe to show inline (an image, a video):
+	// only then may it be served with whatever type its bytes have.
+	Inline bool
+}
+
+// Redirector is an optional BlobStore capability: a URL the client can
+// fetch a blob from itself (a CDN before the bucket, a presigned URL), for
+// the routes that may redirect.
+type Redirector interface {
+	// RedirectURL returns where blob sha256 can be fetched with h, or ""
+	// if it cannot be (then it is served as always).
+	RedirectURL(ctx context.Context, sha256 string, h RedirectHeaders) (string, error)
+}

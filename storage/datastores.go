@@ -74,6 +74,16 @@ func (d *Datastores) Open(ctx context.Context, id, sha256 string) (io.ReadSeekCl
 	return s.Open(ctx, sha256)
 }
 
+// RedirectURL is where a client can fetch blob sha256 of datastore id
+// itself, or "" when its store does not redirect.
+func (d *Datastores) RedirectURL(ctx context.Context, id, sha256 string, h RedirectHeaders) (string, error) {
+	r, ok := d.byID[id].(Redirector)
+	if !ok {
+		return "", nil
+	}
+	return r.RedirectURL(ctx, sha256, h)
+}
+
 // Close closes the blob stores that hold resources.
 func (d *Datastores) Close() error {
 	var errs []error

@@ -92,13 +92,17 @@ func newFaultRepoAt(t *testing.T, media, database, extra string, env ...string) 
 		database = fmt.Sprintf("{sqlite: %q}", filepath.Join(r.dir, "m.db"))
 	}
 	r.cfg = filepath.Join(r.dir, "media-repo.yaml")
+	datastores := fmt.Sprintf("datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]", r.media)
+	if strings.Contains(extra, "datastores:") {
+		datastores = "" // the test brings its own
+	}
 	yaml := fmt.Sprintf(`
 repo: {bindAddress: 127.0.0.1, port: %d, logLevel: info}
 database: %s
 homeservers: [{name: example.org, csApi: %q}]
-datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
+%s
 rateLimit: {enabled: false}
-%s`, r.port, database, r.hs.URL, r.media, extra)
+%s`, r.port, database, r.hs.URL, datastores, extra)
 	if err := os.WriteFile(r.cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -750,6 +754,118 @@ func longGIF(t *testing.T, frames, size int) []byte {
 	}
 	var b bytes.Buffer
 	if err := gif.EncodeAll(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestFaultKillTransferMidway: a datastore transfer killed with SIGKILL
+// after copying a blob, and after switching a blob's rows, leaves every row
+// with its bytes where it says; a run to the end then moves everything, and
+// every media downloads with the SHA-256 it was uploaded with.
+func TestFaultKillTransferMidway(t *testing.T) {
+	dir := t.TempDir()
+	roots := map[string]string{"local": filepath.Join(dir, "local"), "cold": filepath.Join(dir, "cold")}
+	r := newFaultRepo(t, "", fmt.Sprintf(`datastores:
+  - {type: file, id: local, forKinds: [all], opts: {path: %q}}
+  - {type: file, id: cold, forKinds: [], opts: {path: %q}}
+`, roots["local"], roots["cold"]))
+	uploaded := map[string][32]byte{}
+	for i := range 12 {
+		body := bytes.Repeat([]byte{byte('a' + i%10)}, (i+1)*40<<10) // two pairs share bytes
+		if i == 0 {
+			body = faultPNG(t)
+		}
+		id, status, err := r.upload(body)
+		if status != 200 {
+			t.Fatalf("upload %d = %d, %v", i, status, err)
+		}
+		uploaded[id] = sha256.Sum256(body)
+		if i == 0 {
+			if status, _, _ := r.request("GET", "/_matrix/client/v1/media/thumbnail/example.org/"+id+"?width=32&height=32", nil); status != 200 {
+				t.Fatalf("thumbnail = %d", status)
+			}
+		}
+	}
+	dbPath := filepath.Join(r.dir, "m.db")
+	transferOnce := func(crashAt string) (int, string) {
+		bin, _ := faultBinary()
+		cmd := exec.Command(bin, "datastores", "transfer", "-config", r.cfg, "--from", "local", "--to", "cold")
+		cmd.Env = append(os.Environ(), "MEDIAREPO_CRASH_AT="+crashAt)
+		out, _ := cmd.CombinedOutput()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -int(ws.Signal()), string(out)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	// The server keeps running on the same database while the transfers run.
+	for _, point := range []string{"transfer-copied#3", "transfer-moved#5", "transfer-copied#1"} {
+		code, out := transferOnce(point)
+		if code != -int(syscall.SIGKILL) {
+			t.Fatalf("transfer with a crash at %s exited %d, want SIGKILL:\n%s", point, code, out)
+		}
+		checkRowsAndBlobs(t, dbPath, roots)
+	}
+	code, out := transferOnce("")
+	if code != 0 || !strings.Contains(out, "transferred") {
+		t.Fatalf("last transfer = %d:\n%s", code, out)
+	}
+	if n := checkRowsAndBlobs(t, dbPath, roots); n["local"] != 0 || n["cold"] != 13 {
+		t.Errorf("rows by datastore after the transfers = %v, want all 13 (12 media, 1 thumbnail) in cold", n)
+	}
+	for id, want := range uploaded {
+		status, body, err := r.request("GET", "/_matrix/client/v1/media/download/example.org/"+id, nil)
+		if status != 200 || err != nil || sha256.Sum256(body) != want {
+			t.Errorf("media %s after the transfers: %d, %v, sha256 %x; want %x", id, status, err, sha256.Sum256(body), want)
+		}
+	}
+}
+
+// checkRowsAndBlobs fails the test if a media or thumbnail row has no blob
+// in its datastore (roots by ID) or one whose SHA-256 is not the row's, and
+// counts the rows by datastore.
+func checkRowsAndBlobs(t *testing.T, dbPath string, roots map[string]string) map[string]int {
+	t.Helper()
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT media_id, sha256, datastore_id FROM media UNION ALL SELECT media_id, sha256, datastore_id FROM thumbnails`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := map[string]int{}
+	for rows.Next() {
+		var id, sum, ds string
+		if err := rows.Scan(&id, &sum, &ds); err != nil {
+			t.Fatal(err)
+		}
+		n[ds]++
+		b, err := os.ReadFile(filepath.Join(roots[ds], sum[0:2], sum[2:4], sum))
+		if err != nil {
+			t.Errorf("row of %s says datastore %s, where its blob is not: %v", id, ds, err)
+			continue
+		}
+		if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != sum {
+			t.Errorf("row of %s: the blob in %s hashes to %x, not %s", id, ds, got, sum)
+		}
+	}
+	return n
+}
+
+// faultPNG is an opaque 200x150 image, big enough to be thumbnailed.
+func faultPNG(t *testing.T) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, 200, 150))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	for i := 3; i < len(img.Pix); i += 4 {
+		img.Pix[i] = 255
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

@@ -150,7 +150,7 @@ func openTarget(ctx context.Context, cfgPath string, stderr io.Writer) (*Main, i
 		m.closeAll()
 		return nil, 1
 	}
-	if err := m.openBlobs(); err != nil {
+	if err := m.openBlobs(ctx); err != nil {
 		fmt.Fprintln(stderr, "media-repo:", err)
 		m.closeAll()
 		return nil, 1

@@ -34,6 +34,8 @@ func main() {
 			os.Exit(runImport(ctx, os.Args[2:], os.Stdout, os.Stderr))
 		case "export":
 			os.Exit(runExport(ctx, os.Args[2:], os.Stdout, os.Stderr))
+		case "datastores":
+			os.Exit(runDatastores(ctx, os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	hup := make(chan os.Signal, 1)

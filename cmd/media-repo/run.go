@@ -36,10 +36,13 @@ import (
 	"github.com/mediarepo/mediarepo/storage"
 	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/postgres"
+	"github.com/mediarepo/mediarepo/storage/s3"
 	"github.com/mediarepo/mediarepo/storage/sqlite"
 	"github.com/mediarepo/mediarepo/storage/sqlstore"
+	"github.com/mediarepo/mediarepo/tasks"
 	"github.com/mediarepo/mediarepo/thumbnailer"
 	"github.com/mediarepo/mediarepo/thumbnails"
+	"github.com/mediarepo/mediarepo/transfer"
 )
 
 // handlerWait bounds how long Close waits for handlers to return once their
@@ -84,10 +87,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	for _, w := range m.Config.Warnings() {
 		m.Log.Warn(w)
 	}
+	for _, n := range m.Config.Notices() {
+		m.Log.Info(n)
+	}
 	if err := m.openMeta(ctx); err != nil {
 		return err
 	}
-	if err := m.openBlobs(); err != nil {
+	if err := m.openBlobs(ctx); err != nil {
 		return err
 	}
 	m.metrics = metrics.New()
@@ -126,15 +132,32 @@ func (m *Main) tracked(next http.Handler) http.Handler {
 }
 
 // openBlobs opens every datastore and assigns the roles forKinds gives them.
-func (m *Main) openBlobs() error {
+func (m *Main) openBlobs(ctx context.Context) error {
 	byID := make(map[string]storage.BlobStore, len(m.Config.Datastores))
 	for _, ds := range m.Config.Datastores {
-		s, err := disk.Open(ds.Opts.Path)
-		if err != nil {
-			return fmt.Errorf("datastore %s: %w", ds.ID, err)
+		log := m.Log.WithFields(logrus.Fields{"datastore": ds.ID, "type": ds.Type, "for_kinds": ds.ForKinds})
+		switch ds.Type {
+		case "s3":
+			o := ds.Opts
+			s, err := s3.Open(ctx, s3.Options{
+				Endpoint: o.Endpoint, AccessKeyID: o.AccessKeyID, AccessSecret: o.AccessSecret, SSL: o.UseSSL(),
+				Bucket: o.BucketName, Region: o.Region, StorageClass: o.StorageClass, PrefixLength: o.PrefixLength,
+				PublicBaseURL: o.PublicBaseURL, PresignSeconds: o.PresignedRedirectSeconds, TempPath: o.TempPath,
+				Multipart: o.Multipart(),
+			})
+			if err != nil {
+				return fmt.Errorf("datastore %s: %w", ds.ID, err)
+			}
+			log.WithFields(logrus.Fields{"endpoint": o.Endpoint, "bucket": o.BucketName}).Info("datastore ready")
+			byID[ds.ID] = s
+		default:
+			s, err := disk.Open(ds.Opts.Path)
+			if err != nil {
+				return fmt.Errorf("datastore %s: %w", ds.ID, err)
+			}
+			log.WithField("path", s.Root()).Info("datastore ready")
+			byID[ds.ID] = s
 		}
-		m.Log.WithFields(logrus.Fields{"datastore": ds.ID, "path": s.Root(), "for_kinds": ds.ForKinds}).Info("datastore ready")
-		byID[ds.ID] = s
 	}
 	var err error
 	m.blobs, err = storage.NewDatastores(byID, storage.Roles{
@@ -245,19 +268,32 @@ func (m *Main) operations(hs homeserverParts, log *logrus.Entry) (operationsPart
 	if err != nil {
 		return operationsParts{}, fmt.Errorf("quarantine.thumbnailPath: %w", err)
 	}
+	runner, err := tasks.New(tasks.Options{Tasks: m.db, Leases: m.db, Log: log})
+	if err != nil {
+		return operationsParts{}, err
+	}
+	m.closers = append(m.closers, runner)
 	remover := &retention.Remover{Store: m.db, Blobs: m.blobs.ByID(), Log: log}
 	archives, err := archive.New(archive.Options{
-		Live: m.live, Blobs: m.blobs, Remover: remover, Bus: hs.events, Log: log,
+		Live: m.live, Blobs: m.blobs, Tasks: runner, Remover: remover, Bus: hs.events, Log: log,
 		Datastore: cfg.DatastoreFor(config.KindArchives),
-		Stores: archive.Stores{Catalog: m.db, Exports: m.db, Tasks: m.db, Leases: m.db,
+		Stores: archive.Stores{Catalog: m.db, Exports: m.db,
 			Import: importer.Stores{Media: m.db, Thumbnails: m.db, Moderation: m.db, Access: m.db, Blobs: m.blobs}},
 	})
 	if err != nil {
 		return operationsParts{}, err
 	}
-	m.closers = append(m.closers, archives)
+	transfers, err := transfer.NewService(transfer.ServiceOptions{
+		Store: m.db, Blobs: m.blobs.ByID(), Tasks: runner, Log: log,
+		Changed: func() { hs.events.Publish(context.Background(), bus.Media, "") },
+	})
+	if err != nil {
+		return operationsParts{}, err
+	}
+	runner.Sweep()
 	adminSvc, err := admin.New(admin.Options{
 		Config: cfg, Live: m.live, Blobs: m.blobs, Bus: hs.events, Log: log, Observer: m.metrics, Archives: archives,
+		Transfers:   transfers,
 		Stores:      admin.Stores{Media: m.db, Catalog: m.db, Moderation: m.db, Purge: m.db, Tasks: m.db},
 		Homeservers: homeserverCalls{admins: hs.admins, Client: hs.client},
 	})

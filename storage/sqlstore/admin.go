@@ -36,10 +36,13 @@ type adminQueries struct {
 	blobReferenced                                  string
 	serverMedia, serverThumbs                       string
 	insertTask, finishTask, selectTasks, selectTask string
+	taskProgress                                    string
 	acquireLease, releaseLease, recordAccess        string
+	leaseHolder                                     string
 	estimateMedia, estimateThumbs, estimateAll      string
 	insertExport, insertExportPart, selectExport    string
 	selectExportParts, deleteExport, deleteParts    string
+	transferBlobs, moveMedia, moveThumbs, moveParts string
 }
 
 // quarantineOf selects the quarantines that cover media m: of its bytes,
@@ -59,6 +62,17 @@ const mediaFrom = ` FROM media m`
 const blobReferenced = `SELECT 1 FROM media WHERE datastore_id = $1 AND sha256 = $2
 	UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND sha256 = $2
 	UNION ALL SELECT 1 FROM export_parts WHERE datastore_id = $1 AND sha256 = $2 LIMIT 1`
+
+// What a transfer from datastore $1 of rows idle before $2 selects: media
+// by their own idle time, thumbnails by their media's (or, orphaned,
+// always), export parts by their export's creation.
+const (
+	transferMedia  = `m.datastore_id = $1 AND ` + idle + ` < $2`
+	transferThumbs = `t.datastore_id = $1 AND NOT EXISTS (SELECT 1 FROM media m
+		WHERE m.origin = t.origin AND m.media_id = t.media_id AND ` + idle + ` >= $2)`
+	transferParts = `p.datastore_id = $1 AND EXISTS (SELECT 1 FROM exports e
+		WHERE e.export_id = p.export_id AND e.created_ts < $2)`
+)
 
 // idle is when media was last used: its last access, or its creation if it
 // was never accessed.
@@ -102,17 +116,28 @@ func newAdminQueries(param string) adminQueries {
 		deleteParts:        r(`DELETE FROM export_parts WHERE export_id = $1`),
 		insertTask:         r(`INSERT INTO tasks (name, params, start_ts) VALUES ($1, $2, $3) RETURNING task_id`),
 		finishTask:         r(`UPDATE tasks SET end_ts = $2, error = $3 WHERE task_id = $1`),
-		selectTasks:        `SELECT task_id, name, params, start_ts, end_ts, error FROM tasks`,
-		selectTask:         r(`SELECT task_id, name, params, start_ts, end_ts, error FROM tasks WHERE task_id = $1`),
+		selectTasks:        `SELECT task_id, name, params, start_ts, end_ts, error, progress FROM tasks`,
+		selectTask:         r(`SELECT task_id, name, params, start_ts, end_ts, error, progress FROM tasks WHERE task_id = $1`),
+		taskProgress:       r(`UPDATE tasks SET progress = $2 WHERE task_id = $1`),
 		acquireLease: r(`INSERT INTO leases (name, holder, expires_ts) VALUES ($1, $2, $3)
 			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ts = excluded.expires_ts
 			WHERE leases.holder = excluded.holder OR leases.expires_ts < $4`),
 		releaseLease: r(`DELETE FROM leases WHERE name = $1 AND holder = $2`),
+		leaseHolder:  r(`SELECT holder FROM leases WHERE name = $1 AND expires_ts >= $2`),
 		recordAccess: r(`UPDATE media SET last_access_ts = $3 WHERE origin = $1 AND media_id = $2 AND last_access_ts < $3`),
 		estimateMedia: r(`SELECT COUNT(*), COUNT(DISTINCT sha256),
 			COALESCE((SELECT SUM(s) FROM (SELECT MAX(size_bytes) AS s ` + idleMedia + ` GROUP BY sha256) b), 0) ` + idleMedia),
 		estimateThumbs: r(`SELECT COUNT(*), COUNT(DISTINCT t.sha256),
 			COALESCE((SELECT SUM(s) FROM (SELECT MAX(t.size_bytes) AS s ` + idleThumbs + ` GROUP BY t.sha256) b), 0) ` + idleThumbs),
+		// A transfer's selection ($1 datastore, $2 idle before, ms).
+		transferBlobs: r(`SELECT sha256, MAX(size_bytes) FROM (
+			SELECT m.sha256, m.size_bytes FROM media m WHERE ` + transferMedia + ` AND m.sha256 > $3
+			UNION ALL SELECT t.sha256, t.size_bytes FROM thumbnails t WHERE ` + transferThumbs + ` AND t.sha256 > $3
+			UNION ALL SELECT p.sha256, p.size_bytes FROM export_parts p WHERE ` + transferParts + ` AND p.sha256 > $3
+			) b GROUP BY sha256 ORDER BY sha256 LIMIT $4`),
+		moveMedia:  r(`UPDATE media AS m SET datastore_id = $4 WHERE ` + transferMedia + ` AND m.sha256 = $3`),
+		moveThumbs: r(`UPDATE thumbnails AS t SET datastore_id = $4 WHERE ` + transferThumbs + ` AND t.sha256 = $3`),
+		moveParts:  r(`UPDATE export_parts AS p SET datastore_id = $4 WHERE ` + transferParts + ` AND p.sha256 = $3`),
 		estimateAll: r(`SELECT COUNT(*), COALESCE(SUM(s), 0) FROM (SELECT sha256, MAX(s) AS s FROM (
 			SELECT sha256, size_bytes AS s ` + idleMedia + `
 			UNION ALL SELECT t.sha256, t.size_bytes ` + idleThumbs + `) u GROUP BY sha256) b`),
@@ -518,6 +543,15 @@ func (s *Store) FinishTask(ctx context.Context, id int64, end time.Time, errMsg 
 	return nil
 }
 
+// SetTaskProgress implements storage.TaskStore.
+func (s *Store) SetTaskProgress(ctx context.Context, id int64, progress string) (err error) {
+	defer s.classify(&err)
+	if _, err := s.db.ExecContext(ctx, s.a.taskProgress, id, progress); err != nil {
+		return fmt.Errorf("record progress of task %d: %w", id, err)
+	}
+	return nil
+}
+
 // Tasks implements storage.TaskStore.
 func (s *Store) Tasks(ctx context.Context, unfinished bool) (_ []storage.Task, err error) {
 	defer s.classify(&err)
@@ -554,7 +588,7 @@ func (s *Store) Task(ctx context.Context, id int64) (_ *storage.Task, err error)
 func scanTask(row interface{ Scan(...any) error }) (*storage.Task, error) {
 	var t storage.Task
 	var start, end int64
-	if err := row.Scan(&t.ID, &t.Name, &t.Params, &start, &end, &t.Error); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Params, &start, &end, &t.Error, &t.Progress); err != nil {
 		return nil, err
 	}
 	t.Start = time.UnixMilli(start)
@@ -582,6 +616,19 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) (err erro
 		return fmt.Errorf("release lease %s: %w", name, err)
 	}
 	return nil
+}
+
+// LeaseHolderOf implements storage.LeaseStore.
+func (s *Store) LeaseHolderOf(ctx context.Context, name string, now time.Time) (holder string, err error) {
+	defer s.classify(&err)
+	err = s.db.QueryRowContext(ctx, s.a.leaseHolder, name, now.UnixMilli()).Scan(&holder)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up lease %s: %w", name, err)
+	}
+	return holder, nil
 }
 
 // RecordAccess implements storage.AccessStore.

@@ -27,6 +27,7 @@ type AdminStores struct {
 	Leases       storage.LeaseStore
 	Access       storage.AccessStore
 	Exports      storage.ExportStore
+	Transfer     storage.TransferStore
 }
 
 // RunAdminStores checks the catalog, moderation, purge, task, lease and
@@ -51,6 +52,9 @@ func RunAdminStores(t *testing.T, open func(t *testing.T) AdminStores) {
 		{"leases", adminLeases},
 		{"last access", adminAccess},
 		{"exports and their parts", adminExports},
+		{"transfer selection: distinct blobs, idle before, paged", adminTransferBlobs},
+		{"moving a blob's rows to another datastore", adminMoveBlob},
+		{"moving a blob waits for an upload publishing the same bytes", adminMoveBlobRace},
 	})
 }
 
@@ -546,8 +550,14 @@ func adminTasks(t *testing.T, s AdminStores) {
 	if open, _ := s.Tasks.Tasks(ctx, true); len(open) != 1 || open[0].ID != b.ID || !open[0].End.IsZero() {
 		t.Errorf("unfinished = %+v, want only the second", open)
 	}
-	if got, err := s.Tasks.Task(ctx, b.ID); err != nil || got.Name != "export_data" || !got.Start.Equal(start) {
+	if got, err := s.Tasks.Task(ctx, b.ID); err != nil || got.Name != "export_data" || !got.Start.Equal(start) || got.Progress != "" {
 		t.Errorf("Task = %+v, %v", got, err)
+	}
+	if err := s.Tasks.SetTaskProgress(ctx, b.ID, `{"blobs":3}`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Tasks.Task(ctx, b.ID); err != nil || got.Progress != `{"blobs":3}` {
+		t.Errorf("Task after SetTaskProgress = %+v, %v", got, err)
 	}
 	if _, err := s.Tasks.Task(ctx, 987654); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown task = %v, want ErrNotFound", err)
@@ -576,6 +586,12 @@ func adminLeases(t *testing.T, s AdminStores) {
 	}
 	if acquire("b", now.Add(100*time.Second)) {
 		t.Error("b took a's renewed lease")
+	}
+	if h, err := s.Leases.LeaseHolderOf(ctx, "purge", now.Add(100*time.Second)); err != nil || h != "a" {
+		t.Errorf("LeaseHolderOf = %q, %v; want a", h, err)
+	}
+	if h, err := s.Leases.LeaseHolderOf(ctx, "purge", now.Add(111*time.Second)); err != nil || h != "" {
+		t.Errorf("LeaseHolderOf after it ran out = %q, %v; want none", h, err)
 	}
 	if !acquire("b", now.Add(111*time.Second)) {
 		t.Error("b could not take an expired lease")
@@ -678,5 +694,155 @@ func adminExports(t *testing.T, s AdminStores) {
 	}
 	if refs, err := s.Exports.DeleteExport(ctx, "nope"); err != nil || len(refs) != 0 {
 		t.Errorf("DeleteExport of an unknown export = %v, %v", refs, err)
+	}
+}
+
+// transferFixture stores, in datastore "local": an old media and a recent
+// one sharing bytes "shared", an old one alone ("old"), a thumbnail of the
+// old media ("thumb"), an export part ("part"), and one media in another
+// datastore. It returns the time between old and recent.
+func transferFixture(t *testing.T, s AdminStores) time.Time {
+	ctx := context.Background()
+	now := time.Now()
+	put(t, s.Media, "example.org", "oldtwin", "", "shared", 6, now.Add(-48*time.Hour))
+	put(t, s.Media, "example.org", "newtwin", "", "shared", 6, now)
+	put(t, s.Media, "example.org", "old", "", "old", 3, now.Add(-48*time.Hour))
+	elsewhere := &storage.Media{Origin: "example.org", MediaID: "far", ContentType: "image/png", SHA256: fakeSum("far"),
+		SizeBytes: 3, DatastoreID: "s3", CreatedAt: now.Add(-48 * time.Hour)}
+	if err := s.Media.CreateMedia(ctx, elsewhere, storage.Quota{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	th := &storage.Thumbnail{Origin: "example.org", MediaID: "old", Width: 32, Height: 32, Method: "crop",
+		ContentType: "image/jpeg", SHA256: fakeSum("thumb"), SizeBytes: 5, DatastoreID: "local", CreatedAt: now}
+	if err := s.Thumbs.CreateThumbnail(ctx, th, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := &storage.Export{ID: "exp", Entity: "@alice:example.org", Created: now.Add(-48 * time.Hour)}
+	if err := s.Exports.CreateExport(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	part := storage.ExportPart{Index: 1, Name: "export-part-1.tgz", Size: 4, SHA256: fakeSum("part"), DatastoreID: "local"}
+	if err := s.Exports.AddExportPart(ctx, e.ID, part, nil); err != nil {
+		t.Fatal(err)
+	}
+	return now.Add(-24 * time.Hour)
+}
+
+func transferBlobs(t *testing.T, s AdminStores, before time.Time, after string, limit int) []storage.TransferBlob {
+	t.Helper()
+	got, err := s.Transfer.TransferBlobs(context.Background(), "local", before, after, limit)
+	if err != nil {
+		t.Fatalf("TransferBlobs: %v", err)
+	}
+	return got
+}
+
+func adminTransferBlobs(t *testing.T, s AdminStores) {
+	cut := transferFixture(t, s)
+	var all []storage.TransferBlob
+	for content, size := range map[string]int64{"old": 3, "part": 4, "shared": 6, "thumb": 5} {
+		all = append(all, storage.TransferBlob{SHA256: fakeSum(content), Size: size})
+	}
+	slices.SortFunc(all, func(a, b storage.TransferBlob) int { return cmp.Compare(a.SHA256, b.SHA256) })
+	if got := transferBlobs(t, s, time.Now().Add(time.Minute), "", 100); !slices.Equal(got, all) {
+		t.Errorf("everything = %v, want %v (each blob once, nothing of another datastore)", got, all)
+	}
+	// Paged by SHA-256: two, then the rest after the second.
+	first := transferBlobs(t, s, time.Now().Add(time.Minute), "", 2)
+	rest := transferBlobs(t, s, time.Now().Add(time.Minute), first[len(first)-1].SHA256, 100)
+	if !slices.Equal(append(first, rest...), all) {
+		t.Errorf("paged = %v then %v, want %v", first, rest, all)
+	}
+	// Idle before the cut: the old media (and its thumbnail), the shared
+	// bytes through their old row, the old export's part.
+	if got := transferBlobs(t, s, cut, "", 100); !slices.Equal(got, all) {
+		t.Errorf("idle before the cut = %v, want %v", got, all)
+	}
+	if got := transferBlobs(t, s, time.Now().Add(-72*time.Hour), "", 100); len(got) != 0 {
+		t.Errorf("idle before everything = %v, want none", got)
+	}
+}
+
+func adminMoveBlob(t *testing.T, s AdminStores) {
+	ctx := context.Background()
+	cut := transferFixture(t, s)
+	// Before the cut only the old row of the shared bytes moves; the recent
+	// one keeps the blob referenced in "local".
+	if n, err := s.Transfer.MoveBlob(ctx, fakeSum("shared"), "local", "s3", cut); err != nil || n != 1 {
+		t.Fatalf("MoveBlob(shared, before the cut) = %d, %v; want 1 row", n, err)
+	}
+	for id, want := range map[string]string{"oldtwin": "s3", "newtwin": "local"} {
+		if m, err := s.Media.Media(ctx, "example.org", id); err != nil || m.DatastoreID != want {
+			t.Errorf("%s after the move = %+v, %v; want datastore %s", id, m, err, want)
+		}
+	}
+	if ok, _ := s.Purge.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "local", SHA256: fakeSum("shared")}, func(context.Context) error { return nil }); ok {
+		t.Error("the shared bytes were deleted from local while a row there still references them")
+	}
+	later := time.Now().Add(time.Minute)
+	for _, c := range []struct {
+		content string
+		rows    int64
+	}{{"shared", 1}, {"old", 1}, {"thumb", 1}, {"part", 1}, {"far", 0}} {
+		if n, err := s.Transfer.MoveBlob(ctx, fakeSum(c.content), "local", "s3", later); err != nil || n != c.rows {
+			t.Errorf("MoveBlob(%s) = %d, %v; want %d rows", c.content, n, err, c.rows)
+		}
+	}
+	if got := transferBlobs(t, s, later, "", 100); len(got) != 0 {
+		t.Errorf("left in local after moving everything: %v", got)
+	}
+	if th, _ := s.Thumbs.Thumbnails(ctx, "example.org", "old"); len(th) != 1 || th[0].DatastoreID != "s3" {
+		t.Errorf("thumbnail after the move = %+v, want in s3", th)
+	}
+	if e, err := s.Exports.Export(ctx, "exp"); err != nil || e.Parts[0].DatastoreID != "s3" {
+		t.Errorf("export part after the move = %+v, %v; want in s3", e, err)
+	}
+	for _, content := range []string{"shared", "old", "thumb", "part"} {
+		ref := storage.BlobRef{DatastoreID: "local", SHA256: fakeSum(content)}
+		if ok, err := s.Purge.DeleteBlob(ctx, ref, func(context.Context) error { return nil }); !ok || err != nil {
+			t.Errorf("DeleteBlob(local %s) after the move = %v, %v; want deleted", content, ok, err)
+		}
+		ref.DatastoreID = "s3"
+		if ok, _ := s.Purge.DeleteBlob(ctx, ref, func(context.Context) error { return nil }); ok {
+			t.Errorf("DeleteBlob(s3 %s) ran; its rows are there now", content)
+		}
+	}
+}
+
+// adminMoveBlobRace: an upload publishing bytes into the source while they
+// are being moved. The move must wait, and then move the new row too.
+func adminMoveBlobRace(t *testing.T, s AdminStores) {
+	ctx := context.Background()
+	publishing, release := make(chan struct{}), make(chan struct{})
+	m := &storage.Media{Origin: "example.org", MediaID: "up", ContentType: "image/png", SHA256: fakeSum("x"), SizeBytes: 1, DatastoreID: "local", CreatedAt: time.Now().Add(-time.Hour)}
+	uploaded := make(chan error, 1)
+	go func() {
+		uploaded <- s.Media.CreateMedia(ctx, m, storage.Quota{}, func(context.Context) error {
+			close(publishing)
+			<-release
+			return nil
+		})
+	}()
+	<-publishing
+	type result struct {
+		n   int64
+		err error
+	}
+	moved := make(chan result, 1)
+	go func() {
+		n, err := s.Transfer.MoveBlob(ctx, m.SHA256, "local", "s3", time.Now())
+		moved <- result{n, err}
+	}()
+	select {
+	case r := <-moved:
+		t.Fatalf("MoveBlob = %+v while the upload was publishing the same bytes, want it to wait", r)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-uploaded; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-moved; r.n != 1 || r.err != nil {
+		t.Errorf("MoveBlob after the upload = %+v, want the new row moved", r)
 	}
 }

@@ -24,6 +24,7 @@ func RunMetadataStores[S interface {
 	storage.LeaseStore
 	storage.AccessStore
 	storage.ExportStore
+	storage.TransferStore
 }](t *testing.T, open func(t *testing.T) S) {
 	t.Run("media", func(t *testing.T) {
 		RunMediaStore(t, func(t *testing.T) storage.MediaStore { return open(t) })
@@ -43,7 +44,7 @@ func RunMetadataStores[S interface {
 	t.Run("admin", func(t *testing.T) {
 		RunAdminStores(t, func(t *testing.T) AdminStores {
 			s := open(t)
-			return AdminStores{Media: s, Thumbs: s, Reservations: s, Catalog: s, Moderation: s, Purge: s, Tasks: s, Leases: s, Access: s, Exports: s}
+			return AdminStores{Media: s, Thumbs: s, Reservations: s, Catalog: s, Moderation: s, Purge: s, Tasks: s, Leases: s, Access: s, Exports: s, Transfer: s}
 		})
 	})
 	t.Run("retention", func(t *testing.T) {
