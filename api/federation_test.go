@@ -36,7 +36,16 @@ type peer struct {
 // signing key and CA, each trusting the other's CA and reaching it through
 // federation.serverOverrides on loopback, as an operator's staging set-up.
 func twoPeers(t *testing.T) (a, b *peer) {
-	a, b = &peer{name: "example.org"}, &peer{name: "other.example"}
+	a, bs := peerGroup(t, 1, func(t *testing.T) metaStore { return storagetest.OpenSQLite(t) })
+	return a, bs[0]
+}
+
+// peerGroup is twoPeers with B run as n instances sharing B's key, blob
+// directory and a metadata store from bStore per instance (the same
+// database, for instances of one deployment); B's front reaches the first.
+func peerGroup(t *testing.T, n int, bStore func(t *testing.T) metaStore) (a *peer, bs []*peer) {
+	a = &peer{name: "example.org"}
+	b := &peer{name: "other.example"}
 	var handlers [2]http.Handler
 	for i, p := range []*peer{a, b} {
 		var err error
@@ -53,18 +62,26 @@ func twoPeers(t *testing.T) (a, b *peer) {
 		roots.AppendCertsFromPEM(pem)
 	}
 	overrides := map[string]string{a.name: a.front.Listener.Addr().String(), b.name: b.front.Listener.Addr().String()}
-	for i, p := range []*peer{a, b} {
+	client := func(p *peer) *federation.Client {
 		policy, err := netguard.NewPolicy([]string{"127.0.0.0/8"}, netguard.DefaultDenied())
 		if err != nil {
 			t.Fatal(err)
 		}
-		client := federation.NewClient(federation.ClientOptions{
+		return federation.NewClient(federation.ClientOptions{
 			Resolver: federation.NewResolver(policy.Client(5*time.Second, false), nil, overrides),
 			Keys:     map[string]*federation.SigningKey{p.name: p.key},
 			Dial:     policy.Dialer().DialContext, Roots: roots, Timeout: 10 * time.Second,
 		})
-		p.testServer = newTestServerOn(t, storagetest.OpenSQLite(t), filepath.Join(t.TempDir(), "blobs"), nil,
-			func(o *stack) { o.federation = client })
+	}
+	withClient := func(p *peer) func(*stack) { return func(o *stack) { o.federation = client(p) } }
+	a.testServer = newTestServerOn(t, storagetest.OpenSQLite(t), filepath.Join(t.TempDir(), "blobs"), nil, withClient(a))
+	bBlobs := filepath.Join(t.TempDir(), "blobs")
+	for range n {
+		inst := *b
+		inst.testServer = newTestServerOn(t, bStore(t), bBlobs, nil, withClient(b))
+		bs = append(bs, &inst)
+	}
+	for i, p := range []*peer{a, bs[0]} {
 		keyDoc, err := p.key.KeyResponse(p.name, time.Now().Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +96,7 @@ func twoPeers(t *testing.T) (a, b *peer) {
 			mediaRepo.ServeHTTP(w, r)
 		})
 	}
-	return a, b
+	return a, bs
 }
 
 func TestFederationBetweenTwoInstances(t *testing.T) {

@@ -114,6 +114,7 @@ type metaStore interface {
 	storage.LeaseStore
 	storage.ExportStore
 	storage.TransferStore
+	storage.Locker
 }
 
 // stack is what a test may add to the server: the optional parts, and how
@@ -184,6 +185,7 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 	entry := logrus.NewEntry(log)
 	thumbs, err := thumbnailer.New(thumbnailer.Options{
 		Config: cfg.Thumbnails, Thumbnails: meta, Blobs: stores, Generator: thumbnails.New(cfg.Thumbnails), Log: entry,
+		Locker: meta,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +197,7 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 			FetchTimeout: time.Duration(cfg.Timeouts.FederationTimeoutSeconds) * time.Second,
 			Freeze:       cfg.Repo.FreezeUnauthenticatedMedia, Recheck: st.uploadRecheck,
 		},
-		Media: meta, Reservations: meta, Blobs: stores, Stored: thumbs.Pregenerate, Access: meta, Log: entry,
+		Media: meta, Reservations: meta, Blobs: stores, Stored: thumbs.Pregenerate, Access: meta, Log: entry, Locker: meta,
 	}
 	if st.federation != nil {
 		opts.Remote = st.federation

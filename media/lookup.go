@@ -94,6 +94,11 @@ func (s *Service) remoteMedia(ctx context.Context, r Request) (*storage.Media, e
 		return nil, f.err
 	}
 	return s.fetches.Do(ctx, key, func(ctx context.Context) (*storage.Media, error) {
+		unlock, err := s.locks.Lock(ctx, "remote:"+key) // one process fetches
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 		// A fetch that finished since our look-up (here or in another process) is used.
 		if m, err := s.media.Media(ctx, r.Origin, r.MediaID); err == nil {
 			return m, nil

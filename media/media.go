@@ -120,6 +120,9 @@ type Options struct {
 	// Observer counts cache lookups and remote fetches; nil counts nothing.
 	Observer Observer
 	Log      *logrus.Entry
+	// Locker makes one process at a time fetch a remote media, so several
+	// instances ask the remote once; nil is this process only.
+	Locker storage.Locker
 }
 
 // Observer is told of row cache lookups and remote fetches (metrics).
@@ -150,6 +153,7 @@ type Service struct {
 	access   storage.AccessStore // nil: accesses not recorded
 	accessed accesses
 	observe  Observer
+	locks    storage.Locker
 
 	stop       context.CancelFunc
 	background sync.WaitGroup
@@ -163,7 +167,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: opts.Config, media: opts.Media, res: opts.Reservations, blobs: opts.Blobs,
-		remote: opts.Remote, stored: opts.Stored, log: opts.Log, access: opts.Access, observe: opts.Observer,
+		remote: opts.Remote, stored: opts.Stored, log: opts.Log, access: opts.Access, observe: opts.Observer, locks: opts.Locker,
 		accessed: accesses{at: map[storage.MediaKey]time.Time{}, full: make(chan struct{}, 1)},
 	}
 	if s.stored == nil {
@@ -171,6 +175,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if s.observe == nil {
 		s.observe = noObserver{}
+	}
+	if s.locks == nil {
+		s.locks = storage.NoLocker{}
 	}
 	if s.cfg.Recheck <= 0 {
 		s.cfg.Recheck = defaultRecheck

@@ -107,3 +107,19 @@ type UploadWatcher interface {
 	// upload until ctx is done, reconnecting as needed. It returns ctx.Err().
 	WatchUploads(ctx context.Context, fn func(origin, mediaID string)) error
 }
+
+// Locker serialises work across every process sharing the store: one
+// generation of a media's thumbnails, one fetch of a remote media. A
+// process that dies holding a lock gives it up (with its connection).
+type Locker interface {
+	// Lock blocks until this process holds key or ctx ends; unlock
+	// releases it.
+	Lock(ctx context.Context, key string) (unlock func(), err error)
+}
+
+// NoLocker is the Locker of a process that shares its store with no other:
+// it only returns.
+type NoLocker struct{}
+
+// Lock implements Locker.
+func (NoLocker) Lock(context.Context, string) (func(), error) { return func() {}, nil }

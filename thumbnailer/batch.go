@@ -159,6 +159,11 @@ func (s *Service) run(key string, m *storage.Media, b *batch) {
 // then removes the batch, under the lock joins take: a size joining later
 // starts a new batch. It returns the error that ended it early, if any.
 func (s *Service) runBatch(ctx context.Context, key string, m *storage.Media, b *batch) error {
+	unlock, err := s.locks.Lock(ctx, lockKey(m))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	stored, err := s.store.Thumbnails(ctx, m.Origin, m.MediaID)
 	if err != nil {
 		return err

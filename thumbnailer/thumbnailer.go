@@ -57,6 +57,9 @@ type Options struct {
 	Log        *logrus.Entry
 	// Observer counts cache lookups and thumbnails made; nil counts nothing.
 	Observer Observer
+	// Locker makes one process at a time generate a media's thumbnails, so
+	// several instances make each once; nil is this process only.
+	Locker storage.Locker
 }
 
 // Observer is told of thumbnail cache lookups and of thumbnails made.
@@ -85,6 +88,7 @@ type Service struct {
 	flight *flight.Group[*storage.Thumbnail]      // dynamic sizes, made alone
 	jobs   chan *storage.Media
 	seen   Observer
+	locks  storage.Locker
 
 	running batches         // by media
 	life    context.Context // the service's: batches run under it
@@ -101,12 +105,15 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: opts.Config, store: opts.Thumbnails, blobs: opts.Blobs, gen: opts.Generator, log: opts.Log,
-		sizes: configuredSizes(opts.Config), pregen: pregenerated(opts.Config), seen: opts.Observer,
+		sizes: configuredSizes(opts.Config), pregen: pregenerated(opts.Config), seen: opts.Observer, locks: opts.Locker,
 		jobs:    make(chan *storage.Media, queueLength),
 		running: batches{m: map[string]*batch{}},
 	}
 	if s.seen == nil {
 		s.seen = noObserver{}
+	}
+	if s.locks == nil {
+		s.locks = storage.NoLocker{}
 	}
 	s.flight = flight.New[*storage.Thumbnail](generateTimeout)
 	s.cache, _ = lru.New[string, *storage.Thumbnail](cacheEntries)
@@ -172,6 +179,11 @@ func (s *Service) thumbnail(ctx context.Context, m *storage.Media, spec thumbnai
 		return s.configured(ctx, m, spec)
 	}
 	th, err := s.flight.Do(ctx, key, func(ctx context.Context) (*storage.Thumbnail, error) {
+		unlock, err := s.locks.Lock(ctx, lockKey(m))
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 		stored, err := s.store.Thumbnails(ctx, m.Origin, m.MediaID)
 		if err != nil {
 			return nil, err
@@ -312,6 +324,10 @@ func (s *Service) work(ctx context.Context) {
 		}
 	}
 }
+
+// lockKey is what every process locks to make m's thumbnails, and then
+// looks again at what is stored: a media's sizes are made by one at a time.
+func lockKey(m *storage.Media) string { return "thumbnails:" + m.Origin + "/" + m.MediaID }
 
 func cacheKey(m *storage.Media, spec thumbnails.Spec) string {
 	return fmt.Sprintf("%s/%s/%dx%d/%s/%t", m.Origin, m.MediaID, spec.Width, spec.Height, spec.Method, spec.Animated)

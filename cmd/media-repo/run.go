@@ -184,7 +184,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	m.closers = append(m.closers, fed)
 	thumbs, err := thumbnailer.New(thumbnailer.Options{
 		Config: cfg.Thumbnails, Thumbnails: m.db, Blobs: m.blobs, Generator: thumbnails.New(cfg.Thumbnails), Log: log,
-		Observer: m.metrics,
+		Observer: m.metrics, Locker: m.db,
 	})
 	if err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 			Freeze:       cfg.Repo.FreezeUnauthenticatedMedia,
 		},
 		Media: m.db, Reservations: m.db, Blobs: m.blobs, Remote: fed, Watcher: m.watcher,
-		Stored: thumbs.Pregenerate, Access: m.db, Observer: m.metrics, Log: log,
+		Stored: thumbs.Pregenerate, Access: m.db, Observer: m.metrics, Log: log, Locker: m.db,
 	})
 	if err != nil {
 		return nil, err

@@ -152,3 +152,97 @@ func TestOutageIsUnavailable(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestLockAcrossProcesses: a lock held by one process keeps the other
+// waiting until it is released, and a process that dies holding it gives
+// it up.
+func TestLockAcrossProcesses(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	// The first process is named, so that the test can end its connections.
+	name := fmt.Sprintf("lock_holder_%d", time.Now().UnixNano())
+	var a, b *postgres.Store
+	for i, s := range []**postgres.Store{&a, &b} {
+		d := dsn
+		if i == 0 {
+			d += "&application_name=" + name
+		}
+		st, _, err := postgres.Open(context.Background(), d, config.Pool{MaxConnections: 4, MaxIdleConnections: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		*s = st
+	}
+	ctx := context.Background()
+	unlock, err := a.Lock(ctx, "thumbnails:example.org/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	if _, err := b.Lock(short, "thumbnails:example.org/x"); err == nil {
+		t.Fatal("the other process took a held lock")
+	}
+	cancel()
+	other, err := b.Lock(ctx, "thumbnails:example.org/y")
+	if err != nil {
+		t.Fatalf("another key: %v", err)
+	}
+	other()
+	got := make(chan error, 1)
+	go func() {
+		unlockB, err := b.Lock(ctx, "thumbnails:example.org/x")
+		if err == nil {
+			unlockB()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("Lock returned %v while the other process held it", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+
+	// A holder that dies: its connection ends (here: the server ends it, as
+	// it does when the process's socket closes), and so does its lock.
+	if _, err := a.Lock(ctx, "remote:far.example/z"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DB().ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+	waited, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	unlockB, err := b.Lock(waited, "remote:far.example/z")
+	if err != nil {
+		t.Fatalf("lock of a closed process: %v", err)
+	}
+	unlockB()
+}
+
+// TestLockLeavesConnectionsForWork: however many locks are waited for, a
+// half of the pool at most is taken, so holders can still query.
+func TestLockLeavesConnectionsForWork(t *testing.T) {
+	a, b := twoProcesses(t) // pools of 4: two lock connections each
+	ctx := context.Background()
+	unlock, err := a.Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range 10 {
+		go b.Lock(waitCtx, "k") // all waiting
+	}
+	time.Sleep(100 * time.Millisecond)
+	query, done := context.WithTimeout(ctx, 5*time.Second)
+	defer done()
+	if _, err := b.Media(query, "example.org", "nothing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a query with ten lock waiters = %v, want ErrNotFound (a free connection)", err)
+	}
+	cancel()
+	unlock()
+}

@@ -87,6 +87,8 @@ type Store struct {
 	db *sql.DB
 	q  Queries
 	a  adminQueries // the dialect-neutral ones, in the dialect's placeholders
+	// lockSlots bounds the connections Lock holds.
+	lockSlots chan struct{}
 }
 
 var (
@@ -99,7 +101,7 @@ var (
 
 // New returns a Store on db, which it closes on Close.
 func New(db *sql.DB, q Queries) *Store {
-	return &Store{db: db, q: q, a: newAdminQueries(q.Param)}
+	return &Store{db: db, q: q, a: newAdminQueries(q.Param), lockSlots: make(chan struct{}, lockSlotsFor(db.Stats().MaxOpenConnections))}
 }
 
 // CreateMedia implements storage.MediaStore.
