@@ -130,7 +130,9 @@ func (w *world) checkBlob(t *testing.T, ds, sum string) {
 	}
 }
 
-func content(i int) []byte { return []byte(fmt.Sprintf("media number %d %s", i, strings.Repeat("x", i*100))) }
+func content(i int) []byte {
+	return []byte(fmt.Sprintf("media number %d %s", i, strings.Repeat("x", i*100)))
+}
 
 func TestTransferMovesEverything(t *testing.T) {
 	for name, open := range engines {
