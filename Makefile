@@ -13,11 +13,13 @@ run: build
 	@[ -f data/media-repo.yaml ] || ./$(BIN) init -config data/media-repo.yaml
 	./$(BIN) -config data/media-repo.yaml
 
-# Every test, with the race detector. Needs PostgreSQL (MEDIAREPO_TEST_POSTGRES,
+# Every test, with the race detector, and the Kubernetes manifests' checks (deploy/, a module
+# of its own). Needs PostgreSQL (MEDIAREPO_TEST_POSTGRES,
 # default postgres://postgres@127.0.0.1:5432/test); MEDIAREPO_TEST_SKIP_POSTGRES=1 skips those tests.
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	cd deploy && $(GO) test -count=1 ./...
 
 # What the tests need beyond Go, installed when missing: libjpeg-turbo's cjpeg (the
 # JPEG shapes image/jpeg cannot write: progressive, other subsampling, restart markers),

@@ -3,12 +3,18 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/homeserver/homeservertest"
@@ -152,4 +158,72 @@ func TestInstancesLogoutEverywhere(t *testing.T) {
 		}
 	}
 	t.Logf("refused everywhere %s after the logout", time.Since(loggedOut).Round(time.Millisecond))
+}
+
+// BenchmarkInstances measures downloads and uploads over loopback HTTP
+// spread round robin over one, two and three instances on one PostgreSQL
+// database and blob directory, with many clients at once. The instances
+// share this machine's cores, so the figure is what coordinating them
+// costs, not what more machines would add.
+func BenchmarkInstances(b *testing.B) {
+	for _, n := range []int{1, 2, 3} {
+		dsn := storagetest.PostgresDSN(b)
+		blobs := filepath.Join(b.TempDir(), "blobs")
+		var servers []*testServer
+		for range n {
+			s, _, err := postgres.Open(context.Background(), dsn, config.Pool{MaxConnections: 10, MaxIdleConnections: 5})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			ts := newTestServerOn(b, s, blobs, nil)
+			ts.log.SetOutput(io.Discard)
+			ts.log.SetLevel(logrus.InfoLevel)
+			servers = append(servers, ts)
+		}
+		content := bytes.Repeat([]byte("x"), 64<<10)
+		id := servers[0].mustUpload(b, content, "application/octet-stream", "")
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		get := func(i int64, path string, body []byte) {
+			s := servers[i%int64(n)]
+			method := "GET"
+			if body != nil {
+				method = "POST"
+			}
+			req, _ := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+			req.Host = "example.org"
+			req.Header.Set("Authorization", "Bearer "+aliceToken)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("%s %s: %d", method, path, resp.StatusCode)
+			}
+		}
+		var next atomic.Int64
+		b.Run(fmt.Sprintf("download/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(content)))
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					get(next.Add(1), "/_matrix/client/v1/media/download/example.org/"+id, nil)
+				}
+			})
+		})
+		b.Run(fmt.Sprintf("upload/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(content)))
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				body := bytes.Clone(content)
+				for pb.Next() {
+					i := next.Add(1)
+					binary.LittleEndian.PutUint64(body, uint64(i)) // new bytes each time
+					get(i, "/_matrix/media/v3/upload", body)
+				}
+			})
+		})
+	}
 }

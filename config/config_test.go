@@ -266,3 +266,28 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("Load error = %v, want one naming the file", err)
 	}
 }
+
+func TestEnvironmentVariablesInValues(t *testing.T) {
+	t.Setenv("MEDIAREPO_TEST_DSN", "postgres://mediarepo:s3cr3t@db/mediarepo")
+	t.Setenv("MEDIAREPO_TEST_KEY", "AKIA123")
+	cfg, err := config.Parse("env.yaml", []byte(`
+database: {postgres: "${MEDIAREPO_TEST_DSN}"}
+homeservers: [{name: example.org, csApi: "http://hs:8008"}]
+datastores:
+  - {type: s3, id: s3, forKinds: [all], opts: {endpoint: "s3:8333", bucketName: media, accessKeyId: "${MEDIAREPO_TEST_KEY}", accessSecret: "literal $${NOT_EXPANDED}"}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.Postgres != "postgres://mediarepo:s3cr3t@db/mediarepo" || cfg.Datastores[0].Opts.AccessKeyID != "AKIA123" ||
+		cfg.Datastores[0].Opts.AccessSecret != "literal ${NOT_EXPANDED}" {
+		t.Errorf("expanded: dsn %q, key %q, secret %q", cfg.Database.Postgres, cfg.Datastores[0].Opts.AccessKeyID, cfg.Datastores[0].Opts.AccessSecret)
+	}
+	_, err = config.Parse("env.yaml", []byte(`
+database: {postgres: "${MEDIAREPO_TEST_UNSET_VARIABLE}"}
+homeservers: [{name: example.org, csApi: "http://hs:8008"}]
+`))
+	if err == nil || !strings.Contains(err.Error(), "env.yaml:2: environment variable MEDIAREPO_TEST_UNSET_VARIABLE is not set") {
+		t.Errorf("unset variable: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	var errs []error
 	if len(doc.Content) > 0 {
 		root := doc.Content[0]
+		errs = append(errs, expandEnv(name, root, lookupEnv)...)
 		w := keyWalker{file: name}
 		w.walk(root, reflect.TypeOf(*cfg), "", "")
 		errs = append(errs, w.errs...)

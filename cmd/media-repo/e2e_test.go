@@ -64,6 +64,9 @@ func TestE2E(t *testing.T) {
 		{"nginx, postgres, delegation", "nginx", "postgres", true},
 		{"caddy, sqlite, delegation", "caddy", "sqlite", true},
 		{"nginx, sqlite, no delegation", "nginx", "sqlite", false},
+		// The set-up of matrix-media-repo's delegation guide: Traefik with a
+		// headers middleware setting X-Forwarded-Host (deploy/kubernetes/traefik.yaml).
+		{"traefik, postgres, delegation", "traefik", "postgres", true},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -86,6 +89,8 @@ func TestE2E(t *testing.T) {
 	}
 
 	t.Run("import from Dendrite", func(t *testing.T) { checkDendriteImport(t, hs, repoBin) })
+
+	t.Run("three instances on S3 behind nginx", func(t *testing.T) { checkScaleOut(t, hs, repoBin) })
 
 	t.Run("homeserver outage", func(t *testing.T) {
 		repo := startRepo(t, repoBin, hs.port, "sqlite", true)
@@ -554,12 +559,24 @@ urlPreviews: {enabled: true, allowedNetworks: ["127.0.0.0/8"]}
 datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
 uploads: {maxBytes: %d}
 `, port, useForwardedHost, database, serverName, hsPort, hsPort, int(tokenTTL.Seconds()), filepath.Join(dir, "media"), 50<<20)
+	return startRepoConfig(t, bin, dir, port, cfg)
+}
+
+// startRepoConfig starts mediarepo in dir with the config cfg, which
+// listens on port.
+func startRepoConfig(t *testing.T, bin, dir string, port int, cfg string) *repoProcess {
 	path := filepath.Join(dir, "media-repo.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)
 	cmd := startProcess(t, dir, "media-repo", bin, "-config", path)
-	t.Cleanup(func() { stopProcess(cmd) })
+	r := &repoProcess{port: port, cmd: cmd, dir: dir, path: path, config: cfg}
+	t.Cleanup(func() {
+		stopProcess(cmd)
+		if t.Failed() {
+			t.Logf("--- media-repo log (port %d) ---\n%s", port, tail([]byte(r.log(t)), 3000))
+		}
+	})
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 30*time.Second)
-	return &repoProcess{port: port, cmd: cmd, dir: dir, path: path, config: cfg}
+	return r
 }
 
 // freshDatabase creates a PostgreSQL database for one run and drops it after.
@@ -586,16 +603,26 @@ func freshDatabase(t *testing.T) string {
 // ---- proxies, configured from the examples in docs/ ----
 
 func startProxy(t *testing.T, kind string, repoPort, hsPort int, delegation bool) int {
+	return startProxyTo(t, kind, []int{repoPort}, hsPort, delegation)
+}
+
+// startProxyTo starts a proxy in front of one or more mediarepo instances
+// (nginx only for more than one: an upstream with a server line each).
+func startProxyTo(t *testing.T, kind string, repoPorts []int, hsPort int, delegation bool) int {
 	port := freePort(t)
 	dir := t.TempDir()
+	repoPort := repoPorts[0]
 	var cmd *exec.Cmd
 	switch kind {
 	case "nginx":
-		conf := nginxConfig(t, dir, port, repoPort, hsPort, delegation)
+		conf := nginxConfig(t, dir, port, repoPorts, hsPort, delegation)
 		cmd = startProcess(t, dir, "nginx", "nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
 	case "caddy":
 		conf := caddyConfig(t, dir, port, repoPort, hsPort, delegation)
 		cmd = startProcess(t, dir, "caddy", "caddy", "run", "--config", conf, "--adapter", "caddyfile")
+	case "traefik":
+		conf := traefikConfig(t, dir, port, repoPort, hsPort)
+		cmd = startProcess(t, dir, "traefik", traefikBinary(t), "--configFile="+conf)
 	}
 	t.Cleanup(func() { stopProcess(cmd) })
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/_matrix/client/versions", port), 30*time.Second)
@@ -605,7 +632,11 @@ func startProxy(t *testing.T, kind string, repoPort, hsPort int, delegation bool
 // nginxConfig turns docs/nginx.conf into a runnable config: plain HTTP on a
 // loopback port instead of TLS on 443, the test's upstream ports, and, without
 // delegation, no X-Forwarded-Host line (as the example's header says).
-func nginxConfig(t *testing.T, dir string, port, repoPort, hsPort int, delegation bool) string {
+func nginxConfig(t *testing.T, dir string, port int, repoPorts []int, hsPort int, delegation bool) string {
+	servers := ""
+	for _, p := range repoPorts {
+		servers += fmt.Sprintf("server 127.0.0.1:%d; ", p)
+	}
 	doc := readDoc(t, "nginx.conf")
 	var lines []string
 	for _, l := range strings.Split(doc, "\n") {
@@ -618,7 +649,7 @@ func nginxConfig(t *testing.T, dir string, port, repoPort, hsPort int, delegatio
 		case strings.Contains(trim, "X-Forwarded-Host") && !delegation:
 			continue
 		}
-		l = strings.ReplaceAll(l, "127.0.0.1:8000", fmt.Sprintf("127.0.0.1:%d", repoPort))
+		l = strings.ReplaceAll(l, "server 127.0.0.1:8000; ", servers)
 		l = strings.ReplaceAll(l, "127.0.0.1:8008", fmt.Sprintf("127.0.0.1:%d", hsPort))
 		lines = append(lines, l)
 	}
@@ -653,6 +684,89 @@ func caddyConfig(t *testing.T, dir string, port, repoPort, hsPort int, delegatio
 	path := filepath.Join(dir, "Caddyfile")
 	os.WriteFile(path, []byte(doc), 0o600)
 	return path
+}
+
+// traefikConfig turns the Kubernetes CRDs of deploy/kubernetes/traefik.yaml
+// (the Middleware and IngressRoute of matrix-media-repo's delegation guide)
+// into Traefik's file provider: the same routers, rules, priorities,
+// middleware and services, with plain HTTP on a loopback port and the
+// test's upstream ports.
+func traefikConfig(t *testing.T, dir string, port, repoPort, hsPort int) string {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "kubernetes", "traefik.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]int{"mediarepo": repoPort, "synapse": hsPort}
+	routers, middlewares, services := map[string]any{}, map[string]any{}, map[string]any{}
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		var crd struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+			Spec struct {
+				Headers     map[string]any `yaml:"headers"`
+				EntryPoints []string       `yaml:"entryPoints"`
+				Routes      []struct {
+					Match       string `yaml:"match"`
+					Priority    int    `yaml:"priority"`
+					Middlewares []struct {
+						Name string `yaml:"name"`
+					} `yaml:"middlewares"`
+					Services []struct {
+						Name string `yaml:"name"`
+					} `yaml:"services"`
+				} `yaml:"routes"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &crd); err != nil {
+			t.Fatal(err)
+		}
+		switch crd.Kind {
+		case "Middleware":
+			middlewares[crd.Metadata.Name] = map[string]any{"headers": crd.Spec.Headers}
+		case "IngressRoute":
+			for i, r := range crd.Spec.Routes {
+				var mws []string
+				for _, m := range r.Middlewares {
+					mws = append(mws, m.Name)
+				}
+				svc := r.Services[0].Name
+				services[svc] = map[string]any{"loadBalancer": map[string]any{
+					"servers": []any{map[string]any{"url": fmt.Sprintf("http://127.0.0.1:%d", ports[svc])}}}}
+				routers[fmt.Sprintf("%s-%d", crd.Metadata.Name, i)] = map[string]any{
+					"rule": strings.ReplaceAll(r.Match, "Host(`matrix.example.com`)", "Host(`127.0.0.1`)"),
+					"priority": r.Priority, "entryPoints": crd.Spec.EntryPoints, "middlewares": mws, "service": svc,
+				}
+			}
+		}
+	}
+	if len(routers) == 0 || len(middlewares) == 0 {
+		t.Fatal("traefik.yaml has no IngressRoute or Middleware")
+	}
+	dynamic, _ := yaml.Marshal(map[string]any{"http": map[string]any{"routers": routers, "middlewares": middlewares, "services": services}})
+	dynPath := filepath.Join(dir, "dynamic.yaml")
+	os.WriteFile(dynPath, dynamic, 0o600)
+	static, _ := yaml.Marshal(map[string]any{
+		"entryPoints": map[string]any{"websecure": map[string]any{"address": fmt.Sprintf("127.0.0.1:%d", port)}},
+		"providers":   map[string]any{"file": map[string]any{"filename": dynPath}},
+		"log":         map[string]any{"level": "WARN"},
+	})
+	path := filepath.Join(dir, "traefik.yaml")
+	os.WriteFile(path, static, 0o600)
+	return path
+}
+
+func traefikBinary(t *testing.T) string {
+	cache := os.Getenv("MEDIAREPO_E2E_CACHE")
+	if cache == "" {
+		cache = filepath.Join(os.Getenv("HOME"), ".cache", "mediarepo-e2e")
+	}
+	bin := filepath.Join(cache, "traefik-v3.7.13", "traefik")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("Traefik not built: run `make e2e` (testdata/e2e/setup.sh): %v", err)
+	}
+	return bin
 }
 
 func readDoc(t *testing.T, name string) string {

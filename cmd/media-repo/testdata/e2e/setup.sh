@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end suite needs, each only when missing: nginx-light
 # and caddy from Debian, Dendrite v0.13.8 built with `go install` into a cache
-# that later runs on this machine reuse, and matrix-js-sdk from npm (lockfile).
+# that later runs on this machine reuse, SeaweedFS (the S3 server) and Traefik
+# v3 built through wrapper modules into the same cache, and matrix-js-sdk from
+# npm (lockfile).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${MEDIAREPO_E2E_CACHE:-$HOME/.cache/mediarepo-e2e}
@@ -24,6 +26,9 @@ if [ ! -x "$dendrite_dir/dendrite" ] || [ ! -x "$dendrite_dir/generate-config" ]
     github.com/matrix-org/dendrite/cmd/generate-config@v0.13.8 \
     github.com/matrix-org/dendrite/cmd/generate-keys@v0.13.8)
 fi
+
+bash "$here/../../../../storage/s3/testdata/build-seaweedfs.sh"
+bash "$here/build-traefik.sh"
 
 if [ ! -d "$here/node_modules/matrix-js-sdk" ]; then
   echo "e2e: installing matrix-js-sdk"
