@@ -50,6 +50,8 @@ database: {postgres: %q}
 homeservers: [{name: %s, csApi: "http://127.0.0.1:%d"}]
 accessTokens: {maxCacheTimeSeconds: 60}
 redis: {enabled: true, shards: [{name: local, addr: "127.0.0.1:6379"}]}
+# Every request comes from 127.0.0.1: buckets (shared through Redis) large enough for the suite.
+rateLimit: {requestsPerSecond: 2000, burst: 2000}
 metrics: {enabled: true, bindAddress: 127.0.0.1, port: %d}
 datastores:
   - type: s3

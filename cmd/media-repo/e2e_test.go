@@ -624,8 +624,27 @@ func startProxyTo(t *testing.T, kind string, repoPorts []int, hsPort int, delega
 		conf := traefikConfig(t, dir, port, repoPort, hsPort)
 		cmd = startProcess(t, dir, "traefik", traefikBinary(t), "--configFile="+conf)
 	}
-	t.Cleanup(func() { stopProcess(cmd) })
-	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/_matrix/client/versions", port), 30*time.Second)
+	t.Cleanup(func() {
+		stopProcess(cmd)
+		if t.Failed() {
+			for _, name := range []string{"error.log", kind + ".log"} {
+				if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil && len(b) > 0 {
+					t.Logf("--- %s %s ---\n%s", kind, name, tail(b, 3000))
+				}
+			}
+		}
+	})
+	versions := fmt.Sprintf("http://127.0.0.1:%d/_matrix/client/versions", port)
+	waitHTTP(t, versions, 30*time.Second)
+	// Traefik listens before its file provider's routers are in: until then it answers 404.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(versions); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+	}
 	return port
 }
 
@@ -653,7 +672,14 @@ func nginxConfig(t *testing.T, dir string, port int, repoPorts []int, hsPort int
 		l = strings.ReplaceAll(l, "127.0.0.1:8008", fmt.Sprintf("127.0.0.1:%d", hsPort))
 		lines = append(lines, l)
 	}
+	user := ""
+	if os.Geteuid() == 0 {
+		// Workers would run as nobody, who cannot write the temporary files
+		// of large responses under the test's directory.
+		user = "user root;"
+	}
 	conf := fmt.Sprintf(`daemon off;
+%[3]s
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
 events { worker_connections 256; }
@@ -666,7 +692,7 @@ http {
     scgi_temp_path %[1]s/scgi;
 %[2]s
 }
-`, dir, strings.Join(lines, "\n"))
+`, dir, strings.Join(lines, "\n"), user)
 	path := filepath.Join(dir, "nginx.conf")
 	os.WriteFile(path, []byte(conf), 0o600)
 	return path
