@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/storage/disk"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
@@ -17,7 +22,9 @@ import (
 // served as before, and nothing is left in the source.
 func TestTransferToAnotherDatastore(t *testing.T) {
 	backends(t, func(t *testing.T, backend string) {
-		ts := newTestServer(t, backend, nil)
+		// No pre-generation: no thumbnail is made in the background while the
+		// transfer runs (it would rightly stay in the source).
+		ts := newTestServer(t, backend, func(c *config.Config) { c.Thumbnails.Pregenerate = nil })
 		img := photo(t, 400, 300)
 		ids := []string{
 			ts.mustUpload(t, img, "image/jpeg", "", withToken(carolToken)),
@@ -93,4 +100,54 @@ func TestTransferToAnotherDatastore(t *testing.T) {
 			t.Error("a new upload did not go to the local datastore")
 		}
 	})
+}
+
+// TestDownloadFollowsAMovedRow: a row cached before its blob moved to
+// another datastore (a transfer elsewhere, not heard of yet) is looked up
+// again when its bytes are not where it said.
+func TestDownloadFollowsAMovedRow(t *testing.T) {
+	ts := newTestServer(t, "sqlite", func(c *config.Config) { c.Thumbnails.Pregenerate = nil })
+	body := []byte("moving bytes")
+	id := ts.mustUpload(t, body, "text/plain", "", withToken(carolToken))
+	path := "/_matrix/client/v1/media/download/example.org/" + id
+	if resp, _ := ts.do(t, "GET", path, nil, withToken(bobToken)); resp.StatusCode != 200 {
+		t.Fatalf("download = %d", resp.StatusCode) // and the row is cached
+	}
+	img := photo(t, 400, 300)
+	imgID := ts.mustUpload(t, img, "image/jpeg", "", withToken(carolToken))
+	thumbPath := "/_matrix/client/v1/media/thumbnail/example.org/" + imgID + "?width=64&height=64&method=crop"
+	resp, thumb := ts.do(t, "GET", thumbPath, nil, withToken(bobToken))
+	if resp.StatusCode != 200 {
+		t.Fatalf("thumbnail = %d", resp.StatusCode) // and its row is cached
+	}
+	ctx := context.Background()
+	thumbSum := fmt.Sprintf("%x", sha256.Sum256(thumb))
+	cold, err := disk.Open(ts.blobs.Root() + "-cold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _, err := storage.Put(ctx, cold, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ts.meta.MoveBlob(ctx, sum, "local", "cold", time.Now().Add(time.Minute)); n != 1 || err != nil {
+		t.Fatalf("MoveBlob = %d, %v", n, err)
+	}
+	if err := ts.blobs.Delete(ctx, sum); err != nil {
+		t.Fatal(err)
+	}
+	if resp, got := ts.do(t, "GET", path, nil, withToken(bobToken)); resp.StatusCode != 200 || !bytes.Equal(got, body) {
+		t.Errorf("download after the move = %d %q, want the bytes from the new datastore", resp.StatusCode, got)
+	}
+	// The same for a cached thumbnail row.
+	if _, _, err := storage.Put(ctx, cold, bytes.NewReader(thumb)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ts.meta.MoveBlob(ctx, thumbSum, "local", "cold", time.Now().Add(time.Minute)); n != 1 || err != nil {
+		t.Fatalf("MoveBlob(thumbnail) = %d, %v", n, err)
+	}
+	ts.blobs.Delete(ctx, thumbSum)
+	if resp, got := ts.do(t, "GET", thumbPath, nil, withToken(bobToken)); resp.StatusCode != 200 || !bytes.Equal(got, thumb) {
+		t.Errorf("thumbnail after the move = %d, %d bytes; want the same %d", resp.StatusCode, len(got), len(thumb))
+	}
 }

@@ -226,6 +226,14 @@ func (s *Service) RedirectURL(ctx context.Context, m *storage.Media, h storage.R
 // error wrapping storage.ErrNotFound.
 func (s *Service) Open(ctx context.Context, m *storage.Media) (io.ReadSeekCloser, error) {
 	blob, err := s.blobs.Open(ctx, m.DatastoreID, m.SHA256)
+	if errors.Is(err, storage.ErrNotFound) {
+		// The row may have moved to another datastore (a transfer) since it
+		// was cached: look again, past the cache.
+		if now, lerr := s.media.Media(ctx, m.Origin, m.MediaID); lerr == nil && now.DatastoreID != m.DatastoreID {
+			s.Forget(m.Origin, m.MediaID)
+			blob, err = s.blobs.Open(ctx, now.DatastoreID, now.SHA256)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blob of %s/%s: %w", m.Origin, m.MediaID, err)
 	}

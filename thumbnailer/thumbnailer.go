@@ -231,6 +231,19 @@ func (s *Service) Forget() {
 // Open opens the bytes of th; the caller closes them.
 func (s *Service) Open(ctx context.Context, th *storage.Thumbnail) (io.ReadSeekCloser, error) {
 	blob, err := s.blobs.Open(ctx, th.DatastoreID, th.SHA256)
+	if errors.Is(err, storage.ErrNotFound) {
+		// The row may have moved to another datastore (a transfer) since it
+		// was cached: look again, past the cache.
+		if stored, lerr := s.store.Thumbnails(ctx, th.Origin, th.MediaID); lerr == nil {
+			for _, now := range stored {
+				if now.SHA256 == th.SHA256 && now.DatastoreID != th.DatastoreID {
+					s.Forget()
+					blob, err = s.blobs.Open(ctx, now.DatastoreID, now.SHA256)
+					break
+				}
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("thumbnail of %s/%s: %w", th.Origin, th.MediaID, err)
 	}
