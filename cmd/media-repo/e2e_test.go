@@ -761,7 +761,7 @@ func traefikConfig(t *testing.T, dir string, port, repoPort, hsPort int) string 
 				services[svc] = map[string]any{"loadBalancer": map[string]any{
 					"servers": []any{map[string]any{"url": fmt.Sprintf("http://127.0.0.1:%d", ports[svc])}}}}
 				routers[fmt.Sprintf("%s-%d", crd.Metadata.Name, i)] = map[string]any{
-					"rule": strings.ReplaceAll(r.Match, "Host(`matrix.example.com`)", "Host(`127.0.0.1`)"),
+					"rule":     strings.ReplaceAll(r.Match, "Host(`matrix.example.com`)", "Host(`127.0.0.1`)"),
 					"priority": r.Priority, "entryPoints": crd.Spec.EntryPoints, "middlewares": mws, "service": svc,
 				}
 			}
