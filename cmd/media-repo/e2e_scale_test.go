@@ -51,7 +51,7 @@ homeservers: [{name: %s, csApi: "http://127.0.0.1:%d"}]
 accessTokens: {maxCacheTimeSeconds: 60}
 redis: {enabled: true, shards: [{name: local, addr: "127.0.0.1:6379"}]}
 # Every request comes from 127.0.0.1: buckets (shared through Redis) large enough for the suite.
-rateLimit: {requestsPerSecond: 2000, burst: 2000}
+rateLimit: {requestsPerSecond: 2000, burst: 2000, buckets: {downloads: {capacityBytes: 107374182400, drainBytesPerMinute: 107374182400}}}
 metrics: {enabled: true, bindAddress: 127.0.0.1, port: %d}
 datastores:
   - type: s3
@@ -306,9 +306,20 @@ func (s *scaleOut) checkKill(t *testing.T) {
 			defer wg.Done()
 			body := bytes.Repeat([]byte{byte(i)}, (i+1)*200<<10) // 200 KiB to 6 MiB
 			started <- struct{}{}
-			if id, status := s.upload(t, cli.AccessToken, body, "application/octet-stream"); status == 200 {
+			// Uploads in flight to the killed instance fail (502 or a closed connection).
+			req, _ := http.NewRequest("POST", s.client.baseURL+"/_matrix/media/v3/upload", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+cli.AccessToken)
+			resp, err := s.client.http.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			var up struct {
+				ContentURI string `json:"content_uri"`
+			}
+			if resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&up) == nil {
 				mu.Lock()
-				answered[id] = sha256.Sum256(body)
+				answered[strings.TrimPrefix(up.ContentURI, "mxc://"+serverName+"/")] = sha256.Sum256(body)
 				mu.Unlock()
 			}
 		}()
