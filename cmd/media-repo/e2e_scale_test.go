@@ -11,16 +11,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mediarepo/mediarepo/federation"
+	"github.com/mediarepo/mediarepo/federation/federationtest"
 	"github.com/mediarepo/mediarepo/storage/storagetest"
 )
 
@@ -35,11 +40,33 @@ type scaleOut struct {
 	proxy    int
 	client   *e2eClient
 	s3Bucket string
+	remote   *remoteServer
 }
+
+// remoteServer is another homeserver's media repository: a real Dendrite
+// for remote.example with a mediarepo of its own (SQLite, disk) behind a
+// TLS front that publishes remote.example's signing key and counts the
+// federation downloads it serves.
+type remoteServer struct {
+	name      string
+	hs        *dendrite
+	repo      *repoProcess
+	front     *federationtest.Remote
+	downloads atomic.Int32
+}
+
+const remoteName = "remote.example"
 
 func startScaleOut(t *testing.T, hs *dendrite, bin string) *scaleOut {
 	s := &scaleOut{s3: storagetest.StartS3(t), dsn: freshDatabase(t)}
 	s.s3Bucket = s.s3.NewBucket(t)
+	// example.org signs its federation requests; remote.example checks them
+	// against the key example.org's front publishes.
+	localKey, remoteKey := mustKey(t, "local"), mustKey(t, "remote")
+	localFront := federationtest.Start(t, serverName, keyOnly(t, localKey, serverName, nil))
+	s.remote = startRemote(t, bin, remoteKey, localFront)
+	keyPath := filepath.Join(t.TempDir(), "signing.key")
+	os.WriteFile(keyPath, []byte(localKey.String()), 0o600)
 	var ports []int
 	for range 3 {
 		dir := t.TempDir()
@@ -47,7 +74,8 @@ func startScaleOut(t *testing.T, hs *dendrite, bin string) *scaleOut {
 		cfg := fmt.Sprintf(`
 repo: {bindAddress: 127.0.0.1, port: %d, useForwardedHost: true, freezeUnauthenticatedMedia: false, logLevel: info}
 database: {postgres: %q}
-homeservers: [{name: %s, csApi: "http://127.0.0.1:%d"}]
+homeservers: [{name: %s, csApi: "http://127.0.0.1:%d", signingKeyPath: %q}]
+federation: {allowedNetworks: ["127.0.0.0/8"], customCAFiles: [%q], serverOverrides: {%s: %q}}
 accessTokens: {maxCacheTimeSeconds: 60}
 redis: {enabled: true, shards: [{name: local, addr: "127.0.0.1:6379"}]}
 # Every request comes from 127.0.0.1: buckets (shared through Redis) large enough for the suite.
@@ -60,7 +88,8 @@ datastores:
     opts: {endpoint: %q, accessKeyId: %q, accessSecret: %q, ssl: false, bucketName: %q, region: us-east-1,
            presignedRedirectSeconds: 300, tempPath: %q}
 uploads: {maxBytes: %d}
-`, port, s.dsn, serverName, hs.port, metrics, s.s3.Endpoint, storagetest.S3AccessKey, storagetest.S3SecretKey,
+`, port, s.dsn, serverName, hs.port, keyPath, s.remote.front.CAFile, remoteName, s.remote.front.Listener.Addr().String(),
+			metrics, s.s3.Endpoint, storagetest.S3AccessKey, storagetest.S3SecretKey,
 			s.s3Bucket, filepath.Join(dir, "s3-temp"), 50<<20)
 		os.MkdirAll(filepath.Join(dir, "s3-temp"), 0o755)
 		s.repos = append(s.repos, startRepoConfig(t, bin, dir, port, cfg))
@@ -76,6 +105,7 @@ func checkScaleOut(t *testing.T, hs *dendrite, bin string) {
 	s := startScaleOut(t, hs, bin)
 	t.Run("S3: upload, ranged download, redirects", func(t *testing.T) { s.checkS3(t) })
 	t.Run("60 first thumbnails over three instances: one generation per size", func(t *testing.T) { s.checkThumbnails(t) })
+	t.Run("50 first downloads of remote media over three instances: one fetch", func(t *testing.T) { s.checkRemoteOnce(t) })
 	t.Run("logout on one instance refused on the others", func(t *testing.T) { s.checkLogout(t) })
 	t.Run("60 concurrent uploads over three instances: unique IDs", func(t *testing.T) { s.checkUniqueIDs(t) })
 	t.Run("an instance killed with kill -9 mid-upload", func(t *testing.T) { s.checkKill(t) })
@@ -402,5 +432,108 @@ func (s *scaleOut) checkS3Outage(t *testing.T) {
 	}
 	if resp.StatusCode != 200 || !bytes.Equal(b, body) {
 		t.Errorf("download after S3 is back = %d %q", resp.StatusCode, b)
+	}
+}
+
+func mustKey(t *testing.T, version string) *federation.SigningKey {
+	k, err := federation.GenerateSigningKey(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// keyOnly serves name's key document at /_matrix/key/v2/server (the
+// homeserver's job) and everything else with next, or 404.
+func keyOnly(t *testing.T, key *federation.SigningKey, name string, next http.Handler) http.Handler {
+	doc, err := key.KeyResponse(name, time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_matrix/key/v2/server" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(doc)
+			return
+		}
+		if next == nil {
+			http.NotFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// startRemote starts remote.example: its Dendrite, its mediarepo and the
+// TLS front the instances under test reach it through.
+func startRemote(t *testing.T, bin string, key *federation.SigningKey, localFront *federationtest.Remote) *remoteServer {
+	r := &remoteServer{name: remoteName, hs: startDendriteAs(t, remoteName)}
+	r.hs.register(t, "carol", "carol-password", false)
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "signing.key")
+	os.WriteFile(keyPath, []byte(key.String()), 0o600)
+	port := freePort(t)
+	cfg := fmt.Sprintf(`
+repo: {bindAddress: 127.0.0.1, port: %d, freezeUnauthenticatedMedia: false, logLevel: info}
+database: {sqlite: %q}
+homeservers: [{name: %s, csApi: "http://127.0.0.1:%d", signingKeyPath: %q}]
+federation: {allowedNetworks: ["127.0.0.0/8"], customCAFiles: [%q], serverOverrides: {%s: %q}}
+datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
+`, port, filepath.Join(dir, "m.db"), remoteName, r.hs.port, keyPath, localFront.CAFile, serverName,
+		localFront.Listener.Addr().String(), filepath.Join(dir, "media"))
+	r.repo = startRepoConfig(t, bin, dir, port, cfg)
+	target, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", port))
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	r.front = federationtest.Start(t, remoteName, keyOnly(t, key, remoteName, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasPrefix(req.URL.Path, "/_matrix/federation/v1/media/download/") {
+			r.downloads.Add(1)
+		}
+		proxy.ServeHTTP(w, req) // Host stays remote.example
+	})))
+	return r
+}
+
+// upload stores body at the remote as its user carol and returns the media ID.
+func (r *remoteServer) upload(t *testing.T, body []byte) string {
+	c := &e2eClient{baseURL: fmt.Sprintf("http://127.0.0.1:%d", r.hs.port), http: &http.Client{Timeout: 30 * time.Second}}
+	token := c.mautrix(t, "carol", "carol-password").AccessToken
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/_matrix/media/v3/upload", r.repo.port), bytes.NewReader(body))
+	req.Host = remoteName
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var up struct {
+		ContentURI string `json:"content_uri"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&up); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("upload at the remote = %d, %v", resp.StatusCode, err)
+	}
+	return strings.TrimPrefix(up.ContentURI, "mxc://"+remoteName+"/")
+}
+
+// checkRemoteOnce: 50 first downloads of one remote media, spread over the
+// three instances by nginx, are one federation request at the remote.
+func (s *scaleOut) checkRemoteOnce(t *testing.T) {
+	body := bytes.Repeat([]byte("from far away "), 20000)
+	id := s.remote.upload(t, body)
+	cli := s.client.mautrix(t, "alice", "alice-password")
+	path := "/_matrix/client/v1/media/download/" + remoteName + "/" + id
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, b := s.get(t, s.client.http, path, cli.AccessToken, nil)
+			if resp.StatusCode != 200 || !bytes.Equal(b, body) {
+				t.Errorf("download %d of the remote media = %d, %d bytes", i, resp.StatusCode, len(b))
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.remote.downloads.Load(); n != 1 {
+		t.Errorf("the remote served %d federation downloads for 50 first requests over three instances, want 1", n)
 	}
 }

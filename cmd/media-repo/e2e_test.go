@@ -434,7 +434,10 @@ type dendrite struct {
 	cmd              *exec.Cmd
 }
 
-func startDendrite(t *testing.T) *dendrite {
+func startDendrite(t *testing.T) *dendrite { return startDendriteAs(t, serverName) }
+
+// startDendriteAs starts a Dendrite whose server name is name.
+func startDendriteAs(t *testing.T, name string) *dendrite {
 	cache := os.Getenv("MEDIAREPO_E2E_CACHE")
 	if cache == "" {
 		cache = filepath.Join(os.Getenv("HOME"), ".cache", "mediarepo-e2e")
@@ -446,7 +449,7 @@ func startDendrite(t *testing.T) *dendrite {
 	d := &dendrite{bin: bin, dir: t.TempDir(), port: freePort(t)}
 	key := filepath.Join(d.dir, "matrix_key.pem")
 	mustRun(t, filepath.Join(bin, "generate-keys"), "--private-key", key)
-	raw := mustRun(t, filepath.Join(bin, "generate-config"), "-ci", "-dir", d.dir, "-server", serverName)
+	raw := mustRun(t, filepath.Join(bin, "generate-config"), "-ci", "-dir", d.dir, "-server", name)
 	var cfg map[string]any
 	if err := yaml.Unmarshal(raw, &cfg); err != nil {
 		t.Fatal(err)
