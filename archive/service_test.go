@@ -16,6 +16,7 @@ import (
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/retention"
 	"github.com/mediarepo/mediarepo/storage"
+	"github.com/mediarepo/mediarepo/storage/storagetest"
 	"github.com/mediarepo/mediarepo/tasks"
 )
 
@@ -51,18 +52,7 @@ func newService(t *testing.T, r *repo) service {
 // waitTask waits for a task to end and returns it.
 func waitTask(t *testing.T, r *repo, id int64) *storage.Task {
 	t.Helper()
-	for range 500 {
-		task, err := r.meta.Task(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !task.End.IsZero() {
-			return task
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("task %d did not end", id)
-	return nil
+	return storagetest.WaitTask(t, r.meta, id)
 }
 
 // readParts downloads every part of an export into dir.

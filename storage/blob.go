@@ -93,3 +93,34 @@ type Redirector interface {
 	// if it cannot be (then it is served as always).
 	RedirectURL(ctx context.Context, sha256 string, h RedirectHeaders) (string, error)
 }
+
+// ValidSHA256 accepts exactly 64 lowercase hex digits: what a blob is named
+// by, so no caller input reaches a path or an object key unchecked.
+func ValidSHA256(sum string) bool {
+	if len(sum) != 64 {
+		return false
+	}
+	for i := 0; i < len(sum); i++ {
+		c := sum[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ContextReader is r that stops a long copy once ctx is done (the request
+// is gone).
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

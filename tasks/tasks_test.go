@@ -31,21 +31,6 @@ func newRunner(t *testing.T, db *sqlite.Store) *tasks.Runner {
 	return r
 }
 
-func waitEnd(t *testing.T, db storage.TaskStore, id int64) *storage.Task {
-	t.Helper()
-	for range 500 {
-		task, err := db.Task(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !task.End.IsZero() {
-			return task
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("task %d did not end", id)
-	return nil
-}
 
 func TestRunAndFinish(t *testing.T) {
 	db := storagetest.OpenSQLite(t)
@@ -59,7 +44,7 @@ func TestRunAndFinish(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := waitEnd(t, db, id)
+		got := storagetest.WaitTask(t, db, id)
 		if got.Error != c.want || got.Name != "storage_migration" || got.Params != `{"before_ts":5}` {
 			t.Errorf("task = %+v, want error %q", got, c.want)
 		}
@@ -77,12 +62,12 @@ func TestCancelAndClose(t *testing.T) {
 	block := func(ctx context.Context, _ int64) error { <-ctx.Done(); return ctx.Err() }
 	cancelled, _ := r.Start(ctx, "export_data", map[string]any{}, block)
 	r.Cancel(cancelled)
-	if got := waitEnd(t, db, cancelled); got.Error != context.Canceled.Error() {
+	if got := storagetest.WaitTask(t, db, cancelled); got.Error != context.Canceled.Error() {
 		t.Errorf("cancelled task error = %q", got.Error)
 	}
 	running, _ := r.Start(ctx, "export_data", map[string]any{}, block)
 	r.Close()
-	if got := waitEnd(t, db, running); got.Error != tasks.Interrupted {
+	if got := storagetest.WaitTask(t, db, running); got.Error != tasks.Interrupted {
 		t.Errorf("task running at Close: error %q, want %q", got.Error, tasks.Interrupted)
 	}
 }
@@ -118,7 +103,7 @@ func TestInterruptedTasks(t *testing.T) {
 		return errors.New("not now")
 	})
 	r.Sweep()
-	got := waitEnd(t, db, stopped.ID)
+	got := storagetest.WaitTask(t, db, stopped.ID)
 	for i := 0; i < 500 && tries.Load() == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -157,7 +142,7 @@ func TestReportThrottlesButKeepsTheFinal(t *testing.T) {
 		t.Errorf("progress after the final report = %q, want it", task.Progress)
 	}
 	close(release)
-	waitEnd(t, db, id)
+	storagetest.WaitTask(t, db, id)
 }
 
 func TestExclusiveOneHolderAtATime(t *testing.T) {

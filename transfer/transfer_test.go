@@ -300,7 +300,7 @@ func TestServiceRunsATaskUnderTheSourcesLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task := waitEnd(t, d, id); !strings.Contains(task.Error, "another process") {
+	if task := storagetest.WaitTask(t, d, id); !strings.Contains(task.Error, "another process") {
 		t.Errorf("task with the lease held elsewhere = %+v, want it failed saying so", task)
 	}
 	w.checkRows(t, "a", "m0", "m1", "m2", "m3")
@@ -310,7 +310,7 @@ func TestServiceRunsATaskUnderTheSourcesLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := waitEnd(t, d, id)
+	task := storagetest.WaitTask(t, d, id)
 	var p transfer.Progress
 	if err := json.Unmarshal([]byte(task.Progress), &p); task.Error != "" || err != nil || p.Blobs != 4 || task.Name != transfer.TaskName {
 		t.Errorf("task = %+v (progress %+v, %v); want finished with 4 blobs moved", task, p, err)
@@ -326,18 +326,3 @@ func TestServiceRunsATaskUnderTheSourcesLease(t *testing.T) {
 	w.checkRows(t, "b", "m0", "m1", "m2", "m3")
 }
 
-func waitEnd(t *testing.T, d storage.TaskStore, id int64) *storage.Task {
-	t.Helper()
-	for range 1000 {
-		task, err := d.Task(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !task.End.IsZero() {
-			return task
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("task %d did not end", id)
-	return nil
-}

@@ -80,7 +80,7 @@ func (s *Store) Stage(ctx context.Context, r io.Reader) (storage.StagedBlob, err
 	b := &staged{store: s, temp: f.Name()}
 	h := sha256.New()
 	bp := s.bufs.Get().(*[]byte)
-	b.size, err = io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, *bp)
+	b.size, err = io.CopyBuffer(io.MultiWriter(f, h), storage.ContextReader(ctx, r), *bp)
 	s.bufs.Put(bp)
 	if err == nil {
 		err = f.Sync()
@@ -154,7 +154,7 @@ func (b *staged) Abort() error {
 // Open implements storage.BlobStore. Small blobs come from the open-file
 // cache; a large one is its *os.File, which lets net/http use sendfile.
 func (s *Store) Open(_ context.Context, sum string) (io.ReadSeekCloser, error) {
-	if !validHash(sum) {
+	if !storage.ValidSHA256(sum) {
 		return nil, fmt.Errorf("open blob %q: malformed digest: %w", sum, storage.ErrNotFound)
 	}
 	if r, ok := s.files.get(sum); ok {
@@ -186,7 +186,7 @@ func (s *Store) Close() error {
 
 // Delete implements storage.BlobStore.
 func (s *Store) Delete(_ context.Context, sum string) error {
-	if !validHash(sum) {
+	if !storage.ValidSHA256(sum) {
 		return fmt.Errorf("delete blob %q: malformed digest", sum)
 	}
 	s.files.remove(sum)
@@ -199,21 +199,6 @@ func (s *Store) Delete(_ context.Context, sum string) error {
 // path maps a validated digest to ab/cd/<digest>.
 func (s *Store) path(sum string) string {
 	return filepath.Join(s.root, sum[0:2], sum[2:4], sum)
-}
-
-// validHash accepts exactly 64 lowercase hex digits, so no caller input reaches
-// filepath.Join unchecked.
-func validHash(sum string) bool {
-	if len(sum) != 64 {
-		return false
-	}
-	for i := 0; i < len(sum); i++ {
-		c := sum[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // removeStale removes the temp files that no live process owns: those of a
@@ -257,19 +242,6 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync blob dir: %w", err)
 	}
 	return nil
-}
-
-// ctxReader stops a long copy once the request is gone.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // classify marks the errors of a datastore that cannot be used right now with

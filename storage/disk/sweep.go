@@ -29,7 +29,7 @@ func (s *Store) Blobs(ctx context.Context, fn func(storage.BlobInfo) error) erro
 			}
 			return ctx.Err()
 		}
-		if !validHash(d.Name()) || path != s.path(d.Name()) {
+		if !storage.ValidSHA256(d.Name()) || path != s.path(d.Name()) {
 			return nil // not a blob: nothing of ours to list
 		}
 		info, err := d.Info()
@@ -48,7 +48,7 @@ func (s *Store) Blobs(ctx context.Context, fn func(storage.BlobInfo) error) erro
 // under the name, untouched, and one that came just before left a file whose
 // time says so, which is put back.
 func (s *Store) Sweep(ctx context.Context, sum string, cutoff time.Time, referenced func(context.Context) (bool, error)) (bool, error) {
-	if !validHash(sum) {
+	if !storage.ValidSHA256(sum) {
 		return false, fmt.Errorf("sweep blob %q: malformed digest", sum)
 	}
 	final := s.path(sum)
@@ -100,7 +100,7 @@ func ignoreMissing(err error) error {
 // sweptName reads the digest of a blob Sweep took aside.
 func sweptName(name string) (string, bool) {
 	rest, ok := strings.CutPrefix(name, "sweep-")
-	if !ok || len(rest) < 65 || !validHash(rest[:64]) {
+	if !ok || len(rest) < 65 || !storage.ValidSHA256(rest[:64]) {
 		return "", false
 	}
 	return rest[:64], true

@@ -141,7 +141,7 @@ func (s *Store) Stage(ctx context.Context, r io.Reader) (storage.StagedBlob, err
 	}
 	os.Remove(f.Name()) // the open file is all there is: a crash leaves nothing
 	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	size, err := io.Copy(io.MultiWriter(f, h), storage.ContextReader(ctx, r))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("write blob: %w", err)
@@ -201,7 +201,7 @@ func (b *staged) Abort() error {
 // Open implements storage.BlobStore. The first request is made here (so
 // that a missing blob is ErrNotFound now); seeks make ranged requests.
 func (s *Store) Open(ctx context.Context, sum string) (io.ReadSeekCloser, error) {
-	if !validHash(sum) {
+	if !storage.ValidSHA256(sum) {
 		return nil, fmt.Errorf("blob %q: %w", sum, storage.ErrNotFound)
 	}
 	obj, err := s.c.GetObject(ctx, s.o.Bucket, s.key(sum), minio.GetObjectOptions{})
@@ -235,7 +235,7 @@ func (o *object) Seek(offset int64, whence int) (int64, error) {
 
 // Delete implements storage.BlobStore.
 func (s *Store) Delete(ctx context.Context, sum string) error {
-	if !validHash(sum) {
+	if !storage.ValidSHA256(sum) {
 		return nil
 	}
 	err := s.c.RemoveObject(ctx, s.o.Bucket, s.key(sum), minio.RemoveObjectOptions{})
@@ -257,7 +257,7 @@ func (s *Store) Check(ctx context.Context) error {
 // media shown inline (whose stored type is right), else a presigned URL
 // carrying the response's type and disposition, else none.
 func (s *Store) RedirectURL(ctx context.Context, sum string, h storage.RedirectHeaders) (string, error) {
-	if !validHash(sum) {
+	if !storage.ValidSHA256(sum) {
 		return "", fmt.Errorf("blob %q: %w", sum, storage.ErrNotFound)
 	}
 	if s.o.PublicBaseURL != "" && h.Inline {
@@ -274,33 +274,6 @@ func (s *Store) RedirectURL(ctx context.Context, sum string, h storage.RedirectH
 		return "", classify(err)
 	}
 	return u.String(), nil
-}
-
-// validHash accepts exactly 64 lowercase hex digits.
-func validHash(sum string) bool {
-	if len(sum) != 64 {
-		return false
-	}
-	for i := 0; i < len(sum); i++ {
-		c := sum[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// ctxReader stops a long copy once the request is gone.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // classify marks S3's answers with the storage sentinels: a missing

@@ -846,3 +846,19 @@ func adminMoveBlobRace(t *testing.T, s AdminStores) {
 		t.Errorf("MoveBlob after the upload = %+v, want the new row moved", r)
 	}
 }
+
+// WaitTask waits up to ten seconds for task id to end and returns it.
+func WaitTask(t testing.TB, s storage.TaskStore, id int64) *storage.Task {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		task, err := s.Task(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !task.End.IsZero() {
+			return task
+		}
+	}
+	t.Fatalf("task %d did not end", id)
+	return nil
+}
