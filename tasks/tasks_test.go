@@ -31,7 +31,6 @@ func newRunner(t *testing.T, db *sqlite.Store) *tasks.Runner {
 	return r
 }
 
-
 func TestRunAndFinish(t *testing.T) {
 	db := storagetest.OpenSQLite(t)
 	r := newRunner(t, db)

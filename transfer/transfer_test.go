@@ -325,4 +325,3 @@ func TestServiceRunsATaskUnderTheSourcesLease(t *testing.T) {
 	}
 	w.checkRows(t, "b", "m0", "m1", "m2", "m3")
 }
-
