@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mediarepo/mediarepo/antivirus"
 	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
@@ -120,6 +121,8 @@ var sentinels = []struct {
 	{storage.ErrFull, 507, "M_UNKNOWN", "The media store is full; try again later", time.Minute},
 	{storage.ErrReadOnly, 503, "M_UNKNOWN", "The media store cannot be written to right now; try again later", time.Minute},
 	{storage.ErrUnavailable, 503, "M_UNKNOWN", "The media store cannot be reached right now; try again later", 5 * time.Second},
+	{antivirus.ErrInfected, 403, "M_FORBIDDEN", "The file was refused: the virus scanner found malware in it", 0},
+	{antivirus.ErrUnavailable, 503, "M_UNKNOWN", "The virus scanner cannot be reached right now; try again later", 30 * time.Second},
 	{federation.ErrNotFound, 404, "M_NOT_FOUND", "Media not found on the remote server", 0},
 	{media.ErrRemoteTooLarge, 502, "M_TOO_LARGE", "The remote media is larger than this server accepts", 0},
 	{media.ErrRemoteFailed, 502, "M_UNKNOWN", "The remote server could not be reached for this media", 0},

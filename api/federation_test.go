@@ -43,7 +43,7 @@ func twoPeers(t *testing.T) (a, b *peer) {
 // peerGroup is twoPeers with B run as n instances sharing B's key, blob
 // directory and a metadata store from bStore per instance (the same
 // database, for instances of one deployment); B's front reaches the first.
-func peerGroup(t *testing.T, n int, bStore func(t *testing.T) metaStore) (a *peer, bs []*peer) {
+func peerGroup(t *testing.T, n int, bStore func(t *testing.T) metaStore, bOpts ...func(*stack)) (a *peer, bs []*peer) {
 	a = &peer{name: "example.org"}
 	b := &peer{name: "other.example"}
 	var handlers [2]http.Handler
@@ -78,7 +78,7 @@ func peerGroup(t *testing.T, n int, bStore func(t *testing.T) metaStore) (a *pee
 	bBlobs := filepath.Join(t.TempDir(), "blobs")
 	for range n {
 		inst := *b
-		inst.testServer = newTestServerOn(t, bStore(t), bBlobs, nil, withClient(b))
+		inst.testServer = newTestServerOn(t, bStore(t), bBlobs, nil, append([]func(*stack){withClient(b)}, bOpts...)...)
 		bs = append(bs, &inst)
 	}
 	for i, p := range []*peer{a, bs[0]} {

@@ -125,6 +125,7 @@ type stack struct {
 	limiter       ratelimit.Limiter
 	previews      *preview.Fetcher
 	uploadRecheck time.Duration
+	scanner       media.Scanner
 }
 
 // newTestServerOn starts a server on the given metadata store and blob
@@ -201,6 +202,9 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 	}
 	if st.federation != nil {
 		opts.Remote = st.federation
+	}
+	if st.scanner != nil {
+		opts.Scanner = st.scanner
 	}
 	if w, ok := meta.metaStore.(storage.UploadWatcher); ok {
 		opts.Watcher = w

@@ -49,6 +49,8 @@ type Config struct {
 	Archiving Archiving `yaml:"archiving"`
 	// Metrics serves Prometheus metrics on a listener of their own.
 	Metrics Metrics `yaml:"metrics"`
+	// Antivirus scans uploads and fetched remote media with ClamAV's clamd.
+	Antivirus Antivirus `yaml:"antivirus"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -150,6 +152,19 @@ type Archiving struct {
 	// TargetBytesPerPart starts a new part of an export once this many bytes
 	// are in the current one.
 	TargetBytesPerPart int64 `yaml:"targetBytesPerPart"`
+}
+
+// Antivirus is the ClamAV clamd that media is scanned with as it arrives.
+type Antivirus struct {
+	// Enabled scans every upload and every fetched remote media.
+	Enabled bool `yaml:"enabled"`
+	// ClamdAddress is "tcp://host:port" or "unix:///path/to/clamd.ctl".
+	ClamdAddress string `yaml:"clamdAddress"`
+	// FailOpen lets media through, with a warning, when clamd cannot scan
+	// it; otherwise (the default) such uploads are refused with 503.
+	FailOpen bool `yaml:"failOpen"`
+	// TimeoutSeconds bounds connecting to clamd and waiting for a verdict.
+	TimeoutSeconds int `yaml:"timeoutSeconds"`
 }
 
 // Metrics is the Prometheus listener.

@@ -30,6 +30,7 @@ func Default() *Config {
 		Retention:  Retention{OrphanBlobGraceHours: 24, OrphanBlobSweepHours: 24},
 		Quarantine: Quarantine{ReplaceThumbnails: true, AllowLocalAdmins: true},
 		Archiving:  Archiving{Enabled: true, TargetBytesPerPart: 209715200},
+		Antivirus:  Antivirus{ClamdAddress: "unix:///run/clamav/clamd.ctl", TimeoutSeconds: 30},
 		Metrics:    Metrics{BindAddress: "127.0.0.1", Port: 9000},
 		RateLimit: RateLimit{
 			Enabled: true, RequestsPerSecond: 20, Burst: 100,

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/mediarepo/mediarepo/antivirus"
 	"github.com/mediarepo/mediarepo/mxid"
 )
 
@@ -77,7 +78,22 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateMetrics()...)
 	errs = append(errs, c.Archiving.validate()...)
+	errs = append(errs, c.Antivirus.validate()...)
 	return errors.Join(errs...)
+}
+
+func (a *Antivirus) validate() []error {
+	if !a.Enabled {
+		return nil
+	}
+	var errs []error
+	if _, _, err := antivirus.ParseAddress(a.ClamdAddress); err != nil {
+		errs = append(errs, fmt.Errorf("antivirus.clamdAddress: %w", err))
+	}
+	if a.TimeoutSeconds < 1 {
+		errs = append(errs, fmt.Errorf("antivirus.timeoutSeconds: %d, want at least 1", a.TimeoutSeconds))
+	}
+	return errs
 }
 
 func (a *Archiving) validate() []error {

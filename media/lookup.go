@@ -131,7 +131,7 @@ func (s *Service) fetch(ctx context.Context, local, server, mediaID string) (*st
 		body = &capReader{r: remote.Body, left: limit}
 	}
 	id := s.blobs.Roles().RemoteMedia
-	staged, err := s.blobs.Stage(ctx, id, body)
+	staged, err := s.stage(ctx, id, body)
 	if err != nil {
 		return nil, fmt.Errorf("store remote media: %w", err)
 	}

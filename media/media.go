@@ -123,6 +123,16 @@ type Options struct {
 	// Locker makes one process at a time fetch a remote media, so several
 	// instances ask the remote once; nil is this process only.
 	Locker storage.Locker
+	// Scanner, if not nil, scans uploads and fetched remote media as they
+	// stream in; a file it refuses is not stored.
+	Scanner Scanner
+}
+
+// Scanner scans a stream as it is read (antivirus.Scanner).
+type Scanner interface {
+	// Wrap returns r teed into the scan, and the verdict to ask for once r
+	// has been read to its end.
+	Wrap(ctx context.Context, r io.Reader) (io.Reader, func() error)
 }
 
 // Observer is told of row cache lookups and remote fetches (metrics).
@@ -154,6 +164,7 @@ type Service struct {
 	accessed accesses
 	observe  Observer
 	locks    storage.Locker
+	scanner  Scanner // nil: no scanning
 
 	stop       context.CancelFunc
 	background sync.WaitGroup
@@ -168,6 +179,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, media: opts.Media, res: opts.Reservations, blobs: opts.Blobs,
 		remote: opts.Remote, stored: opts.Stored, log: opts.Log, access: opts.Access, observe: opts.Observer, locks: opts.Locker,
+		scanner: opts.Scanner,
 		accessed: accesses{at: map[storage.MediaKey]time.Time{}, full: make(chan struct{}, 1)},
 	}
 	if s.stored == nil {
@@ -220,6 +232,25 @@ func (s *Service) Close() error {
 // with h, or "" if its datastore does not redirect.
 func (s *Service) RedirectURL(ctx context.Context, m *storage.Media, h storage.RedirectHeaders) (string, error) {
 	return s.blobs.RedirectURL(ctx, m.DatastoreID, m.SHA256, h)
+}
+
+// stage stages r's bytes in datastore id, scanned on the way in where a
+// scanner is set: a file it refuses is aborted and its verdict returned.
+func (s *Service) stage(ctx context.Context, id string, r io.Reader) (storage.StagedBlob, error) {
+	verdict := func() error { return nil }
+	if s.scanner != nil {
+		r, verdict = s.scanner.Wrap(ctx, r)
+	}
+	blob, err := s.blobs.Stage(ctx, id, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := verdict(); err != nil {
+		blob.Abort()
+		s.log.WithError(err).WithField("sha256", blob.SHA256()).Warn("file refused by the virus scanner")
+		return nil, err
+	}
+	return blob, nil
 }
 
 // Open opens the bytes of m; the caller closes them. A missing blob is an

@@ -130,7 +130,7 @@ func (s *Service) receive(ctx context.Context, u Upload) (*storage.Media, storag
 		body = io.MultiReader(bytes.NewReader(head[:n]), body)
 	}
 	id := s.blobs.Roles().LocalMedia
-	blob, err := s.blobs.Stage(ctx, id, body)
+	blob, err := s.stage(ctx, id, body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store upload: %w", err)
 	}

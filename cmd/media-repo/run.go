@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/mediarepo/mediarepo/admin"
+	"github.com/mediarepo/mediarepo/antivirus"
 	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
@@ -191,6 +192,10 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	}
 	m.closers = append(m.closers, thumbs)
 	m.metrics.Queue("thumbnail", "Uploads waiting for their thumbnails to be made.", thumbs.Queued)
+	scanner, err := m.virusScanner(ctx, log)
+	if err != nil {
+		return nil, err
+	}
 	mediaSvc, err := media.New(media.Options{
 		Config: media.Config{
 			Uploads: cfg.Uploads, Downloads: cfg.Downloads, IgnoredHosts: cfg.Federation.IgnoredHosts,
@@ -199,6 +204,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		},
 		Media: m.db, Reservations: m.db, Blobs: m.blobs, Remote: fed, Watcher: m.watcher,
 		Stored: thumbs.Pregenerate, Access: m.db, Observer: m.metrics, Log: log, Locker: m.db,
+		Scanner: scanner,
 	})
 	if err != nil {
 		return nil, err
@@ -226,6 +232,31 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		Admin: ops.admin, Placeholder: ops.placeholder, Logout: hs.client, Bus: hs.events,
 		Metrics: m.metrics, Ready: m.ready,
 	})
+}
+
+// virusScanner is clamd's scanner if antivirus is enabled, else nil. An
+// unreachable clamd is logged, not fatal: it may start after mediarepo.
+func (m *Main) virusScanner(ctx context.Context, log *logrus.Entry) (media.Scanner, error) {
+	av := m.Config.Antivirus
+	if !av.Enabled {
+		return nil, nil
+	}
+	entry := log.WithFields(logrus.Fields{"clamd": av.ClamdAddress, "fail_open": av.FailOpen})
+	s, err := antivirus.New(antivirus.Options{
+		Address: av.ClamdAddress, Timeout: time.Duration(av.TimeoutSeconds) * time.Second, FailOpen: av.FailOpen,
+		Warn: func(err error) { entry.WithError(err).Warn("file let through unscanned (antivirus.failOpen)") },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("antivirus: %w", err)
+	}
+	ping, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Ping(ping); err != nil {
+		entry.WithError(err).Warn("clamd does not answer: uploads are refused until it does (or let through, with failOpen)")
+	} else {
+		entry.Info("virus scanning on")
+	}
+	return s, nil
 }
 
 // homeserverParts are the homeserver calls and the caches of their answers,
