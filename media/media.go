@@ -179,7 +179,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, media: opts.Media, res: opts.Reservations, blobs: opts.Blobs,
 		remote: opts.Remote, stored: opts.Stored, log: opts.Log, access: opts.Access, observe: opts.Observer, locks: opts.Locker,
-		scanner: opts.Scanner,
+		scanner:  opts.Scanner,
 		accessed: accesses{at: map[storage.MediaKey]time.Time{}, full: make(chan struct{}, 1)},
 	}
 	if s.stored == nil {
