@@ -22,6 +22,13 @@ import (
 // error says which.
 var ErrInfected = errors.New("infected")
 
+// Infected is the verdict on an infected file: it is ErrInfected, and
+// names the signature clamd found.
+type Infected struct{ Signature string }
+
+func (e *Infected) Error() string        { return "infected: " + e.Signature }
+func (e *Infected) Is(target error) bool { return target == ErrInfected }
+
 // ErrUnavailable is the error of a scan clamd could not make (unreachable,
 // timed out, refused the stream): with failOpen false the file is refused.
 var ErrUnavailable = errors.New("virus scanner unavailable")
@@ -218,8 +225,7 @@ func (st *stream) judge(reply string) error {
 	case strings.HasSuffix(reply, " OK"):
 		return nil
 	case strings.HasSuffix(reply, " FOUND"):
-		sig := strings.TrimSuffix(strings.TrimPrefix(reply, "stream: "), " FOUND")
-		return fmt.Errorf("%w: %s", ErrInfected, sig)
+		return &Infected{Signature: strings.TrimSuffix(strings.TrimPrefix(reply, "stream: "), " FOUND")}
 	}
 	st.err = fmt.Errorf("%w: clamd answered %q", ErrUnavailable, reply)
 	if st.s.o.FailOpen {

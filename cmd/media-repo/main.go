@@ -36,6 +36,8 @@ func main() {
 			os.Exit(runExport(ctx, os.Args[2:], os.Stdout, os.Stderr))
 		case "datastores":
 			os.Exit(runDatastores(ctx, os.Args[2:], os.Stdout, os.Stderr))
+		case "antivirus":
+			os.Exit(runAntivirus(ctx, os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	hup := make(chan os.Signal, 1)
