@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -40,14 +39,9 @@ func runAntivirus(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	before := time.Now()
-	if *beforeTS != "" {
-		ms, err := strconv.ParseInt(*beforeTS, 10, 64)
-		if err != nil || ms <= 0 {
-			fmt.Fprintf(stderr, "media-repo antivirus rescan: --before-ts %q is not a time in milliseconds\n", *beforeTS)
-			return 2
-		}
-		before = time.UnixMilli(ms)
+	before, ok := parseBeforeTS("media-repo antivirus rescan", *beforeTS, stderr)
+	if !ok {
+		return 2
 	}
 	m, code := openTarget(ctx, *cfgPath, stderr)
 	if m == nil {

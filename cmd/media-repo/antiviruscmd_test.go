@@ -66,3 +66,20 @@ func TestAntivirusRescan(t *testing.T) {
 		t.Errorf("rescan with clamd down: exit %d, want 1", code)
 	}
 }
+
+func TestParseBeforeTS(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		ok   bool
+		want int64
+	}{{"1700000000000", true, 1700000000000}, {"0", false, 0}, {"-5", false, 0}, {"yesterday", false, 0}} {
+		var stderr bytes.Buffer
+		got, ok := parseBeforeTS("cmd", c.in, &stderr)
+		if ok != c.ok || (ok && got.UnixMilli() != c.want) || (!ok && !strings.Contains(stderr.String(), "--before-ts")) {
+			t.Errorf("parseBeforeTS(%q) = %v, %v (%s)", c.in, got, ok, stderr.String())
+		}
+	}
+	if got, ok := parseBeforeTS("cmd", "", io.Discard); !ok || time.Since(got) > time.Minute {
+		t.Errorf("empty = %v, %v; want now", got, ok)
+	}
+}

@@ -44,14 +44,9 @@ func runDatastores(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	before := time.Now()
-	if *beforeTS != "" {
-		ms, err := strconv.ParseInt(*beforeTS, 10, 64)
-		if err != nil || ms <= 0 {
-			fmt.Fprintf(stderr, "media-repo datastores transfer: --before-ts %q is not a time in milliseconds\n", *beforeTS)
-			return 2
-		}
-		before = time.UnixMilli(ms)
+	before, ok := parseBeforeTS("media-repo datastores transfer", *beforeTS, stderr)
+	if !ok {
+		return 2
 	}
 	if *from == "" || *to == "" {
 		fmt.Fprint(stderr, "media-repo datastores transfer: --from and --to are required\n"+datastoresUsage)
@@ -97,4 +92,18 @@ func runDatastores(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return 1
 	}
 	return 0
+}
+
+// parseBeforeTS reads a --before-ts flag (milliseconds since 1970; empty is
+// now), or says what is wrong with it on stderr.
+func parseBeforeTS(cmd, value string, stderr io.Writer) (time.Time, bool) {
+	if value == "" {
+		return time.Now(), true
+	}
+	ms, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || ms <= 0 {
+		fmt.Fprintf(stderr, "%s: --before-ts %q is not a time in milliseconds\n", cmd, value)
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
 }
