@@ -92,6 +92,8 @@ func TestE2E(t *testing.T) {
 
 	t.Run("three instances on S3 behind nginx", func(t *testing.T) { checkScaleOut(t, hs, repoBin) })
 
+	t.Run("virus scanning with clamd", func(t *testing.T) { checkAntivirus(t, hs, repoBin, pngData) })
+
 	t.Run("homeserver outage", func(t *testing.T) {
 		repo := startRepo(t, repoBin, hs.port, "sqlite", true)
 		proxyPort := startProxy(t, "nginx", repo.port, hs.port, true)
@@ -544,6 +546,11 @@ func (r *repoProcess) log(t *testing.T) string {
 }
 
 func startRepo(t *testing.T, bin string, hsPort int, db string, useForwardedHost bool) *repoProcess {
+	return startRepoWith(t, bin, hsPort, db, useForwardedHost, "")
+}
+
+// startRepoWith is startRepo with extra top-level config sections.
+func startRepoWith(t *testing.T, bin string, hsPort int, db string, useForwardedHost bool, extra string) *repoProcess {
 	dir := t.TempDir()
 	port := freePort(t)
 	database := fmt.Sprintf("{sqlite: %q}", filepath.Join(dir, "media-repo.db"))
@@ -561,7 +568,8 @@ accessTokens: {maxCacheTimeSeconds: %d}
 urlPreviews: {enabled: true, allowedNetworks: ["127.0.0.0/8"]}
 datastores: [{type: file, id: local, forKinds: [all], opts: {path: %q}}]
 uploads: {maxBytes: %d}
-`, port, useForwardedHost, database, serverName, hsPort, hsPort, int(tokenTTL.Seconds()), filepath.Join(dir, "media"), 50<<20)
+%s
+`, port, useForwardedHost, database, serverName, hsPort, hsPort, int(tokenTTL.Seconds()), filepath.Join(dir, "media"), 50<<20, extra)
 	return startRepoConfig(t, bin, dir, port, cfg)
 }
 
