@@ -436,6 +436,9 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) error {
 		"content_uri": mxid.MXC(m.Origin, m.MediaID), "content_type": m.ContentType, "size": m.SizeBytes,
 		"hashes": map[string]string{"sha256": m.SHA256},
 	}
+	if m.Blurhash != "" {
+		out[blurhashKey] = m.Blurhash
+	}
 	if w, h, ok := s.thumbs.Dimensions(r.Context(), m); ok {
 		out["width"], out["height"] = w, h
 	}

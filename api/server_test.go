@@ -115,6 +115,7 @@ type metaStore interface {
 	storage.ExportStore
 	storage.TransferStore
 	storage.Locker
+	storage.BlurhashStore
 }
 
 // stack is what a test may add to the server: the optional parts, and how
@@ -199,6 +200,10 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 			Freeze:       cfg.Repo.FreezeUnauthenticatedMedia, Recheck: st.uploadRecheck,
 		},
 		Media: meta, Reservations: meta, Blobs: stores, Stored: thumbs.Pregenerate, Access: meta, Log: entry, Locker: meta,
+	}
+	if bh := cfg.FeatureSupport.MSC2448; bh.Enabled {
+		opts.Blurhash = func(ctx context.Context, m *storage.Media) (string, error) { return thumbs.Blurhash(ctx, m, bh) }
+		opts.Blurhashes = meta
 	}
 	if st.federation != nil {
 		opts.Remote = st.federation

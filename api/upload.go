@@ -23,9 +23,16 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	logStored(r, m)
-	writeJSON(w, http.StatusOK, map[string]string{"content_uri": "mxc://" + m.Origin + "/" + m.MediaID})
+	out := map[string]string{"content_uri": "mxc://" + m.Origin + "/" + m.MediaID}
+	if m.Blurhash != "" {
+		out[blurhashKey] = m.Blurhash
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// blurhashKey is MSC2448's field of an upload's answer and of media info.
+const blurhashKey = "xyz.amorgan.blurhash"
 
 // uploadRequest reads an upload's file name, type and body, capping the body
 // at uploads.maxBytes; the service refuses a declared length over it before

@@ -51,6 +51,8 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Antivirus scans uploads and fetched remote media with ClamAV's clamd.
 	Antivirus Antivirus `yaml:"antivirus"`
+	// FeatureSupport turns on unstable features (MSCs), matrix-media-repo's names.
+	FeatureSupport FeatureSupport `yaml:"featureSupport"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -152,6 +154,31 @@ type Archiving struct {
 	// TargetBytesPerPart starts a new part of an export once this many bytes
 	// are in the current one.
 	TargetBytesPerPart int64 `yaml:"targetBytesPerPart"`
+}
+
+// FeatureSupport holds the MSCs that are turned on one by one.
+type FeatureSupport struct {
+	MSC2448 MSC2448 `yaml:"MSC2448"`
+}
+
+// MSC2448 makes a blurhash of each uploaded image, answered with the upload
+// (xyz.amorgan.blurhash) and by /_matrix/media/unstable/info.
+type MSC2448 struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxWidth and MaxHeight bound the image the hash is computed from; it
+	// is shrunk to ThumbWidth x ThumbHeight first, so they only matter when
+	// they are smaller than that.
+	MaxWidth  int `yaml:"maxWidth"`
+	MaxHeight int `yaml:"maxHeight"`
+	// ThumbWidth and ThumbHeight are the size the image is shrunk to first.
+	ThumbWidth  int `yaml:"thumbWidth"`
+	ThumbHeight int `yaml:"thumbHeight"`
+	// XComponents and YComponents are the hash's detail (1 to 9 each).
+	XComponents int `yaml:"xComponents"`
+	YComponents int `yaml:"yComponents"`
+	// Punch is the contrast clients decode with; carried for MMR configs,
+	// it does not change the hash.
+	Punch int `yaml:"punch"`
 }
 
 // Antivirus is the ClamAV clamd that media is scanned with as it arrives.

@@ -31,7 +31,9 @@ func Default() *Config {
 		Quarantine: Quarantine{ReplaceThumbnails: true, AllowLocalAdmins: true},
 		Archiving:  Archiving{Enabled: true, TargetBytesPerPart: 209715200},
 		Antivirus:  Antivirus{ClamdAddress: "unix:///run/clamav/clamd.ctl", TimeoutSeconds: 30},
-		Metrics:    Metrics{BindAddress: "127.0.0.1", Port: 9000},
+		FeatureSupport: FeatureSupport{MSC2448: MSC2448{MaxWidth: 1024, MaxHeight: 1024, ThumbWidth: 64, ThumbHeight: 64,
+			XComponents: 4, YComponents: 3, Punch: 1}},
+		Metrics: Metrics{BindAddress: "127.0.0.1", Port: 9000},
 		RateLimit: RateLimit{
 			Enabled: true, RequestsPerSecond: 20, Burst: 100,
 			Buckets: RateLimitBuckets{Downloads: DownloadBucket{
@@ -97,7 +99,6 @@ var mmrOnly = map[string]bool{
 	"thumbnails":                            true,
 	"identicons":                            true,
 	"plugins":                               true,
-	"featureSupport":                        true,
 	"sentry":                                true,
 	"tasks":                                 true,
 	"pgo":                                   true,

@@ -35,7 +35,7 @@ func TestMMRConfigLoads(t *testing.T) {
 		"repo.logDirectory", "repo.logColors", "federation.backoffAt", "homeservers[0].backoffAt",
 		"accessTokens.useLocalAppserviceConfig", "accessTokens.appservices",
 		"downloads.numWorkers", "downloads.defaultRangeChunkSizeBytes", "urlPreviews.oEmbed", "urlPreviews.proxyUrl",
-		"identicons", "plugins", "featureSupport", "sentry", "tasks", "pgo",
+		"identicons", "plugins", "sentry", "tasks", "pgo",
 	} {
 		if !warned[key] {
 			t.Errorf("no warning for %s, which mediarepo ignores", key)

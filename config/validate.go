@@ -79,6 +79,14 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateMetrics()...)
 	errs = append(errs, c.Archiving.validate()...)
 	errs = append(errs, c.Antivirus.validate()...)
+	if b := c.FeatureSupport.MSC2448; b.Enabled {
+		if b.XComponents < 1 || b.XComponents > 9 || b.YComponents < 1 || b.YComponents > 9 {
+			errs = append(errs, fmt.Errorf("featureSupport.MSC2448: xComponents and yComponents must be 1 to 9, not %d and %d", b.XComponents, b.YComponents))
+		}
+		if b.ThumbWidth < 1 || b.ThumbHeight < 1 || b.MaxWidth < 1 || b.MaxHeight < 1 {
+			errs = append(errs, errors.New("featureSupport.MSC2448: maxWidth, maxHeight, thumbWidth and thumbHeight must be at least 1"))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -126,6 +126,10 @@ type Options struct {
 	// Scanner, if not nil, scans uploads and fetched remote media as they
 	// stream in; a file it refuses is not stored.
 	Scanner Scanner
+	// Blurhash, if not nil, computes an uploaded image's MSC2448 blurhash,
+	// which Blurhashes records; an image it cannot hash has none.
+	Blurhash   func(ctx context.Context, m *storage.Media) (string, error)
+	Blurhashes storage.BlurhashStore
 }
 
 // Scanner scans a stream as it is read (antivirus.Scanner).
@@ -165,6 +169,8 @@ type Service struct {
 	observe  Observer
 	locks    storage.Locker
 	scanner  Scanner // nil: no scanning
+	blurhash func(ctx context.Context, m *storage.Media) (string, error)
+	hashes   storage.BlurhashStore
 
 	stop       context.CancelFunc
 	background sync.WaitGroup
@@ -179,7 +185,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, media: opts.Media, res: opts.Reservations, blobs: opts.Blobs,
 		remote: opts.Remote, stored: opts.Stored, log: opts.Log, access: opts.Access, observe: opts.Observer, locks: opts.Locker,
-		scanner:  opts.Scanner,
+		scanner: opts.Scanner, blurhash: opts.Blurhash, hashes: opts.Blurhashes,
 		accessed: accesses{at: map[storage.MediaKey]time.Time{}, full: make(chan struct{}, 1)},
 	}
 	if s.stored == nil {
@@ -190,6 +196,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if s.locks == nil {
 		s.locks = storage.NoLocker{}
+	}
+	if s.blurhash != nil && s.hashes == nil {
+		return nil, errors.New("media.New: Blurhash needs Blurhashes")
 	}
 	if s.cfg.Recheck <= 0 {
 		s.cfg.Recheck = defaultRecheck

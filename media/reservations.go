@@ -76,6 +76,7 @@ func (s *Service) UploadTo(ctx context.Context, mediaID string, u Upload) (*stor
 	case err != nil:
 		return nil, err
 	}
+	s.addBlurhash(ctx, m)
 	s.uploaded(m)
 	return m, nil
 }

@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/mediarepo/mediarepo/crashpoint"
 	"github.com/mediarepo/mediarepo/storage"
@@ -56,8 +59,26 @@ func (s *Service) Upload(ctx context.Context, u Upload) (*storage.Media, error) 
 		return nil, err
 	}
 	crashpoint.Hit("upload-stored")
+	s.addBlurhash(ctx, m)
 	s.uploaded(m)
 	return m, nil
+}
+
+// addBlurhash computes and records the blurhash of an uploaded image, when
+// MSC2448 is on. It is best effort: an image it cannot hash has none.
+func (s *Service) addBlurhash(ctx context.Context, m *storage.Media) {
+	if s.blurhash == nil || !strings.HasPrefix(m.ContentType, "image/") {
+		return
+	}
+	hash, err := s.blurhash(ctx, m)
+	if err == nil {
+		err = s.hashes.SetBlurhash(ctx, m.Origin, m.MediaID, hash)
+	}
+	if err != nil {
+		s.log.WithError(err).WithFields(logrus.Fields{"origin": m.Origin, "media_id": m.MediaID}).Debug("no blurhash")
+		return
+	}
+	m.Blurhash = hash
 }
 
 // publish commits blob inside the row's transaction.

@@ -30,6 +30,8 @@ type Media struct {
 	Protected bool
 	// LastAccess is the last download or thumbnail recorded; zero if none.
 	LastAccess time.Time
+	// Blurhash is the image's MSC2448 blurhash, or "".
+	Blurhash string
 }
 
 // Thumbnail is one stored thumbnail of a piece of media, keyed by the media

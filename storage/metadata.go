@@ -28,6 +28,12 @@ type MediaStore interface {
 	Usage(ctx context.Context, userID string) (Usage, error)
 }
 
+// BlurhashStore records the MSC2448 blurhash of a media, computed after
+// its row was written.
+type BlurhashStore interface {
+	SetBlurhash(ctx context.Context, origin, mediaID, hash string) error
+}
+
 // Publish makes the blob of a row durable: a StagedBlob's Commit. Stores run
 // it inside the transaction that writes the row, after every check, so that a
 // row is never visible without its blob and a refused row leaves no blob.

@@ -13,11 +13,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	_ "image/gif" // small originals, read as they are
+	_ "image/jpeg"
+	_ "image/png"
 	"io"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/buckket/go-blurhash"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/sirupsen/logrus"
 
@@ -202,6 +207,37 @@ func (s *Service) thumbnail(ctx context.Context, m *storage.Media, spec thumbnai
 		return nil, err
 	}
 	return cached(th)
+}
+
+// Blurhash is the MSC2448 blurhash of image m, computed from a thumbnail
+// of cfg.ThumbWidth x cfg.ThumbHeight made with the same decoders, limits
+// and decode budget as every thumbnail (an image already that small is
+// read as it is).
+func (s *Service) Blurhash(ctx context.Context, m *storage.Media, cfg config.MSC2448) (string, error) {
+	src, err := s.blobs.Open(ctx, m.DatastoreID, m.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("original of %s/%s: %w", m.Origin, m.MediaID, err)
+	}
+	defer src.Close()
+	spec := thumbnails.Spec{Width: min(cfg.ThumbWidth, cfg.MaxWidth), Height: min(cfg.ThumbHeight, cfg.MaxHeight), Method: config.MethodScale}
+	th, err := s.gen.Generate(ctx, src, m.SizeBytes, spec)
+	var small io.Reader
+	switch {
+	case errors.Is(err, thumbnails.ErrUseOriginal):
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			return "", err
+		}
+		small = src
+	case err != nil:
+		return "", err
+	default:
+		small = bytes.NewReader(th.Data)
+	}
+	img, _, err := image.Decode(small)
+	if err != nil {
+		return "", fmt.Errorf("decode the small image: %w", err)
+	}
+	return blurhash.Encode(cfg.XComponents, cfg.YComponents, img)
 }
 
 // Stored lists the thumbnails stored of m.

@@ -204,7 +204,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		},
 		Media: m.db, Reservations: m.db, Blobs: m.blobs, Remote: fed, Watcher: m.watcher,
 		Stored: thumbs.Pregenerate, Access: m.db, Observer: m.metrics, Log: log, Locker: m.db,
-		Scanner: scanner,
+		Scanner: scanner, Blurhash: blurhasher(cfg.FeatureSupport.MSC2448, thumbs), Blurhashes: m.db,
 	})
 	if err != nil {
 		return nil, err
@@ -232,6 +232,14 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		Admin: ops.admin, Placeholder: ops.placeholder, Logout: hs.client, Bus: hs.events,
 		Metrics: m.metrics, Ready: m.ready,
 	})
+}
+
+// blurhasher computes uploads' blurhashes with thumbs when MSC2448 is on.
+func blurhasher(cfg config.MSC2448, thumbs *thumbnailer.Service) func(context.Context, *storage.Media) (string, error) {
+	if !cfg.Enabled {
+		return nil
+	}
+	return func(ctx context.Context, m *storage.Media) (string, error) { return thumbs.Blurhash(ctx, m, cfg) }
 }
 
 // virusScanner is clamd's scanner if antivirus is enabled, else nil. An

@@ -47,7 +47,7 @@ var queries = sqlstore.Queries{
 		m.size_bytes, m.datastore_id, m.created_ts, m.authenticated,
 		COALESCE((SELECT q.quarantined_by FROM quarantined_hashes q
 			WHERE q.sha256 = m.sha256 AND q.scope IN ('', m.origin) ORDER BY q.scope LIMIT 1), ''),
-		m.protected, m.last_access_ts
+		m.protected, m.last_access_ts, m.blurhash
 		FROM media m WHERE m.origin = $1 AND m.media_id = $2`,
 	InsertThumbnail: `INSERT INTO thumbnails (origin, media_id, width, height, method, animated, content_type,
 		sha256, size_bytes, datastore_id, created_ts)

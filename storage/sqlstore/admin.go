@@ -36,6 +36,7 @@ type adminQueries struct {
 	blobReferenced                                  string
 	serverMedia, serverThumbs                       string
 	insertTask, finishTask, selectTasks, selectTask string
+	setBlurhash                                     string
 	taskProgress                                    string
 	acquireLease, releaseLease, recordAccess        string
 	leaseHolder                                     string
@@ -53,7 +54,7 @@ const quarantineOf = `FROM quarantined_hashes q WHERE q.sha256 = m.sha256 AND q.
 const mediaColumns = `m.origin, m.media_id, m.upload_name, m.content_type, m.user_id, m.sha256,
 	m.size_bytes, m.datastore_id, m.created_ts, m.authenticated,
 	COALESCE((SELECT q.quarantined_by ` + quarantineOf + ` ORDER BY q.scope LIMIT 1), ''),
-	m.protected, m.last_access_ts`
+	m.protected, m.last_access_ts, m.blurhash`
 
 const mediaFrom = ` FROM media m`
 
@@ -124,6 +125,7 @@ func newAdminQueries(param string) adminQueries {
 			WHERE leases.holder = excluded.holder OR leases.expires_ts < $4`),
 		releaseLease: r(`DELETE FROM leases WHERE name = $1 AND holder = $2`),
 		leaseHolder:  r(`SELECT holder FROM leases WHERE name = $1 AND expires_ts >= $2`),
+		setBlurhash:  r(`UPDATE media SET blurhash = $3 WHERE origin = $1 AND media_id = $2`),
 		recordAccess: r(`UPDATE media SET last_access_ts = $3 WHERE origin = $1 AND media_id = $2 AND last_access_ts < $3`),
 		estimateMedia: r(`SELECT COUNT(*), COUNT(DISTINCT sha256),
 			COALESCE((SELECT SUM(s) FROM (SELECT MAX(size_bytes) AS s ` + idleMedia + ` GROUP BY sha256) b), 0) ` + idleMedia),

@@ -382,6 +382,15 @@ func (s *Store) DeleteURLPreviews(ctx context.Context, before time.Time) (_ int6
 	return res.RowsAffected()
 }
 
+// SetBlurhash implements storage.MediaStore.
+func (s *Store) SetBlurhash(ctx context.Context, origin, mediaID, hash string) (err error) {
+	defer s.classify(&err)
+	if _, err := s.db.ExecContext(ctx, s.a.setBlurhash, origin, mediaID, hash); err != nil {
+		return fmt.Errorf("set blurhash of %s/%s: %w", origin, mediaID, err)
+	}
+	return nil
+}
+
 // BlobReferenced implements storage.RetentionStore.
 func (s *Store) BlobReferenced(ctx context.Context, datastoreID, sha256 string) (_ bool, err error) {
 	defer s.classify(&err)
@@ -458,7 +467,7 @@ func scanMedia(row interface{ Scan(...any) error }) (*storage.Media, error) {
 	var m storage.Media
 	var created, accessed int64
 	err := row.Scan(&m.Origin, &m.MediaID, &m.UploadName, &m.ContentType, &m.UserID, &m.SHA256,
-		&m.SizeBytes, &m.DatastoreID, &created, &m.Authenticated, &m.QuarantinedBy, &m.Protected, &accessed)
+		&m.SizeBytes, &m.DatastoreID, &created, &m.Authenticated, &m.QuarantinedBy, &m.Protected, &accessed, &m.Blurhash)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ func RunAdminStores(t *testing.T, open func(t *testing.T) AdminStores) {
 		{"leases", adminLeases},
 		{"last access", adminAccess},
 		{"exports and their parts", adminExports},
+		{"a media's blurhash", adminBlurhash},
 		{"transfer selection: distinct blobs, idle before, paged", adminTransferBlobs},
 		{"moving a blob's rows to another datastore", adminMoveBlob},
 		{"moving a blob waits for an upload publishing the same bytes", adminMoveBlobRace},
@@ -861,4 +862,25 @@ func WaitTask(t testing.TB, s storage.TaskStore, id int64) *storage.Task {
 	}
 	t.Fatalf("task %d did not end", id)
 	return nil
+}
+
+func adminBlurhash(t *testing.T, s AdminStores) {
+	ctx := context.Background()
+	bh, ok := s.Media.(storage.BlurhashStore)
+	if !ok {
+		t.Skip("the media store keeps no blurhashes")
+	}
+	m := put(t, s.Media, "example.org", "img", "", "pixels", 6, time.Now())
+	if got, _ := s.Media.Media(ctx, m.Origin, m.MediaID); got.Blurhash != "" {
+		t.Errorf("new media has blurhash %q", got.Blurhash)
+	}
+	if err := bh.SetBlurhash(ctx, m.Origin, m.MediaID, "LEHV6nWB2yk8pyo0adR*.7kCMdnj"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Media.Media(ctx, m.Origin, m.MediaID); err != nil || got.Blurhash != "LEHV6nWB2yk8pyo0adR*.7kCMdnj" {
+		t.Errorf("blurhash = %q, %v", got.Blurhash, err)
+	}
+	if found, _ := find(t, s, storage.MediaFilter{Origins: []string{"example.org"}}); len(found) != 1 {
+		t.Errorf("FindMedia with the blurhash column = %v", found)
+	}
 }
