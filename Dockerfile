@@ -4,7 +4,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/media-repo ./cmd/media-repo \
+RUN CGO_ENABLED=0 go build -tags nodynamic -trimpath -ldflags="-s -w" -o /out/media-repo ./cmd/media-repo \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -50,7 +50,7 @@ func Default() *Config {
 			DecodeMemoryBytes:   192 << 20,
 			Sizes:               DefaultThumbnailSizes(),
 			Pregenerate:         DefaultPregenerate(),
-			Types:               []string{"image/jpeg", "image/png", "image/apng", "image/gif", "image/webp", "image/bmp", "image/tiff"},
+			Types:               []string{"image/jpeg", "image/png", "image/apng", "image/gif", "image/webp", "image/bmp", "image/tiff", "image/heic", "image/avif"},
 			AllowAnimated:       true,
 			MaxAnimateSizeBytes: 10485760,
 			MaxAnimatePixels:    25_000_000,

@@ -73,6 +73,10 @@ func decodeCost(info imageInfo, size int64, scale int, allFrames bool) int64 {
 		}
 	case "image/tiff":
 		perPixel = 10 // up to RGBA64, plus the strips read whole
+	case "image/heic", "image/avif":
+		// The WebAssembly decoder's planes (up to 16-bit 4:4:4) and RGBA
+		// output in its memory, and the RGBA copy handed back.
+		perPixel = 14
 	}
 	cost := px*(perPixel+workBytesPerPixel) + fixedWorkBytes
 	if info.frames > 1 && allFrames {

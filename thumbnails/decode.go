@@ -16,6 +16,8 @@ import (
 	"math"
 
 	"github.com/disintegration/imaging"
+	"github.com/gen2brain/avif"
+	"github.com/gen2brain/heic"
 	"github.com/mediarepo/mediarepo/thumbnails/jpegscale"
 	"github.com/mediarepo/mediarepo/thumbnails/pngscale"
 	"golang.org/x/image/bmp"
@@ -45,6 +47,10 @@ func (g *Generator) decodeStill(ctx context.Context, src io.ReadSeeker, info ima
 		}
 	case "image/webp":
 		img, err = webp.Decode(bufio.NewReader(src))
+	case "image/heic":
+		img, err = heic.Decode(bufio.NewReader(src)) // libheif and libde265 in WebAssembly (wazero)
+	case "image/avif":
+		img, err = avif.Decode(bufio.NewReader(src)) // libavif and dav1d in WebAssembly (wazero)
 	case "image/bmp":
 		img, err = bmp.Decode(bufio.NewReader(src))
 	case "image/tiff":

@@ -28,6 +28,9 @@ type imageInfo struct {
 
 // sniff names the image format from its first bytes, or returns "".
 func sniff(b []byte) string {
+	if f := bmffBrand(b); f != "" {
+		return f
+	}
 	switch {
 	case bytes.HasPrefix(b, []byte("\xff\xd8\xff")):
 		return "image/jpeg"
@@ -48,7 +51,7 @@ func sniff(b []byte) string {
 // inspect sniffs r and reads its dimensions (and, for animations, its frame
 // count) from the headers. It allocates nothing in proportion to the pixels.
 func inspect(r io.ReadSeeker) (imageInfo, error) {
-	head := make([]byte, 16)
+	head := make([]byte, 64) // an ftyp box's brands, for HEIC and AVIF
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return imageInfo{}, err
@@ -99,6 +102,8 @@ func inspect(r io.ReadSeeker) (imageInfo, error) {
 				info.layout = readWebPLayout(r)
 			}
 		}
+	case "image/heic", "image/avif":
+		cfg.Width, cfg.Height, err = bmffDimensions(br)
 	case "image/bmp":
 		cfg, err = bmp.DecodeConfig(br)
 	case "image/tiff":

@@ -145,7 +145,7 @@ func (b *bench) startRepo(name, src, extra string, body []byte) (*server, error)
 		return nil, err
 	}
 	bin := filepath.Join(dir, "media-repo")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/media-repo")
+	build := exec.Command("go", "build", "-tags", "nodynamic", "-o", bin, "./cmd/media-repo")
 	build.Dir = src
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build %s: %v\n%s", name, err, out)

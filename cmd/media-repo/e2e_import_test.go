@@ -110,7 +110,7 @@ func importRun(t *testing.T, bin string, args []string) string {
 // buildFaultsBinary builds media-repo with its crash points armed.
 func buildFaultsBinary(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "media-repo-faults")
-	mustRun(t, "go", "build", "-tags", "faults", "-o", bin, ".")
+	mustRun(t, "go", "build", "-tags", "faults,nodynamic", "-o", bin, ".")
 	return bin
 }
 

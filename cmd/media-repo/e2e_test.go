@@ -522,7 +522,7 @@ func (d *dendrite) register(t *testing.T, user, password string, admin bool) {
 
 func buildRepo(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "media-repo")
-	mustRun(t, "go", "build", "-o", bin, ".")
+	mustRun(t, "go", "build", "-tags", "nodynamic", "-o", bin, ".") // as the Makefile builds it
 	return bin
 }
 

@@ -53,7 +53,7 @@ var faultBinary = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "media-repo")
-	out, err := exec.Command("go", "build", "-tags", "faults", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "faults,nodynamic", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("build: %v\n%s", err, out)
 	}
