@@ -151,3 +151,26 @@ func FuzzBMFF(f *testing.F) {
 		thumbnails.Dimensions(bytes.NewReader(data))
 	})
 }
+
+// TestHEIFDecodeCost: the budget admits what a WebAssembly decode holds
+// (measured 26 bytes a pixel and 44 MB for the module), so a 12 MP HEIC
+// needs more than the default budget of 192 MiB and is refused before
+// decoding rather than taking the process over its bound.
+func TestHEIFDecodeCost(t *testing.T) {
+	data := heifInputs(t)["image/heic"]
+	g := newGenerator()
+	cost, err := g.DecodeCostForTest(data, thumbnails.Spec{Width: 96, Height: 96, Method: config.MethodScale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(600*400*26 + 44<<20); cost < want {
+		t.Errorf("cost of a 600x400 HEIC = %d, want at least %d", cost, want)
+	}
+	big := bytes.Clone(data)
+	i := bytes.Index(big, []byte("ispe"))
+	binary.BigEndian.PutUint32(big[i+8:], 4000)
+	binary.BigEndian.PutUint32(big[i+12:], 3000)
+	if _, err := g.Generate(context.Background(), bytes.NewReader(big), int64(len(big)), thumbnails.Spec{Width: 96, Height: 96, Method: config.MethodScale}); !errors.Is(err, thumbnails.ErrTooManyPixels) {
+		t.Errorf("a 12 MP HEIC with the default budget: %v, want ErrTooManyPixels (over the budget) before decoding", err)
+	}
+}
