@@ -34,7 +34,7 @@ func TestScanWhileStreaming(t *testing.T) {
 	clamd := clamdtest.Start(t)
 	big := make([]byte, 5<<20)
 	rand.Read(big)
-	infectedBig := append(bytes.Clone(big[:3<<20]), append(clamdtest.Pattern, big[3<<20:]...)...)
+	infectedBig := append(bytes.Clone(big[:3<<20]), append([]byte(clamdtest.Pattern), big[3<<20:]...)...)
 	for _, addr := range []string{clamd.TCP, clamd.Unix} {
 		for _, c := range []struct {
 			name     string
@@ -44,7 +44,7 @@ func TestScanWhileStreaming(t *testing.T) {
 			{"clean", []byte("a perfectly ordinary file"), false},
 			{"empty", nil, false},
 			{"clean 5 MiB", big, false},
-			{"infected", append([]byte("header "), clamdtest.Pattern...), true},
+			{"infected", []byte("header " + clamdtest.Pattern), true},
 			{"infected after 3 MiB", infectedBig, true},
 		} {
 			t.Run(addr[:4]+" "+c.name, func(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 )
 
 // Pattern is what the test signature matches anywhere in a file.
-var Pattern = []byte("mediarepo antivirus test pattern 7f3a")
+const Pattern = "mediarepo antivirus test pattern 7f3a"
 
 // Signature is the test signature's name, as clamd reports it.
 const Signature = "MediarepoTestSignature.UNOFFICIAL"
@@ -51,7 +51,7 @@ func Start(t testing.TB) *Clamd {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db")
 	os.Mkdir(db, 0o755)
-	sig := fmt.Sprintf("%s:0:*:%s\n", strings.TrimSuffix(Signature, ".UNOFFICIAL"), hex.EncodeToString(Pattern))
+	sig := fmt.Sprintf("%s:0:*:%s\n", strings.TrimSuffix(Signature, ".UNOFFICIAL"), hex.EncodeToString([]byte(Pattern)))
 	if err := os.WriteFile(filepath.Join(db, "mediarepo-test.ndb"), []byte(sig), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func TestAntivirusRescan(t *testing.T) {
 	if m == nil {
 		t.Fatalf("open: exit %d", code)
 	}
-	infected := "before scanning " + string(clamdtest.Pattern)
+	infected := "before scanning " + clamdtest.Pattern
 	for id, content := range map[string]string{"clean": "nothing to see", "bad": infected, "badtwin": infected} {
 		staged, err := m.blobs.Stage(ctx, "local", strings.NewReader(content))
 		if err != nil {

@@ -31,7 +31,7 @@ func checkAntivirus(t *testing.T, hs *dendrite, bin string, png []byte) {
 	if got, err := cli.DownloadBytes(ctx, up.ContentURI); err != nil || len(got) != len(png) {
 		t.Errorf("clean download = %d bytes, %v", len(got), err)
 	}
-	infected := append([]byte("%PDF-1.4 "), clamdtest.Pattern...)
+	infected := []byte("%PDF-1.4 " + clamdtest.Pattern)
 	_, err = cli.UploadBytesWithName(ctx, infected, "application/pdf", "invoice.pdf")
 	var httpErr mautrix.HTTPError
 	if !errors.As(err, &httpErr) || httpErr.Response == nil || httpErr.Response.StatusCode != http.StatusForbidden ||

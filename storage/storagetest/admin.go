@@ -488,13 +488,13 @@ func adminDeleteBlob(t *testing.T, s AdminStores) {
 	}
 }
 
-// adminDeleteBlobRace: an upload publishing bytes while they are being
-// deleted. The delete must either run before the upload's row exists (and
-// the upload then publishes the bytes again) or see the row and keep them.
-func adminDeleteBlobRace(t *testing.T, s AdminStores) {
+// duringPublish stores m and, while its upload holds the blob's lock to
+// publish the bytes, starts call: call must wait for the upload (fail the
+// test if it returns within 200 ms); its result is returned once it does.
+func duringPublish[R any](t *testing.T, s AdminStores, m *storage.Media, call func() R) R {
+	t.Helper()
 	ctx := context.Background()
 	publishing, release := make(chan struct{}), make(chan struct{})
-	m := &storage.Media{Origin: "example.org", MediaID: "up", ContentType: "image/png", SHA256: fakeSum("x"), SizeBytes: 1, DatastoreID: "local", CreatedAt: time.Now()}
 	uploaded := make(chan error, 1)
 	go func() {
 		uploaded <- s.Media.CreateMedia(ctx, m, storage.Quota{}, func(context.Context) error {
@@ -504,25 +504,34 @@ func adminDeleteBlobRace(t *testing.T, s AdminStores) {
 		})
 	}()
 	<-publishing
-	type result struct {
-		ran bool
-		err error
-	}
-	deleted := make(chan result, 1)
-	go func() {
-		ok, err := s.Purge.DeleteBlob(ctx, storage.BlobRef{DatastoreID: "local", SHA256: m.SHA256}, func(context.Context) error { return nil })
-		deleted <- result{ok, err}
-	}()
+	done := make(chan R, 1)
+	go func() { done <- call() }()
 	select {
-	case r := <-deleted:
-		t.Fatalf("DeleteBlob = %+v while the upload was publishing the same bytes, want it to wait", r)
+	case r := <-done:
+		t.Fatalf("%+v while an upload was publishing the same bytes, want it to wait", r)
 	case <-time.After(200 * time.Millisecond):
 	}
 	close(release)
 	if err := <-uploaded; err != nil {
 		t.Fatal(err)
 	}
-	if r := <-deleted; r.ran || r.err != nil {
+	return <-done
+}
+
+// adminDeleteBlobRace: an upload publishing bytes while they are being
+// deleted. The delete must either run before the upload's row exists (and
+// the upload then publishes the bytes again) or see the row and keep them.
+func adminDeleteBlobRace(t *testing.T, s AdminStores) {
+	type result struct {
+		ran bool
+		err error
+	}
+	m := &storage.Media{Origin: "example.org", MediaID: "up", ContentType: "image/png", SHA256: fakeSum("x"), SizeBytes: 1, DatastoreID: "local", CreatedAt: time.Now()}
+	r := duringPublish(t, s, m, func() result {
+		ok, err := s.Purge.DeleteBlob(context.Background(), storage.BlobRef{DatastoreID: "local", SHA256: m.SHA256}, func(context.Context) error { return nil })
+		return result{ok, err}
+	})
+	if r.ran || r.err != nil {
 		t.Errorf("DeleteBlob after the upload = %+v, want the blob kept", r)
 	}
 }
@@ -813,37 +822,16 @@ func adminMoveBlob(t *testing.T, s AdminStores) {
 // adminMoveBlobRace: an upload publishing bytes into the source while they
 // are being moved. The move must wait, and then move the new row too.
 func adminMoveBlobRace(t *testing.T, s AdminStores) {
-	ctx := context.Background()
-	publishing, release := make(chan struct{}), make(chan struct{})
-	m := &storage.Media{Origin: "example.org", MediaID: "up", ContentType: "image/png", SHA256: fakeSum("x"), SizeBytes: 1, DatastoreID: "local", CreatedAt: time.Now().Add(-time.Hour)}
-	uploaded := make(chan error, 1)
-	go func() {
-		uploaded <- s.Media.CreateMedia(ctx, m, storage.Quota{}, func(context.Context) error {
-			close(publishing)
-			<-release
-			return nil
-		})
-	}()
-	<-publishing
 	type result struct {
 		n   int64
 		err error
 	}
-	moved := make(chan result, 1)
-	go func() {
-		n, err := s.Transfer.MoveBlob(ctx, m.SHA256, "local", "s3", time.Now())
-		moved <- result{n, err}
-	}()
-	select {
-	case r := <-moved:
-		t.Fatalf("MoveBlob = %+v while the upload was publishing the same bytes, want it to wait", r)
-	case <-time.After(200 * time.Millisecond):
-	}
-	close(release)
-	if err := <-uploaded; err != nil {
-		t.Fatal(err)
-	}
-	if r := <-moved; r.n != 1 || r.err != nil {
+	m := &storage.Media{Origin: "example.org", MediaID: "up", ContentType: "image/png", SHA256: fakeSum("x"), SizeBytes: 1, DatastoreID: "local", CreatedAt: time.Now().Add(-time.Hour)}
+	r := duringPublish(t, s, m, func() result {
+		n, err := s.Transfer.MoveBlob(context.Background(), m.SHA256, "local", "s3", time.Now())
+		return result{n, err}
+	})
+	if r.n != 1 || r.err != nil {
 		t.Errorf("MoveBlob after the upload = %+v, want the new row moved", r)
 	}
 }
