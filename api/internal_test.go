@@ -136,3 +136,19 @@ func manyRanges(n int) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// TestDatastoreURI: matrix-media-repo's datastore listing names a file
+// datastore by its path and an S3 one as s3://endpoint/bucket.
+func TestDatastoreURI(t *testing.T) {
+	for _, c := range []struct {
+		ds   config.Datastore
+		want string
+	}{
+		{config.Datastore{Type: "file", Opts: config.DatastoreOpts{Path: "/var/lib/media"}}, "/var/lib/media"},
+		{config.Datastore{Type: "s3", Opts: config.DatastoreOpts{Endpoint: "s3.eu-central-1.amazonaws.com", BucketName: "media"}}, "s3://s3.eu-central-1.amazonaws.com/media"},
+	} {
+		if got := datastoreURI(c.ds); got != c.want {
+			t.Errorf("datastoreURI(%s) = %q, want %q", c.ds.Type, got, c.want)
+		}
+	}
+}
