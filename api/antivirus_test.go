@@ -85,7 +85,7 @@ func TestRemoteMediaIsScanned(t *testing.T) {
 	}
 	a, bs := peerGroup(t, 1, func(t *testing.T) metaStore { return storagetest.OpenSQLite(t) }, func(o *stack) { o.scanner = s })
 	b := bs[0]
-	bad := a.mustUpload(t, []byte("remote " + clamdtest.Pattern), "application/octet-stream", "")
+	bad := a.mustUpload(t, []byte("remote "+clamdtest.Pattern), "application/octet-stream", "")
 	good := a.mustUpload(t, []byte("remote and clean"), "application/octet-stream", "")
 	get := func(id string) (int, []byte) {
 		resp, body := b.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id, nil, withToken(aliceToken), withHost("other.example"))
