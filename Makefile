@@ -28,13 +28,16 @@ test: test-deps
 # What the tests need beyond Go, installed when missing: libjpeg-turbo's cjpeg (the
 # JPEG shapes image/jpeg cannot write: progressive, other subsampling, restart markers),
 # clamav-daemon (the tests run clamd with a signature of their own), libheif's heif-enc (HEIC
-# test inputs), and SeaweedFS, the
+# test inputs), ffmpeg (video stills and audio waveforms, and the APNG, video and audio test
+# inputs), libwebp's img2webp (animated WebP inputs), and SeaweedFS, the
 # S3 server the S3 datastore is tested on (built once into ~/.cache/mediarepo-e2e, about
 # fifteen minutes the first time).
 test-deps:
 	@command -v cjpeg >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjpeg-turbo-progs >/dev/null)
 	@[ -x /usr/sbin/clamd ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clamav-daemon >/dev/null)
 	@command -v heif-enc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libheif-examples >/dev/null)
+	@command -v ffmpeg >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null)
+	@command -v img2webp >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends webp >/dev/null)
 	@bash storage/s3/testdata/build-seaweedfs.sh
 
 # The fault suite: the real binary killed at every point of an upload, PostgreSQL (a

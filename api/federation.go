@@ -96,7 +96,7 @@ func writeMultipartOriginal(w http.ResponseWriter, blob io.Reader, m *storage.Me
 
 // handleFederationThumbnail serves GET /_matrix/federation/v1/media/thumbnail/{mediaId}.
 func (s *Server) handleFederationThumbnail(w http.ResponseWriter, r *http.Request) error {
-	spec, err := s.thumbnailSpec(r)
+	spec, err := s.thumbnailSpec(w, r)
 	if err != nil {
 		return err
 	}

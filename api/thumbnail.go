@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/storage"
@@ -22,7 +23,7 @@ func (s *Server) handleThumbnailLegacy(w http.ResponseWriter, r *http.Request) e
 }
 
 func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated bool) error {
-	spec, err := s.thumbnailSpec(r)
+	spec, err := s.thumbnailSpec(w, r)
 	if err != nil {
 		return err
 	}
@@ -66,8 +67,12 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, authenticated
 }
 
 // thumbnailSpec reads width, height, method and animated, and picks the
-// size to serve.
-func (s *Server) thumbnailSpec(r *http.Request) (thumbnails.Spec, error) {
+// size to serve and whether it may be WebP, which depends on the Accept
+// header when WebP is preferred: the response says so in Vary.
+func (s *Server) thumbnailSpec(w http.ResponseWriter, r *http.Request) (thumbnails.Spec, error) {
+	if s.thumbs.VariesByAccept() {
+		w.Header().Add("Vary", "Accept")
+	}
 	q := r.URL.Query()
 	width, err := positiveParam(q, "width")
 	if err != nil {
@@ -88,7 +93,32 @@ func (s *Server) thumbnailSpec(r *http.Request) (thumbnails.Spec, error) {
 	if err := checkDownloadParams(r); err != nil {
 		return thumbnails.Spec{}, err
 	}
-	return s.thumbs.Spec(width, height, method, animated), nil
+	return s.thumbs.Spec(width, height, method, animated, acceptsWebP(r.Header.Values("Accept"))), nil
+}
+
+// acceptsWebP reports whether an Accept header names image/webp with a
+// non-zero quality. */* and image/* do not count: clients that send only
+// those (and every client before WebP thumbnails) keep JPEG and PNG.
+func acceptsWebP(accept []string) bool {
+	for _, line := range accept {
+		for _, item := range strings.Split(line, ",") {
+			typ, params, _ := strings.Cut(item, ";")
+			if !strings.EqualFold(strings.TrimSpace(typ), "image/webp") {
+				continue
+			}
+			q := 1.0
+			for _, p := range strings.Split(params, ";") {
+				k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+				if strings.EqualFold(k, "q") {
+					if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+						q = f
+					}
+				}
+			}
+			return q > 0
+		}
+	}
+	return false
 }
 
 func positiveParam(q url.Values, name string) (int, error) {
@@ -126,6 +156,8 @@ func extension(contentType string) string {
 		return "jpg"
 	case "image/gif":
 		return "gif"
+	case "image/webp":
+		return "webp"
 	default:
 		return "png"
 	}

@@ -584,6 +584,30 @@ type Thumbnails struct {
 	StillFrame float64 `yaml:"stillFrame"`
 	// JPEGQuality is the quality (1-100) of JPEG thumbnails.
 	JPEGQuality int `yaml:"jpegQuality"`
+	// PreferWebP makes thumbnails WebP for clients whose Accept header names
+	// image/webp; others keep JPEG, PNG and GIF. Animated thumbnails are WebP
+	// where that is smaller than the GIF.
+	PreferWebP bool `yaml:"preferWebp"`
+	// WebPQuality is the quality (1-100) of WebP thumbnails.
+	WebPQuality int `yaml:"webpQuality"`
+	// FFmpeg makes the stills of the video/* and the waveforms of the
+	// audio/* types listed in types.
+	FFmpeg FFmpeg `yaml:"ffmpeg"`
+}
+
+// FFmpeg is how ffmpeg runs: a process of its own per video or audio, its
+// input on a pipe, no protocol but the pipe, within these limits.
+type FFmpeg struct {
+	// Path is the ffmpeg binary: a path, or a name looked up in PATH.
+	Path string `yaml:"path"`
+	// TimeoutSeconds is the wall-clock time one run may take.
+	TimeoutSeconds int `yaml:"timeoutSeconds"`
+	// CPUSeconds is the CPU time one run may use (RLIMIT_CPU).
+	CPUSeconds int `yaml:"cpuSeconds"`
+	// MemoryBytes is the address space one run may map (RLIMIT_AS).
+	MemoryBytes int64 `yaml:"memoryBytes"`
+	// MaxAudioSeconds is how much of an audio file its waveform shows.
+	MaxAudioSeconds int `yaml:"maxAudioSeconds"`
 }
 
 // ThumbnailSize is one size to generate.

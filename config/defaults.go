@@ -56,6 +56,10 @@ func Default() *Config {
 			MaxAnimatePixels:    25_000_000,
 			StillFrame:          0,
 			JPEGQuality:         85,
+			WebPQuality:         80,
+			FFmpeg: FFmpeg{
+				Path: "ffmpeg", TimeoutSeconds: 20, CPUSeconds: 15, MemoryBytes: 1 << 30, MaxAudioSeconds: 900,
+			},
 		},
 	}
 }

@@ -307,6 +307,22 @@ func (t *Thumbnails) validate(path string) []error {
 	if t.JPEGQuality < 1 || t.JPEGQuality > 100 {
 		errs = append(errs, fmt.Errorf("%s.jpegQuality: must be 1-100", path))
 	}
+	if t.WebPQuality < 1 || t.WebPQuality > 100 {
+		errs = append(errs, fmt.Errorf("%s.webpQuality: must be 1-100", path))
+	}
+	f := t.FFmpeg
+	if f.Path == "" {
+		errs = append(errs, fmt.Errorf("%s.ffmpeg.path: must not be empty", path))
+	}
+	for k, v := range map[string]int64{"timeoutSeconds": int64(f.TimeoutSeconds), "cpuSeconds": int64(f.CPUSeconds),
+		"memoryBytes": f.MemoryBytes, "maxAudioSeconds": int64(f.MaxAudioSeconds)} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s.ffmpeg.%s: must be at least 1", path, k))
+		}
+	}
+	if f.MemoryBytes > 0 && f.MemoryBytes < 64<<20 {
+		errs = append(errs, fmt.Errorf("%s.ffmpeg.memoryBytes: ffmpeg needs at least 67108864 (64 MiB)", path))
+	}
 	return errs
 }
 

@@ -141,11 +141,18 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// Spec turns a client's request (a w x h box, a method, animated or not) into
-// the size to serve, as thumbnails.Choose does with this service's config.
-func (s *Service) Spec(w, h int, method string, animated bool) thumbnails.Spec {
-	return thumbnails.Choose(s.cfg, w, h, method, animated)
+// Spec turns a client's request (a w x h box, a method, animated or not,
+// whether it accepts WebP) into the size and kind to serve, as
+// thumbnails.Choose does with this service's config.
+func (s *Service) Spec(w, h int, method string, animated, acceptsWebP bool) thumbnails.Spec {
+	spec := thumbnails.Choose(s.cfg, w, h, method, animated)
+	spec.WebP = acceptsWebP && s.cfg.PreferWebP
+	return spec
 }
+
+// VariesByAccept reports whether a thumbnail's type depends on the
+// request's Accept header.
+func (s *Service) VariesByAccept() bool { return s.cfg.PreferWebP }
 
 // Thumbnail returns the stored thumbnail of m for spec, generating and
 // storing it first if needed, or thumbnails.ErrUseOriginal when the original
@@ -332,7 +339,7 @@ func (s *Service) save(ctx context.Context, m *storage.Media, spec thumbnails.Sp
 		if lerr != nil {
 			return nil, lerr
 		}
-		if other := find(stored, spec); other != nil {
+		if other := findType(stored, spec, gen.ContentType); other != nil {
 			return other, nil
 		}
 	}
@@ -379,7 +386,7 @@ func (s *Service) work(ctx context.Context) {
 func lockKey(m *storage.Media) string { return "thumbnails:" + m.Origin + "/" + m.MediaID }
 
 func cacheKey(m *storage.Media, spec thumbnails.Spec) string {
-	return fmt.Sprintf("%s/%s/%dx%d/%s/%t", m.Origin, m.MediaID, spec.Width, spec.Height, spec.Method, spec.Animated)
+	return fmt.Sprintf("%s/%s/%dx%d/%s/%t/%t", m.Origin, m.MediaID, spec.Width, spec.Height, spec.Method, spec.Animated, spec.WebP)
 }
 
 // cached turns a cache entry into a result: nil means "the original".
@@ -390,15 +397,47 @@ func cached(th *storage.Thumbnail) (*storage.Thumbnail, error) {
 	return th, nil
 }
 
-// find returns the thumbnail made for spec, or nil.
+// find returns the thumbnail made for spec, or nil: a WebP one for a spec
+// allowing WebP, any other kind for one that does not. (An animated
+// thumbnail for a spec allowing WebP is a GIF when that was smaller: it is
+// stored as the GIF of the same size, and found again only by making it.)
 func find(all []storage.Thumbnail, spec thumbnails.Spec) *storage.Thumbnail {
 	for i := range all {
 		t := &all[i]
-		if t.Width == spec.Width && t.Height == spec.Height && t.Method == spec.Method && t.Animated == spec.Animated {
+		if sameSize(t, spec) && (t.ContentType == "image/webp") == spec.WebP {
 			return t
 		}
 	}
 	return nil
+}
+
+// findType returns the thumbnail of spec's size of type contentType, or nil.
+func findType(all []storage.Thumbnail, spec thumbnails.Spec, contentType string) *storage.Thumbnail {
+	for i := range all {
+		if t := &all[i]; sameSize(t, spec) && t.ContentType == contentType {
+			return t
+		}
+	}
+	return nil
+}
+
+func sameSize(t *storage.Thumbnail, spec thumbnails.Spec) bool {
+	return t.Width == spec.Width && t.Height == spec.Height && t.Method == spec.Method && t.Animated == spec.Animated
+}
+
+// withWebP adds, when thumbnails.preferWebp is set, the WebP kind of each
+// spec after it.
+func withWebP(cfg config.Thumbnails, specs []thumbnails.Spec) []thumbnails.Spec {
+	if !cfg.PreferWebP {
+		return specs
+	}
+	out := make([]thumbnails.Spec, 0, 2*len(specs))
+	for _, spec := range specs {
+		webp := spec
+		webp.WebP = true
+		out = append(out, spec, webp)
+	}
+	return out
 }
 
 // configuredSizes expands thumbnails.sizes into specs (an empty method means
@@ -412,7 +451,7 @@ func configuredSizes(cfg config.Thumbnails) []thumbnails.Spec {
 			}
 		}
 	}
-	return specs
+	return withWebP(cfg, specs)
 }
 
 // pregenerated is the configured size serving each of thumbnails.pregenerate
@@ -431,5 +470,5 @@ func pregenerated(cfg config.Thumbnails) []thumbnails.Spec {
 			}
 		}
 	}
-	return specs
+	return withWebP(cfg, specs)
 }

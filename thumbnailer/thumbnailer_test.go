@@ -177,7 +177,7 @@ func noisePNG(t *testing.T, w, h int) []byte {
 func TestThumbnailMadeOnceAndStored(t *testing.T) {
 	f := newFixture(t, nil)
 	m := f.mustMedia(t, photo(t, 1000, 800))
-	spec := f.svc.Spec(320, 240, "scale", false)
+	spec := f.svc.Spec(320, 240, "scale", false, false)
 	var wg sync.WaitGroup
 	sums := make([]string, 30)
 	for i := range sums {
@@ -218,7 +218,7 @@ func TestThumbnailMadeOnceAndStored(t *testing.T) {
 func TestSmallOriginalIsServedItself(t *testing.T) {
 	f := newFixture(t, nil)
 	m := f.mustMedia(t, photo(t, 20, 20))
-	if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(96, 96, "crop", false)); !errors.Is(err, thumbnails.ErrUseOriginal) {
+	if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(96, 96, "crop", false, false)); !errors.Is(err, thumbnails.ErrUseOriginal) {
 		t.Errorf("Thumbnail of a 20x20 original = %v, want ErrUseOriginal", err)
 	}
 }
@@ -232,7 +232,7 @@ func TestPregenerate(t *testing.T) {
 		t.Errorf("pre-generated %v, want %v in order", got, pregenerated)
 	}
 	// The first view is then a cache hit: nothing more is made.
-	if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(96, 96, "crop", false)); err != nil {
+	if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(96, 96, "crop", false, false)); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.store.inserts.Load(); n != 3 {
@@ -277,7 +277,7 @@ func TestRequestedSizeFirst(t *testing.T) {
 	m := f.mustMedia(t, photo(t, 1200, 900))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	th, err := f.svc.Thumbnail(ctx, m, f.svc.Spec(32, 32, "crop", false))
+	th, err := f.svc.Thumbnail(ctx, m, f.svc.Spec(32, 32, "crop", false, false))
 	if err != nil {
 		t.Fatalf("Thumbnail with the batch's other sizes held back = %v, want it answered first", err)
 	}
@@ -306,7 +306,7 @@ func TestRequestJumpsTheQueue(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() {
-		_, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(640, 480, "scale", false))
+		_, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(640, 480, "scale", false, false))
 		got <- err
 	}()
 	time.Sleep(500 * time.Millisecond) // let it join
@@ -328,7 +328,7 @@ func TestRequestDuringDecodeGoesFirst(t *testing.T) {
 	f.blobs.delay = 5 * time.Millisecond // the decode reads for a while
 	f.svc.Pregenerate(m)
 	<-f.blobs.opened
-	if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(640, 480, "scale", false)); err != nil {
+	if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(640, 480, "scale", false, false)); err != nil {
 		t.Fatal(err)
 	}
 	f.waitInserts(t, 4)
@@ -370,7 +370,7 @@ func TestCancelledWaiterLeavesGeneration(t *testing.T) {
 	m := f.mustMedia(t, photo(t, 1200, 900))
 	f.blobs.opened = make(chan struct{})
 	f.blobs.delay = 2 * time.Millisecond
-	spec := f.svc.Spec(800, 600, "scale", false)
+	spec := f.svc.Spec(800, 600, "scale", false, false)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
@@ -404,7 +404,7 @@ func TestUnusableOriginalIsNotReadAgain(t *testing.T) {
 	f.blobs.opened = make(chan struct{})
 	f.blobs.delay = time.Microsecond // count reads
 	for range 5 {
-		if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(96, 96, "crop", false)); !errors.Is(err, thumbnails.ErrUnsupported) {
+		if _, err := f.svc.Thumbnail(context.Background(), m, f.svc.Spec(96, 96, "crop", false, false)); !errors.Is(err, thumbnails.ErrUnsupported) {
 			t.Fatalf("Thumbnail of a PDF = %v, want ErrUnsupported", err)
 		}
 	}

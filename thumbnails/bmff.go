@@ -35,6 +35,19 @@ func bmffBrand(head []byte) string {
 			return "image/heic"
 		}
 	}
+	switch string(brands[0]) {
+	case "qt  ":
+		return "video/quicktime"
+	case "M4A ", "M4B ", "F4A ":
+		return "" // audio in MP4 is not thumbnailed
+	}
+	for _, b := range brands {
+		switch string(b) {
+		case "isom", "iso2", "iso4", "iso5", "iso6", "mp41", "mp42", "avc1", "M4V ", "M4VP", "dash", "mmp4",
+			"3gp4", "3gp5", "3gp6", "3g2a", "MSNV":
+			return "video/mp4"
+		}
+	}
 	return ""
 }
 

@@ -27,6 +27,7 @@ type layout struct {
 	interlaced  bool    // PNG
 	lossless    bool    // WebP VP8L
 	alpha       bool    // WebP with an alpha chunk
+	animated    bool    // WebP with the VP8X animation flag
 	orientation int     // JPEG EXIF orientation, 1 when upright or unknown
 }
 
@@ -77,6 +78,15 @@ func decodeCost(info imageInfo, size int64, scale int, allFrames bool) int64 {
 		}
 	case "image/tiff":
 		perPixel = 10 // up to RGBA64, plus the strips read whole
+	case "video/mp4", "video/quicktime", "video/webm", "video/x-matroska":
+		// The decoder runs in a process of its own, bounded by its own
+		// limits; here, the PNG it writes (at most 4 bytes a pixel) and
+		// that PNG decoded at 1/scale.
+		return int64(px*4 + px*4/float64(scale*scale) + fixedWorkBytes)
+	case "audio/mpeg", "audio/ogg", "audio/wav", "audio/flac":
+		// A peak per 10 ms and the waveform, drawn at most as large as the
+		// largest thumbnail size.
+		return 2 * fixedWorkBytes
 	case "image/heic", "image/avif":
 		// The WebAssembly decoder's memory (its planes, RGBA output and
 		// growth) and the RGBA copy handed back: 26 bytes a pixel measured
@@ -87,10 +97,22 @@ func decodeCost(info imageInfo, size int64, scale int, allFrames bool) int64 {
 	if info.format == "image/heic" || info.format == "image/avif" {
 		cost += wasmDecoderBytes
 	}
-	if info.frames > 1 && allFrames {
-		// Every frame's own pixels, paletted, and two screen-sized canvases
-		// (one saved for "restore to previous").
-		cost = float64(info.framePixels) + 8*px + fixedWorkBytes
+	if info.frames > 1 && (allFrames || info.format == "image/webp") {
+		switch info.format {
+		case "image/webp":
+			// libwebp's animation decoder returns every frame's canvas at
+			// once, in WebAssembly memory that grows by copying: any frame
+			// costs them all, twice.
+			cost = 8*float64(info.frames)*px + float64(size) + 2*fixedWorkBytes
+		case "image/apng":
+			// One frame's compressed data (at most the file), the frame
+			// decoded (up to 8 bytes a pixel), and two canvases.
+			cost = float64(size) + 16*px + fixedWorkBytes
+		default:
+			// Every frame's own pixels, paletted, and two screen-sized
+			// canvases (one saved for "restore to previous").
+			cost = float64(info.framePixels) + 8*px + fixedWorkBytes
+		}
 	}
 	return int64(cost)
 }
@@ -135,7 +157,8 @@ func readWebPLayout(r io.Reader) layout {
 	case "VP8L":
 		return layout{lossless: true}
 	case "VP8X":
-		return layout{alpha: hdr[20]&0x10 != 0, lossless: true} // the frame may be VP8L: assume the larger
+		// The frames may be VP8L: assume the larger.
+		return layout{alpha: hdr[20]&0x10 != 0, lossless: true, animated: hdr[20]&0x02 != 0}
 	}
 	return layout{}
 }

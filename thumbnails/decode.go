@@ -37,20 +37,36 @@ func (g *Generator) decodeStill(ctx context.Context, src io.ReadSeeker, info ima
 	case "image/jpeg":
 		orientation = info.layout.orientation
 		img, err = decodeJPEG(ctx, src, size, scale)
-	case "image/png", "image/apng":
-		img, err = decodePNG(ctx, src, scale) // an APNG's default image
+	case "image/png":
+		img, err = decodePNG(ctx, src, scale)
+	case "image/apng":
+		if n := g.stillFrame(info); n > 0 {
+			img, err = frameAt(src, info, n)
+		} else {
+			img, err = decodePNG(ctx, src, scale) // the default image
+		}
 	case "image/gif":
-		if frame := int(math.Round(g.cfg.StillFrame * float64(info.frames-1))); frame > 0 {
-			img, err = gifFrame(src, frame)
+		if n := g.stillFrame(info); n > 0 {
+			img, err = frameAt(src, info, n)
 		} else {
 			img, err = gif.Decode(bufio.NewReader(src))
 		}
 	case "image/webp":
-		img, err = webp.Decode(bufio.NewReader(src))
+		if info.frames > 1 {
+			img, err = frameAt(src, info, g.stillFrame(info)) // libwebp, in WebAssembly
+		} else {
+			img, err = webp.Decode(bufio.NewReader(src))
+		}
 	case "image/heic":
 		img, err = heic.Decode(bufio.NewReader(src)) // libheif and libde265 in WebAssembly (wazero)
 	case "image/avif":
 		img, err = avif.Decode(bufio.NewReader(src)) // libavif and dav1d in WebAssembly (wazero)
+	case "video/mp4", "video/quicktime", "video/webm", "video/x-matroska":
+		img, err = g.videoFrame(ctx, src, info, size, scale)
+		if err != nil {
+			return nil, 0, avError(ctx, err)
+		}
+		return img, 1, nil
 	case "image/bmp":
 		img, err = bmp.Decode(bufio.NewReader(src))
 	case "image/tiff":
@@ -62,6 +78,11 @@ func (g *Generator) decodeStill(ctx context.Context, src io.ReadSeeker, info ima
 		return nil, 0, fmt.Errorf("decode %s: %v: %w", info.format, err, ErrCorrupt)
 	}
 	return img, orientation, nil
+}
+
+// stillFrame is the frame of an animation a still thumbnail shows.
+func (g *Generator) stillFrame(info imageInfo) int {
+	return int(math.Round(g.cfg.StillFrame * float64(info.frames-1)))
 }
 
 // decodeJPEG reads the whole file (it is at most maxSourceBytes) and decodes
@@ -92,31 +113,14 @@ func decodePNG(ctx context.Context, src io.ReadSeeker, scale int) (image.Image, 
 	return png.Decode(bufio.NewReader(src))
 }
 
-// gifFrame returns frame n of an animated GIF as it appears on screen.
-func gifFrame(src io.Reader, n int) (image.Image, error) {
-	all, err := gif.DecodeAll(bufio.NewReader(src))
-	if err != nil {
-		return nil, err
-	}
-	var frame image.Image
-	err = composeGIF(all, func(i int, canvas *image.NRGBA) bool {
-		if i == n {
-			frame = imaging.Clone(canvas)
-			return false
-		}
-		return true
-	})
-	return frame, err
-}
-
 // composeGIF draws each frame of g onto a canvas the size of the logical
 // screen, honouring disposal, and calls fn with the canvas after each frame
 // until fn returns false.
-func composeGIF(g *gif.GIF, fn func(i int, canvas *image.NRGBA) bool) error {
+func composeGIF(g *gif.GIF, fn func(frame) bool) error {
 	bounds := image.Rect(0, 0, g.Config.Width, g.Config.Height)
 	canvas := image.NewNRGBA(bounds)
 	var saved *image.NRGBA
-	for i, frame := range g.Image {
+	for i, m := range g.Image {
 		disposal := byte(0)
 		if i < len(g.Disposal) {
 			disposal = g.Disposal[i]
@@ -124,13 +128,13 @@ func composeGIF(g *gif.GIF, fn func(i int, canvas *image.NRGBA) bool) error {
 		if disposal == gif.DisposalPrevious {
 			saved = imaging.Clone(canvas)
 		}
-		draw.Draw(canvas, frame.Bounds(), frame, frame.Bounds().Min, draw.Over)
-		if !fn(i, canvas) {
+		draw.Draw(canvas, m.Bounds(), m, m.Bounds().Min, draw.Over)
+		if !fn(frame{index: i, canvas: canvas, delayMs: 10 * g.Delay[i], palette: m.Palette}) {
 			return nil
 		}
 		switch disposal {
 		case gif.DisposalBackground:
-			draw.Draw(canvas, frame.Bounds(), image.Transparent, image.Point{}, draw.Src)
+			draw.Draw(canvas, m.Bounds(), image.Transparent, image.Point{}, draw.Src)
 		case gif.DisposalPrevious:
 			canvas = saved
 		}

@@ -22,7 +22,7 @@ type imageInfo struct {
 	format        string // sniffed MIME type
 	width, height int
 	frames        int64 // 1 for stills
-	framePixels   int64 // sum of every frame's own width x height (GIF)
+	framePixels   int64 // sum of every frame's own width x height (GIF, WebP)
 	layout        layout
 }
 
@@ -45,7 +45,7 @@ func sniff(b []byte) string {
 	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
 		return "image/tiff"
 	}
-	return ""
+	return sniffAV(b)
 }
 
 // inspect sniffs r and reads its dimensions (and, for animations, its frame
@@ -59,6 +59,9 @@ func inspect(r io.ReadSeeker) (imageInfo, error) {
 	info := imageInfo{format: sniff(head[:n]), frames: 1}
 	if info.format == "" {
 		return imageInfo{}, fmt.Errorf("unrecognised bytes: %w", ErrUnsupported)
+	}
+	if isAudio(info.format) {
+		return info, nil // no frame size: a waveform is drawn at the size asked
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return imageInfo{}, err
@@ -102,8 +105,23 @@ func inspect(r io.ReadSeeker) (imageInfo, error) {
 				info.layout = readWebPLayout(r)
 			}
 		}
+		if err == nil && info.layout.animated {
+			if _, err = r.Seek(0, io.SeekStart); err == nil {
+				info.frames, info.framePixels, err = webpFrames(bufio.NewReader(r))
+			}
+		}
 	case "image/heic", "image/avif":
 		cfg.Width, cfg.Height, err = bmffDimensions(br)
+	case "video/mp4", "video/quicktime":
+		var size int64
+		var v *mp4Video
+		if size, err = r.Seek(0, io.SeekEnd); err == nil {
+			if v, err = readMP4(r, size); err == nil {
+				cfg.Width, cfg.Height = v.width, v.height
+			}
+		}
+	case "video/webm", "video/x-matroska":
+		cfg.Width, cfg.Height, err = webmDimensions(br)
 	case "image/bmp":
 		cfg, err = bmp.DecodeConfig(br)
 	case "image/tiff":
@@ -156,6 +174,40 @@ func scanPNG(r *bufio.Reader) (int64, error) {
 		}
 		if _, err := r.Discard(int(length) + 4); err != nil { // body and CRC
 			return 0, err
+		}
+	}
+}
+
+// webpFrames walks the chunks of an animated WebP, skipping their bodies,
+// and returns the number of ANMF frames and the sum of their own pixels. A
+// file that ends early counts what it had, as gifFrames does.
+func webpFrames(r *bufio.Reader) (frames, pixels int64, err error) {
+	if _, err := r.Discard(12); err != nil { // RIFF, size, WEBP
+		return 0, 0, err
+	}
+	for {
+		var hdr [8]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return max(frames, 1), pixels, nil
+		}
+		n := int64(binary.LittleEndian.Uint32(hdr[4:]))
+		n += n & 1
+		if string(hdr[:4]) == "ANMF" {
+			var d [12]byte
+			if n < 16 {
+				return 0, 0, errors.New("webp: short ANMF")
+			}
+			if _, err := io.ReadFull(r, d[:]); err != nil {
+				return max(frames, 1), pixels, nil
+			}
+			w := int64(d[6]) | int64(d[7])<<8 | int64(d[8])<<16
+			h := int64(d[9]) | int64(d[10])<<8 | int64(d[11])<<16
+			frames++
+			pixels += (w + 1) * (h + 1)
+			n -= 12
+		}
+		if _, err := r.Discard(int(n)); err != nil {
+			return max(frames, 1), pixels, nil
 		}
 	}
 }

@@ -31,12 +31,14 @@ var (
 	ErrUseOriginal = errors.New("original is no larger than the requested size")
 )
 
-// Spec is what a thumbnail is made for: a box and a method, and whether an
-// animated result is wanted.
+// Spec is what a thumbnail is made for: a box and a method, whether an
+// animated result is wanted, and whether it may be WebP (the client accepts
+// it and the config prefers it).
 type Spec struct {
 	Width, Height int
 	Method        string // config.MethodScale or config.MethodCrop
 	Animated      bool
+	WebP          bool
 }
 
 // Thumbnail is a generated image.
@@ -55,19 +57,24 @@ type Generator struct {
 	allowed map[string]bool
 	memory  *semaphore.Weighted
 	slots   chan struct{}
+	av      AV // nil: video and audio are not thumbnailed
 }
 
 // New returns a Generator for cfg.
-func New(cfg config.Thumbnails) *Generator {
+func New(cfg config.Thumbnails, opts ...Option) *Generator {
 	allowed := make(map[string]bool, len(cfg.Types))
 	for _, t := range cfg.Types {
 		allowed[t] = true
 	}
-	return &Generator{
+	g := &Generator{
 		cfg: cfg, allowed: allowed,
 		memory: semaphore.NewWeighted(cfg.DecodeMemoryBytes),
 		slots:  make(chan struct{}, max(1, cfg.DecodeConcurrency)),
 	}
+	for _, o := range opts {
+		o(g)
+	}
+	return g
 }
 
 // Result is the outcome for one Spec of GenerateAll: a thumbnail, or
@@ -183,15 +190,15 @@ func (s *Source) plan() int64 {
 	s.needed = needStill
 	if needStill {
 		b := oriented(image.Rect(0, 0, s.info.width, s.info.height), s.info.layout.orientation)
-		switch s.info.format {
-		case "image/jpeg":
+		switch {
+		case s.info.format == "image/jpeg":
 			s.scale = jpegScale(b, still)
-		case "image/png", "image/apng":
+		case s.info.format == "image/png", s.info.format == "image/apng" && s.g.cfg.StillFrame == 0, isVideo(s.info.format):
 			if !s.info.layout.interlaced {
 				s.scale = shrinkFactor(largestRatio(b, still))
 			}
 		}
-		allFrames := s.info.format == "image/gif" && s.g.cfg.StillFrame > 0 && s.info.frames > 1
+		allFrames := s.info.frames > 1 && s.g.cfg.StillFrame > 0
 		cost += decodeCost(s.info, s.size, s.scale, allFrames)
 	}
 	if needAnim {
@@ -225,7 +232,7 @@ func (s *Source) Make(ctx context.Context, spec Spec) (th *Thumbnail, err error)
 		if _, err := src.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		th, err := s.g.animatedGIF(ctx, src, spec)
+		th, err := s.g.animated(ctx, src, s.info, spec)
 		if err != nil {
 			return nil, err
 		}
@@ -241,10 +248,13 @@ func (s *Source) Make(ctx context.Context, spec Spec) (th *Thumbnail, err error)
 		}
 	}
 	out, err := resize(s.still, spec)
+	if errors.Is(err, ErrUseOriginal) && (isVideo(s.info.format) || isAudio(s.info.format)) {
+		out, err = toNRGBA(s.still), nil // the frame fits: a picture of it as it is
+	}
 	if err != nil {
 		return nil, err
 	}
-	return s.g.encodeStill(out)
+	return s.g.encodeStill(out, spec.WebP)
 }
 
 // Decode decodes the still now, if any spec needs it, rather than in the
@@ -271,6 +281,20 @@ func (s *Source) Decode(ctx context.Context) (err error) {
 func (s *Source) decode(ctx context.Context, src io.ReadSeeker) error {
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return err
+	}
+	if isAudio(s.info.format) {
+		// The waveform is drawn at the largest box asked for; each size is
+		// then made of it as of any image.
+		w, h := 0, 0
+		for _, spec := range s.specs {
+			w, h = max(w, spec.Width), max(h, spec.Height)
+		}
+		img, err := s.g.waveform(ctx, src, s.info, w, h)
+		if err != nil {
+			return avError(ctx, err)
+		}
+		s.still = img
+		return nil
 	}
 	img, orientation, err := s.g.decodeStill(ctx, src, s.info, s.size, s.scale)
 	if err != nil {
@@ -319,6 +343,9 @@ func (g *Generator) inspectSource(src io.ReadSeeker, size int64) (imageInfo, err
 	if !g.allowed[info.format] {
 		return imageInfo{}, fmt.Errorf("%s: %w", info.format, ErrUnsupported)
 	}
+	if (isVideo(info.format) || isAudio(info.format)) && g.av == nil {
+		return imageInfo{}, fmt.Errorf("%s: ffmpeg is not available: %w", info.format, ErrUnsupported)
+	}
 	return info, g.checkLimits(info)
 }
 
@@ -365,7 +392,7 @@ func largestRatio(b image.Rectangle, specs []Spec) float64 {
 // maxAnimatePixels, which bound an animation's work (every frame composed,
 // resized and quantised). Past them a still is made instead.
 func (g *Generator) animates(info imageInfo, size int64, spec Spec) bool {
-	return spec.Animated && g.cfg.AllowAnimated && info.format == "image/gif" && info.frames > 1 &&
+	return spec.Animated && g.cfg.AllowAnimated && info.frames > 1 &&
 		(g.cfg.MaxAnimateSizeBytes == 0 || size <= g.cfg.MaxAnimateSizeBytes) &&
 		(g.cfg.MaxAnimatePixels == 0 || info.frames*int64(info.width)*int64(info.height) <= g.cfg.MaxAnimatePixels)
 }
@@ -373,6 +400,9 @@ func (g *Generator) animates(info imageInfo, size int64, spec Spec) bool {
 // fitsEitherWay reports whether the original fits the box whichever way an
 // EXIF orientation turns it.
 func fitsEitherWay(info imageInfo, spec Spec) bool {
+	if isVideo(info.format) || isAudio(info.format) {
+		return false // the original is no picture
+	}
 	w, h := info.width, info.height
 	return w <= spec.Width && h <= spec.Height && h <= spec.Width && w <= spec.Height
 }
@@ -394,10 +424,19 @@ func (g *Generator) checkLimits(info imageInfo) error {
 	return nil
 }
 
-// encodeStill writes JPEG for opaque images and PNG where there is transparency.
-func (g *Generator) encodeStill(img *image.NRGBA) (*Thumbnail, error) {
+// encodeStill writes WebP where allowed, else JPEG for opaque images and PNG
+// where there is transparency.
+func (g *Generator) encodeStill(img *image.NRGBA, allowWebP bool) (*Thumbnail, error) {
 	var buf bytes.Buffer
 	th := &Thumbnail{Width: img.Rect.Dx(), Height: img.Rect.Dy()}
+	if allowWebP {
+		data, err := encodeWebP(img, g.cfg.WebPQuality)
+		if err != nil {
+			return nil, err
+		}
+		th.ContentType, th.Data = "image/webp", data
+		return th, nil
+	}
 	if img.Opaque() {
 		th.ContentType = "image/jpeg"
 		// Opaque NRGBA pixels are RGBA pixels; image/jpeg has a fast path for

@@ -605,19 +605,6 @@ func TestInputFormats(t *testing.T) {
 			wantPixels(t, img, tt.probes, 60)
 		})
 	}
-	// golang.org/x/image does not animate WebP: an animated one (img2webp, two
-	// frames) gives a still or a clear ErrCorrupt (400), never anything worse.
-	anim, err := os.ReadFile("testdata/animated.webp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	th, err := generate(t, newGenerator(), anim, thumbnails.Spec{Width: 32, Height: 32, Animated: true})
-	if err != nil && !errors.Is(err, thumbnails.ErrCorrupt) {
-		t.Errorf("animated webp = %v, want a still or ErrCorrupt", err)
-	}
-	if err == nil && th.Animated {
-		t.Error("animated webp came out animated; the test's premise changed")
-	}
 }
 
 // A 12000x12000 JPEG is refused by the default pixel limit from its header,

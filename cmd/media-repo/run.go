@@ -43,6 +43,7 @@ import (
 	"github.com/mediarepo/mediarepo/tasks"
 	"github.com/mediarepo/mediarepo/thumbnailer"
 	"github.com/mediarepo/mediarepo/thumbnails"
+	"github.com/mediarepo/mediarepo/thumbnails/ffmpeg"
 	"github.com/mediarepo/mediarepo/transfer"
 )
 
@@ -184,7 +185,7 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	}
 	m.closers = append(m.closers, fed)
 	thumbs, err := thumbnailer.New(thumbnailer.Options{
-		Config: cfg.Thumbnails, Thumbnails: m.db, Blobs: m.blobs, Generator: thumbnails.New(cfg.Thumbnails), Log: log,
+		Config: cfg.Thumbnails, Thumbnails: m.db, Blobs: m.blobs, Generator: m.thumbnailGenerator(ctx, log), Log: log,
 		Observer: m.metrics, Locker: m.db,
 	})
 	if err != nil {
@@ -240,6 +241,33 @@ func blurhasher(cfg config.MSC2448, thumbs *thumbnailer.Service) func(context.Co
 		return nil
 	}
 	return func(ctx context.Context, m *storage.Media) (string, error) { return thumbs.Blurhash(ctx, m, cfg) }
+}
+
+// thumbnailGenerator is the image pipeline, with ffmpeg for video and audio
+// when thumbnails.types lists such types. A missing ffmpeg is said at
+// start-up, not fatal: those types then get no thumbnail.
+func (m *Main) thumbnailGenerator(ctx context.Context, log *logrus.Entry) *thumbnails.Generator {
+	cfg := m.Config.Thumbnails
+	var av []string
+	for _, t := range cfg.Types {
+		if strings.HasPrefix(t, "video/") || strings.HasPrefix(t, "audio/") {
+			av = append(av, t)
+		}
+	}
+	if len(av) == 0 {
+		return thumbnails.New(cfg)
+	}
+	entry := log.WithFields(logrus.Fields{"types": av, "ffmpeg": cfg.FFmpeg.Path})
+	runner, err := ffmpeg.New(cfg.FFmpeg)
+	if err == nil {
+		var version string
+		if version, err = runner.Version(ctx); err == nil {
+			entry.WithField("version", version).Info("video and audio thumbnails by ffmpeg")
+			return thumbnails.New(cfg, thumbnails.WithAV(runner))
+		}
+	}
+	entry.WithError(err).Warn("ffmpeg is not available: video and audio get no thumbnail (install ffmpeg or set thumbnails.ffmpeg.path)")
+	return thumbnails.New(cfg)
 }
 
 // virusScanner is clamd's scanner if antivirus is enabled, else nil. An
