@@ -35,6 +35,7 @@ import (
 	"github.com/mediarepo/mediarepo/tasks"
 	"github.com/mediarepo/mediarepo/thumbnailer"
 	"github.com/mediarepo/mediarepo/thumbnails"
+	"github.com/mediarepo/mediarepo/thumbnails/ffmpeg"
 	"github.com/mediarepo/mediarepo/transfer"
 )
 
@@ -186,7 +187,7 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 	}
 	entry := logrus.NewEntry(log)
 	thumbs, err := thumbnailer.New(thumbnailer.Options{
-		Config: cfg.Thumbnails, Thumbnails: meta, Blobs: stores, Generator: thumbnails.New(cfg.Thumbnails), Log: entry,
+		Config: cfg.Thumbnails, Thumbnails: meta, Blobs: stores, Generator: thumbnails.New(cfg.Thumbnails, ffmpegFor(cfg)...), Log: entry,
 		Locker: meta,
 	})
 	if err != nil {
@@ -310,6 +311,20 @@ func withToken(tok string) reqOpt {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 }
 func withHost(h string) reqOpt { return func(r *http.Request) { r.Host = h } }
+// ffmpegFor is the real ffmpeg for a config that thumbnails video or audio
+// and names a binary that exists, as run.go does.
+func ffmpegFor(cfg *config.Config) []thumbnails.Option {
+	for _, typ := range cfg.Thumbnails.Types {
+		if strings.HasPrefix(typ, "video/") || strings.HasPrefix(typ, "audio/") {
+			if r, err := ffmpeg.New(cfg.Thumbnails.FFmpeg); err == nil {
+				return []thumbnails.Option{thumbnails.WithAV(r)}
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
 func withHeader(k, v string) reqOpt {
 	return func(r *http.Request) { r.Header.Set(k, v) }
 }

@@ -36,7 +36,10 @@ func input(data []byte) func(io.Writer) error {
 // The process gets its limits before the media, no environment, and the
 // arguments that keep it on the pipe.
 func TestContained(t *testing.T) {
-	cfg := script(t, `cat /proc/self/limits; echo "ENV=$(env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_=' | tr '\n' ' ')"; echo "ARGS=$*"; echo "STDIN=$(head -c 5)"`)
+	// The script reads the media first: once it has any, the limits are set
+	// (the process itself is started before them; nothing it does before
+	// the media arrives is the media's doing).
+	cfg := script(t, `IN=$(head -c 5); cat /proc/self/limits; echo "ENV=$(env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_=' | grep -v '^IN=' | tr '\n' ' ')"; echo "ARGS=$*"; echo "STDIN=$IN"`)
 	cfg.MemoryBytes, cfg.CPUSeconds = 300<<20, 7
 	r, err := ffmpeg.New(cfg)
 	if err != nil {
