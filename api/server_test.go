@@ -311,6 +311,7 @@ func withToken(tok string) reqOpt {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 }
 func withHost(h string) reqOpt { return func(r *http.Request) { r.Host = h } }
+
 // ffmpegFor is the real ffmpeg for a config that thumbnails video or audio
 // and names a binary that exists, as run.go does.
 func ffmpegFor(cfg *config.Config) []thumbnails.Option {
