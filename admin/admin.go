@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediarepo/mediarepo/antivirus"
 	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
@@ -117,6 +118,9 @@ type Options struct {
 	Archives *archive.Service
 	// Transfers moves blobs between datastores; nil refuses transfers.
 	Transfers *transfer.Service
+	// Rescans scans stored media for viruses; nil (antivirus off) refuses
+	// rescans.
+	Rescans *antivirus.Rescanner
 }
 
 // Observer is told how much was purged and quarantined.
@@ -143,6 +147,7 @@ type Service struct {
 	seen     Observer
 	archives *archive.Service // nil: archiving off
 	moves    *transfer.Service
+	rescans  *antivirus.Rescanner
 }
 
 // New checks opts and returns the Service.
@@ -162,6 +167,7 @@ func New(opts Options) (*Service, error) {
 		live: opts.Live, db: opts.Stores, blobs: opts.Blobs, hs: opts.Homeservers, bus: opts.Bus, log: opts.Log, now: now,
 		remover: &retention.Remover{Store: opts.Stores.Purge, Blobs: opts.Blobs.ByID(), Log: opts.Log},
 		seen:    orNoObserver(opts.Observer), archives: opts.Archives, moves: opts.Transfers,
+		rescans: opts.Rescans,
 	}, nil
 }
 

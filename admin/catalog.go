@@ -199,6 +199,18 @@ func (s *Service) Transfer(ctx context.Context, c Caller, from, to string, befor
 	return e, id, err
 }
 
+// Rescan starts a task scanning the media stored before before with clamd,
+// quarantining the infected; it returns the task's ID.
+func (s *Service) Rescan(ctx context.Context, c Caller, before time.Time) (int64, error) {
+	if err := RequireGlobal(c); err != nil {
+		return 0, err
+	}
+	if s.rescans == nil {
+		return 0, &Error{Kind: Invalid, Msg: "Virus scanning is not enabled (antivirus.enabled)"}
+	}
+	return s.rescans.Start(ctx, before)
+}
+
 // Tasks lists the admin API's tasks, only the unfinished if asked.
 func (s *Service) Tasks(ctx context.Context, c Caller, unfinished bool) ([]storage.Task, error) {
 	if err := RequireGlobal(c); err != nil {

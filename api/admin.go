@@ -41,6 +41,7 @@ func (s *Server) mmrRoutes() []route {
 			route{"GET", a + "/datastores", users, s.handleDatastores},
 			route{"GET", a + "/datastores/{id}/size_estimate", users, s.handleSizeEstimate},
 			route{"POST", a + "/datastores/{src}/transfer_to/{dst}", users, s.handleTransfer},
+			route{"POST", a + "/antivirus/rescan", users, s.handleRescan},
 			route{"GET", a + "/usage/{serverName}", users, s.handleServerUsage},
 			route{"GET", a + "/usage/{serverName}/users", users, s.handleUsersUsage},
 			route{"GET", a + "/usage/{serverName}/uploads", users, s.handleUploadsUsage},
@@ -281,6 +282,21 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) error {
 	out := estimateJSON(e)
 	out["task_id"] = id
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// handleRescan serves POST …/admin/antivirus/rescan[?before_ts=MS], our
+// own: matrix-media-repo has no virus scanning.
+func (s *Server) handleRescan(w http.ResponseWriter, r *http.Request) error {
+	before, err := mmrTime(r, "before_ts", time.Now())
+	if err != nil {
+		return err
+	}
+	id, err := s.ops.admin.Rescan(r.Context(), caller(r), before)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"task_id": id})
 	return nil
 }
 

@@ -78,6 +78,8 @@ var adminRoutes = []adminRoute{
 	{method: "GET", path: mmrAdmin + "/datastores/local/size_estimate", allowed: globalOnly},
 	// before_ts=1 selects nothing: the matrix's media stays where it is.
 	{method: "POST", path: mmrAdmin + "/datastores/local/transfer_to/cold?before_ts=1", allowed: globalOnly},
+	// Antivirus is off in the matrix's server: the admins are told so.
+	{method: "POST", path: mmrAdmin + "/antivirus/rescan", refused: map[string]int{asGlobal.name: 400, asShared.name: 400}},
 	{method: "GET", path: mmrAdmin + "/usage/example.org", allowed: globalOnly},
 	{method: "GET", path: mmrAdmin + "/usage/example.org/users", allowed: globalOnly},
 	{method: "GET", path: mmrAdmin + "/usage/example.org/uploads?mxc=mxc://example.org/{id}", allowed: globalOnly},

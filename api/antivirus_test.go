@@ -101,3 +101,42 @@ func TestRemoteMediaIsScanned(t *testing.T) {
 		t.Errorf("clean remote media = %d %q", status, body)
 	}
 }
+
+// TestRescanTask: media stored before scanning was on is rescanned by the
+// admin API's task: the infected bytes are quarantined under every media ID
+// holding them, the clean left, the task's progress counts it all.
+func TestRescanTask(t *testing.T) {
+	clamd := clamdtest.Start(t)
+	meta, blobDir := storagetest.OpenSQLite(t), filepath.Join(t.TempDir(), "blobs")
+	before := newTestServerOn(t, meta, blobDir, nil)
+	infected := append([]byte("stored long ago: "), clamdtest.Pattern...)
+	bad1 := before.mustUpload(t, infected, "application/octet-stream", "", withToken(carolToken))
+	bad2 := before.mustUpload(t, infected, "application/octet-stream", "", withToken(bobToken))
+	good := before.mustUpload(t, []byte("a clean file"), "text/plain", "", withToken(carolToken))
+
+	s, err := antivirus.New(antivirus.Options{Address: clamd.Unix, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerOn(t, meta, blobDir, nil, func(o *stack) { o.rescanner = s })
+	resp, body := ts.do(t, "POST", mmrAdmin+"/antivirus/rescan", nil, withToken(carolToken))
+	wantError(t, resp, body, 403, "M_FORBIDDEN")
+	st := mustStart(t, ts, mmrAdmin+"/antivirus/rescan", nil, withToken(sharedToken))
+	task := waitTask(t, ts, st.TaskID)
+	if task["task_name"] != antivirus.RescanTask || task["error_message"] != "" {
+		t.Fatalf("task = %v", task)
+	}
+	progress, _ := task["progress"].(map[string]any)
+	if progress["blobs_scanned"] != 2.0 || progress["blobs_infected"] != 1.0 || progress["media_quarantined"] != 2.0 || progress["media"] != 3.0 {
+		t.Errorf("progress = %v; want 3 media, 2 blobs scanned, 1 infected, 2 media quarantined", task["progress"])
+	}
+	for _, id := range []string{bad1, bad2} {
+		resp, body := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+id, nil, withToken(bobToken))
+		if resp.StatusCode == 200 {
+			t.Errorf("infected %s still served: %s", id, body)
+		}
+	}
+	if resp, _ := ts.do(t, "GET", "/_matrix/client/v1/media/download/example.org/"+good, nil, withToken(bobToken)); resp.StatusCode != 200 {
+		t.Errorf("clean media: %d", resp.StatusCode)
+	}
+}

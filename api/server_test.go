@@ -18,6 +18,7 @@ import (
 
 	"github.com/mediarepo/mediarepo/admin"
 	"github.com/mediarepo/mediarepo/api"
+	"github.com/mediarepo/mediarepo/antivirus"
 	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
@@ -128,6 +129,7 @@ type stack struct {
 	previews      *preview.Fetcher
 	uploadRecheck time.Duration
 	scanner       media.Scanner
+	rescanner     *antivirus.Scanner // the admin API's rescans; nil: off
 }
 
 // newTestServerOn starts a server on the given metadata store and blob
@@ -258,10 +260,16 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 	if err != nil {
 		t.Fatal(err)
 	}
+	var rescans *antivirus.Rescanner
+	if st.rescanner != nil {
+		rescans = &antivirus.Rescanner{Store: meta, Blobs: stores, Scanner: st.rescanner, Log: entry, Tasks: runner,
+			Changed: func() { events.Publish(context.Background(), bus.Media, "") }}
+	}
 	runner.Sweep()
 	adminSvc, err := admin.New(admin.Options{
 		Config: cfg, Stores: admin.Stores{Media: meta, Catalog: meta, Moderation: meta, Purge: meta, Tasks: meta}, Blobs: stores,
 		Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry, Archives: archives, Transfers: transfers,
+		Rescans: rescans,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -295,6 +295,24 @@ func (m *Main) virusScanner(ctx context.Context, log *logrus.Entry) (media.Scann
 	return s, nil
 }
 
+// rescanner runs the admin API's virus rescans when antivirus is enabled,
+// with a scanner of its own that never fails open: a stored file clamd
+// cannot scan stops the rescan rather than passing.
+func (m *Main) rescanner(hs homeserverParts, runner *tasks.Runner, log *logrus.Entry) (*antivirus.Rescanner, error) {
+	av := m.Config.Antivirus
+	if !av.Enabled {
+		return nil, nil
+	}
+	s, err := antivirus.New(antivirus.Options{Address: av.ClamdAddress, Timeout: time.Duration(av.TimeoutSeconds) * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("antivirus: %w", err)
+	}
+	return &antivirus.Rescanner{
+		Store: m.db, Blobs: m.blobs, Scanner: s, Log: log.WithField("task", antivirus.RescanTask), Tasks: runner,
+		Changed: func() { hs.events.Publish(context.Background(), bus.Media, "") },
+	}, nil
+}
+
 // homeserverParts are the homeserver calls and the caches of their answers,
 // kept current across processes by the bus.
 type homeserverParts struct {
@@ -357,10 +375,14 @@ func (m *Main) operations(hs homeserverParts, log *logrus.Entry) (operationsPart
 	if err != nil {
 		return operationsParts{}, err
 	}
+	rescans, err := m.rescanner(hs, runner, log)
+	if err != nil {
+		return operationsParts{}, err
+	}
 	runner.Sweep()
 	adminSvc, err := admin.New(admin.Options{
 		Config: cfg, Live: m.live, Blobs: m.blobs, Bus: hs.events, Log: log, Observer: m.metrics, Archives: archives,
-		Transfers:   transfers,
+		Transfers: transfers, Rescans: rescans,
 		Stores:      admin.Stores{Media: m.db, Catalog: m.db, Moderation: m.db, Purge: m.db, Tasks: m.db},
 		Homeservers: homeserverCalls{admins: hs.admins, Client: hs.client},
 	})
