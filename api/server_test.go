@@ -17,8 +17,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/mediarepo/mediarepo/admin"
-	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/antivirus"
+	"github.com/mediarepo/mediarepo/api"
 	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
