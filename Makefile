@@ -61,6 +61,8 @@ fuzz:
 	$(GO) test -tags $(TAGS) -run=^$$ -fuzz=FuzzContentDisposition -fuzztime=15s ./api/
 	$(GO) test -tags $(TAGS) -run=^$$ -fuzz=FuzzGenerate -fuzztime=15s ./thumbnails/
 	$(GO) test -tags $(TAGS) -run=^$$ -fuzz=FuzzBMFF -fuzztime=15s ./thumbnails/
+	$(GO) test -tags $(TAGS) -run=^$$ -fuzz=FuzzAPNG -fuzztime=15s ./thumbnails/
+	$(GO) test -tags $(TAGS) -run=^$$ -fuzz=FuzzContainers -fuzztime=15s ./thumbnails/
 	$(GO) test -tags $(TAGS) -run=^$$ -fuzz=FuzzDecode -fuzztime=15s ./thumbnails/jpegscale/
 	$(GO) test -tags $(TAGS) -run=^$$ -fuzz=FuzzDecode -fuzztime=15s ./thumbnails/pngscale/
 	$(GO) test -tags $(TAGS) -run=^$$ -fuzz=FuzzParseXMatrix -fuzztime=15s ./federation/

@@ -88,9 +88,14 @@ func composeAPNG(r io.Reader, limit int64, fn func(frame) bool) error {
 		var body []byte
 		switch typ {
 		case "IHDR", "PLTE", "tRNS", "fcTL", "IDAT", "fdAT":
-			body = make([]byte, length)
-			if _, err := io.ReadFull(r, body); err != nil {
+			// Read as it comes: a chunk's length is the file's word, and a
+			// short file claiming a huge chunk must not allocate it.
+			var err error
+			if body, err = io.ReadAll(io.LimitReader(r, int64(length))); err != nil {
 				return err
+			}
+			if len(body) != int(length) {
+				return io.ErrUnexpectedEOF
 			}
 			if _, err := io.CopyN(io.Discard, r, 4); err != nil { // CRC: image/png checks the rewritten one
 				return err
