@@ -29,7 +29,10 @@ func FuzzContainers(f *testing.F) {
 
 type countingWriter int
 
-func (c *countingWriter) Write(p []byte) (int, error) { *c += countingWriter(len(p)); return len(p), nil }
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
+}
 
 // FuzzAPNG: APNG inputs, still and animated, give a thumbnail within the
 // box that decodes, or an error; never a panic. (The WebAssembly decoders
@@ -61,4 +64,3 @@ func FuzzAPNG(f *testing.F) {
 		}
 	})
 }
-
