@@ -46,16 +46,43 @@ func BenchmarkThumbnailPNG2000x2000(b *testing.B) {
 	benchGenerate(b, pngData)
 }
 
+// BenchmarkThumbnailJPEG4000x3000WebP is the same as WebP output, for
+// clients that accept it (thumbnails.preferWebp).
+func BenchmarkThumbnailJPEG4000x3000WebP(b *testing.B) {
+	jpg, _ := sources()
+	g := thumbnails.New(config.Default().Thumbnails)
+	for _, bs := range benchSpecs {
+		spec := bs.spec
+		spec.WebP = true
+		b.Run(bs.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for b.Loop() {
+				th, err := g.Generate(context.Background(), bytes.NewReader(jpg), int64(len(jpg)), spec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(th.Data)
+			}
+			b.ReportMetric(float64(size), "bytes/thumbnail")
+		})
+	}
+}
+
 func benchGenerate(b *testing.B, data []byte) {
 	g := thumbnails.New(config.Default().Thumbnails)
 	for _, bs := range benchSpecs {
 		b.Run(bs.name, func(b *testing.B) {
 			b.ReportAllocs()
+			var size int
 			for b.Loop() {
-				if _, err := g.Generate(context.Background(), bytes.NewReader(data), int64(len(data)), bs.spec); err != nil {
+				th, err := g.Generate(context.Background(), bytes.NewReader(data), int64(len(data)), bs.spec)
+				if err != nil {
 					b.Fatal(err)
 				}
+				size = len(th.Data)
 			}
+			b.ReportMetric(float64(size), "bytes/thumbnail")
 		})
 	}
 }
