@@ -1,7 +1,10 @@
 // Package thumbnails owns all image work: sniffing the format from the bytes,
 // reading dimensions and frame counts before decoding, enforcing pixel
-// limits, scaling and cropping, and encoding. An io.ReadSeeker goes in, bytes
-// come out. It imports only config from this module and does not log.
+// limits, composing animations, scaling and cropping, and encoding (JPEG,
+// PNG, GIF, WebP). An io.ReadSeeker goes in, bytes come out. Video frames and
+// audio samples come from an injected AV (thumbnails/ffmpeg); the containers
+// are read here first. It imports only config from this module and does not
+// log.
 package thumbnails
 
 import (
