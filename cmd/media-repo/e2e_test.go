@@ -94,6 +94,8 @@ func TestE2E(t *testing.T) {
 
 	t.Run("virus scanning with clamd", func(t *testing.T) { checkAntivirus(t, hs, repoBin, pngData) })
 
+	t.Run("video, audio and WebP thumbnails", func(t *testing.T) { checkFormats(t, hs, repoBin, pngData) })
+
 	t.Run("homeserver outage", func(t *testing.T) {
 		repo := startRepo(t, repoBin, hs.port, "sqlite", true)
 		proxyPort := startProxy(t, "nginx", repo.port, hs.port, true)

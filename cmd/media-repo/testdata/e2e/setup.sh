@@ -12,6 +12,7 @@ dendrite_dir="$cache/dendrite-v0.13.8"
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v caddy >/dev/null || need+=(caddy)
+command -v ffmpeg >/dev/null || need+=(ffmpeg) # video and audio thumbnails, and their inputs
 if [ ${#need[@]} -gt 0 ]; then
   echo "e2e: installing ${need[*]}"
   apt-get update -qq
