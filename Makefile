@@ -29,7 +29,8 @@ test: test-deps
 # JPEG shapes image/jpeg cannot write: progressive, other subsampling, restart markers),
 # clamav-daemon (the tests run clamd with a signature of their own), libheif's heif-enc (HEIC
 # test inputs), ffmpeg (video stills and audio waveforms, and the APNG, video and audio test
-# inputs), libwebp's img2webp (animated WebP inputs), and SeaweedFS, the
+# inputs), libwebp's img2webp (animated WebP inputs), Chromium (the console's tests drive it with
+# chromedp), and SeaweedFS, the
 # S3 server the S3 datastore is tested on (built once into ~/.cache/mediarepo-e2e, about
 # fifteen minutes the first time).
 test-deps:
@@ -38,6 +39,7 @@ test-deps:
 	@command -v heif-enc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libheif-examples >/dev/null)
 	@command -v ffmpeg >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null)
 	@command -v img2webp >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends webp >/dev/null)
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null)
 	@bash storage/s3/testdata/build-seaweedfs.sh
 
 # The fault suite: the real binary killed at every point of an upload, PostgreSQL (a

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
 	"strings"
@@ -17,35 +18,44 @@ func (s *Server) requireUser(next handlerFunc, allowGuests bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		ctx := r.Context()
-		u := &user{token: token}
-		if s.isSharedSecret(token) {
-			u.RepoAdmin = true
-		} else {
-			hs := homeserverFrom(ctx)
-			id, err := s.auth.WhoAmI(ctx, hs, token)
-			if err != nil {
-				return err
-			}
-			// A homeserver answers for its own users only: anything else would
-			// charge quotas to, or act as, a user of another tenant.
-			if !strings.EqualFold(mxid.UserServer(id.UserID), hs.Name) {
-				logFrom(ctx).WithFields(logrus.Fields{"user_id": id.UserID, "server_name": hs.Name}).
-					Warn("homeserver answered whoami with a user of another server; token refused")
-				return &Error{Status: 403, Code: "M_FORBIDDEN", Message: "This access token belongs to a user of another server"}
-			}
-			u.Identity = id
-			u.RepoAdmin = s.conf().IsAdmin(id.UserID)
-			if err := s.allow(ctx, "user:"+id.UserID); err != nil {
-				return err
-			}
+		u, err := s.authenticate(r.Context(), token)
+		if err != nil {
+			return err
 		}
-		stateFrom(ctx).user = u
+		stateFrom(r.Context()).user = u
 		if u.IsGuest && !allowGuests {
 			return errGuestForbidden()
 		}
 		return next(w, r)
 	}
+}
+
+// authenticate finds who token belongs to on the request's homeserver (or
+// that it is the shared secret).
+func (s *Server) authenticate(ctx context.Context, token string) (*user, error) {
+	u := &user{token: token}
+	if s.isSharedSecret(token) {
+		u.RepoAdmin = true
+		return u, nil
+	}
+	hs := homeserverFrom(ctx)
+	id, err := s.auth.WhoAmI(ctx, hs, token)
+	if err != nil {
+		return nil, err
+	}
+	// A homeserver answers for its own users only: anything else would
+	// charge quotas to, or act as, a user of another tenant.
+	if !strings.EqualFold(mxid.UserServer(id.UserID), hs.Name) {
+		logFrom(ctx).WithFields(logrus.Fields{"user_id": id.UserID, "server_name": hs.Name}).
+			Warn("homeserver answered whoami with a user of another server; token refused")
+		return nil, &Error{Status: 403, Code: "M_FORBIDDEN", Message: "This access token belongs to a user of another server"}
+	}
+	u.Identity = id
+	u.RepoAdmin = s.conf().IsAdmin(id.UserID)
+	if err := s.allow(ctx, "user:"+id.UserID); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // accessToken reads the Bearer token, or the deprecated access_token query

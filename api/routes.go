@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+
+	"github.com/mediarepo/mediarepo/console"
 )
 
 // access says who may call a route.
@@ -71,6 +73,9 @@ func (s *Server) routes(r *mux.Router) {
 			p := "/_matrix/client/" + v + "/logout"
 			table = append(table, route{"POST", p, public, s.handleLogout(false)}, route{"POST", p + "/all", public, s.handleLogout(true)})
 		}
+	}
+	if s.ops.console != nil {
+		r.PathPrefix(console.Prefix).Handler(s.handle(named(console.Prefix, s.handleConsole)))
 	}
 	for _, rt := range table {
 		h := named(rt.path, rt.handler)

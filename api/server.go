@@ -17,6 +17,7 @@ import (
 	"github.com/mediarepo/mediarepo/admin"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/console"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/media"
@@ -46,6 +47,9 @@ type Options struct {
 	// Admin answers the admin API (matrix-media-repo's and Synapse's); nil
 	// turns it off.
 	Admin *admin.Service
+	// Console is the operator console, served under console.Prefix; nil
+	// turns it off.
+	Console *console.Console
 	// Placeholder is served for quarantined media where the config asks;
 	// nil answers 404 instead.
 	Placeholder *thumbnails.Placeholder
@@ -86,6 +90,7 @@ type Server struct {
 // operations are the parts that serve operators, each optional.
 type operations struct {
 	admin   *admin.Service          // nil: no admin API
+	console *console.Console        // nil: no operator console
 	blocked *thumbnails.Placeholder // nil: quarantined media is a 404
 	logout  homeserver.Logouter     // nil: no logout routes
 	bus     *bus.Bus
@@ -105,7 +110,7 @@ func New(opts Options) (*Server, error) {
 		live: opts.Live, media: opts.Media, thumbs: opts.Thumbnails, auth: opts.Auth, log: opts.Log,
 		limits: opts.Limits, previews: opts.Previews, federation: opts.Federation,
 		ops: operations{
-			admin: opts.Admin, blocked: opts.Placeholder, logout: opts.Logout, bus: opts.Bus,
+			admin: opts.Admin, console: opts.Console, blocked: opts.Placeholder, logout: opts.Logout, bus: opts.Bus,
 			metrics: opts.Metrics, ready: opts.Ready,
 		},
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/console"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/homeserver/homeservertest"
@@ -281,6 +282,13 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 	apiOpts := api.Options{
 		Config: cfg, Media: svc, Thumbnails: thumbs, Log: log, Federation: st.federation, Auth: auth,
 		Admin: adminSvc, Placeholder: placeholder, Logout: client, Bus: events,
+	}
+	if cfg.Console.Enabled {
+		apiOpts.Console, err = console.New(console.Options{Admin: adminSvc, Thumbnails: thumbs, Originals: svc,
+			Config: func() *config.Config { return cfg }, Log: entry})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	if st.limiter != nil {
 		apiOpts.Limits = ratelimit.New(cfg.RateLimit, st.limiter)

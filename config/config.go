@@ -53,6 +53,8 @@ type Config struct {
 	Antivirus Antivirus `yaml:"antivirus"`
 	// FeatureSupport turns on unstable features (MSCs), matrix-media-repo's names.
 	FeatureSupport FeatureSupport `yaml:"featureSupport"`
+	// Console is the operator console in the browser.
+	Console Console `yaml:"console"`
 
 	// hosts maps a normalised homeserver name to its entry; built by Load.
 	hosts map[string]*Homeserver
@@ -593,6 +595,13 @@ type Thumbnails struct {
 	// FFmpeg makes the stills of the video/* and the waveforms of the
 	// audio/* types listed in types.
 	FFmpeg FFmpeg `yaml:"ffmpeg"`
+}
+
+// Console is the operator console, served under /_mediarepo/console/ on
+// every homeserver's Host, to its admins and the repository's.
+type Console struct {
+	// Enabled serves the console.
+	Enabled bool `yaml:"enabled"`
 }
 
 // FFmpeg is how ffmpeg runs: a process of its own per video or audio, its

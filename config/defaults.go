@@ -31,6 +31,7 @@ func Default() *Config {
 		Quarantine: Quarantine{ReplaceThumbnails: true, AllowLocalAdmins: true},
 		Archiving:  Archiving{Enabled: true, TargetBytesPerPart: 209715200},
 		Antivirus:  Antivirus{ClamdAddress: "unix:///run/clamav/clamd.ctl", TimeoutSeconds: 30},
+		Console:    Console{Enabled: true},
 		FeatureSupport: FeatureSupport{MSC2448: MSC2448{MaxWidth: 1024, MaxHeight: 1024, ThumbWidth: 64, ThumbHeight: 64,
 			XComponents: 4, YComponents: 3, Punch: 1}},
 		Metrics: Metrics{BindAddress: "127.0.0.1", Port: 9000},

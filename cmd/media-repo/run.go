@@ -23,6 +23,7 @@ import (
 	"github.com/mediarepo/mediarepo/archive"
 	"github.com/mediarepo/mediarepo/bus"
 	"github.com/mediarepo/mediarepo/config"
+	"github.com/mediarepo/mediarepo/console"
 	"github.com/mediarepo/mediarepo/federation"
 	"github.com/mediarepo/mediarepo/homeserver"
 	"github.com/mediarepo/mediarepo/importer"
@@ -227,11 +228,19 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 	if previews != nil {
 		m.closers = append(m.closers, previews)
 	}
+	var cons *console.Console
+	if cfg.Console.Enabled {
+		cons, err = console.New(console.Options{Admin: ops.admin, Thumbnails: thumbs, Originals: mediaSvc, Config: m.live.Get,
+			Log: log.WithField("part", "console")})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return api.New(api.Options{
 		Config: cfg, Live: m.live, Media: mediaSvc, Thumbnails: thumbs, Auth: hs.auth,
 		Limits: limits, Previews: previews, Federation: fed, Log: m.Log,
 		Admin: ops.admin, Placeholder: ops.placeholder, Logout: hs.client, Bus: hs.events,
-		Metrics: m.metrics, Ready: m.ready,
+		Metrics: m.metrics, Ready: m.ready, Console: cons,
 	})
 }
 

@@ -1,0 +1,97 @@
+package console
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"github.com/mediarepo/mediarepo/admin"
+)
+
+// session is a signed-in admin: who they are (checked like an admin API
+// request when they signed in), for which homeserver's Host, and the token
+// their forms must carry.
+type session struct {
+	id, csrf string
+	caller   admin.Caller
+	host     string
+	expires  time.Time
+}
+
+// sessions are the console's sign-ins, in memory: a restart signs everybody
+// out. At most maxSessions are kept; the oldest go first.
+type sessions struct {
+	mu  sync.Mutex
+	m   map[string]*session
+	now func() time.Time
+}
+
+const (
+	maxSessions = 1024
+	sessionTTL  = 8 * time.Hour
+)
+
+func newSessions(now func() time.Time) *sessions {
+	return &sessions{m: map[string]*session{}, now: now}
+}
+
+// create starts a session for caller on host.
+func (s *sessions) create(caller admin.Caller, host string) *session {
+	ses := &session{id: randomToken(), csrf: randomToken(), caller: caller, host: host, expires: s.now().Add(sessionTTL)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= maxSessions {
+		s.evictLocked()
+	}
+	s.m[ses.id] = ses
+	return ses
+}
+
+// evictLocked drops the expired sessions, or else the one closest to expiry.
+func (s *sessions) evictLocked() {
+	now := s.now()
+	var oldest *session
+	for id, ses := range s.m {
+		if now.After(ses.expires) {
+			delete(s.m, id)
+			continue
+		}
+		if oldest == nil || ses.expires.Before(oldest.expires) {
+			oldest = ses
+		}
+	}
+	if len(s.m) >= maxSessions && oldest != nil {
+		delete(s.m, oldest.id)
+	}
+}
+
+// get returns the live session id names, for host.
+func (s *sessions) get(id, host string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ses := s.m[id]
+	if ses == nil || s.now().After(ses.expires) || ses.host != host {
+		return nil
+	}
+	return ses
+}
+
+func (s *sessions) remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+// randomToken is 32 random bytes, URL-safe.
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// sameToken compares secrets in constant time.
+func sameToken(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
