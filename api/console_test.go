@@ -125,6 +125,17 @@ func TestConsoleSignIn(t *testing.T) {
 	if resp, _ := other.do(t, "GET", "/", nil); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("session of example.org on other.example: %d, want 303 to the login page", resp.StatusCode)
 	}
+	// Logging the token out of the homeserver ends its console sessions.
+	mc := newConsoleClient(ts, "example.org")
+	if resp, _ := mc.signIn(t, modToken); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("homeserver admin sign-in: %d", resp.StatusCode)
+	}
+	if resp, body := ts.do(t, "POST", "/_matrix/client/v3/logout", nil, withToken(modToken)); resp.StatusCode != 200 {
+		t.Fatalf("logout: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := mc.do(t, "GET", "/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("console after the token's logout: %d, want 303 to the login page", resp.StatusCode)
+	}
 	// Signing out ends it.
 	c.do(t, "POST", "/logout", url.Values{"csrf": {c.csrf(t)}})
 	if resp, _ := (&consoleClient{ts: ts, host: "example.org", cookies: map[string]*http.Cookie{"mediarepo_console": ck}}).do(t, "GET", "/", nil); resp.StatusCode != http.StatusSeeOther {

@@ -289,6 +289,8 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 		if err != nil {
 			t.Fatal(err)
 		}
+		events.Subscribe(bus.Token, apiOpts.Console.ForgetToken)
+		events.Subscribe(bus.User, apiOpts.Console.ForgetUser)
 	}
 	if st.limiter != nil {
 		apiOpts.Limits = ratelimit.New(cfg.RateLimit, st.limiter)

@@ -99,6 +99,17 @@ func New(o Options) (*Console, error) {
 	return c, nil
 }
 
+// ForgetToken ends the sessions signed in with the token of key
+// (homeserver.TokenKey): it was logged out.
+func (c *Console) ForgetToken(key string) {
+	c.sessions.removeWhere(func(s *session) bool { return s.tokenKey == key })
+}
+
+// ForgetUser ends userID's sessions: they logged out of every device.
+func (c *Console) ForgetUser(userID string) {
+	c.sessions.removeWhere(func(s *session) bool { return s.caller.UserID == userID })
+}
+
 // Cookie names: the session, and the login form's own CSRF token (there is
 // no session yet to hold it).
 const (

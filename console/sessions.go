@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mediarepo/mediarepo/admin"
+	"github.com/mediarepo/mediarepo/homeserver"
 )
 
 // session is a signed-in admin: who they are (checked like an admin API
@@ -17,6 +18,7 @@ type session struct {
 	id, csrf string
 	caller   admin.Caller
 	host     string
+	tokenKey string // homeserver.TokenKey of the caller's token; "" for the shared secret
 	expires  time.Time
 }
 
@@ -40,6 +42,9 @@ func newSessions(now func() time.Time) *sessions {
 // create starts a session for caller on host.
 func (s *sessions) create(caller admin.Caller, host string) *session {
 	ses := &session{id: randomToken(), csrf: randomToken(), caller: caller, host: host, expires: s.now().Add(sessionTTL)}
+	if caller.Token != "" && caller.Host != nil {
+		ses.tokenKey = homeserver.TokenKey(caller.Host, caller.Token)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= maxSessions {
@@ -76,6 +81,17 @@ func (s *sessions) get(id, host string) *session {
 		return nil
 	}
 	return ses
+}
+
+// removeWhere ends every session match picks.
+func (s *sessions) removeWhere(match func(*session) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ses := range s.m {
+		if match(ses) {
+			delete(s.m, id)
+		}
+	}
 }
 
 func (s *sessions) remove(id string) {

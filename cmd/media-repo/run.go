@@ -235,6 +235,9 @@ func (m *Main) services(ctx context.Context) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A logout anywhere ends the console sessions of that token.
+		hs.events.Subscribe(bus.Token, cons.ForgetToken)
+		hs.events.Subscribe(bus.User, cons.ForgetUser)
 	}
 	return api.New(api.Options{
 		Config: cfg, Live: m.live, Media: mediaSvc, Thumbnails: thumbs, Auth: hs.auth,
