@@ -94,6 +94,7 @@ type Homeservers interface {
 type Stores struct {
 	Media      storage.MediaStore
 	Catalog    storage.CatalogStore
+	Totals     storage.TotalsStore // the console's overview; nil leaves remote totals out
 	Moderation storage.ModerationStore
 	Purge      storage.PurgeStore
 	Tasks      storage.TaskStore

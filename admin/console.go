@@ -15,8 +15,9 @@ import (
 type Overview struct {
 	Server string
 	Local  storage.ServerUsage
-	// RemoteCount is the remote media cached for every homeserver here.
-	RemoteCount int64
+	// RemoteCount and RemoteBytes are the remote media cached for every
+	// homeserver here.
+	RemoteCount, RemoteBytes int64
 	// Days are the uploads of each of the last OverviewDays days, oldest
 	// first, counted from the newest OverviewUploads uploads.
 	Days []DayCount
@@ -48,7 +49,13 @@ func (s *Service) Overview(ctx context.Context, c Caller, server string) (*Overv
 	if o.Local, err = s.db.Catalog.ServerUsage(ctx, server); err != nil {
 		return nil, err
 	}
-	if _, o.RemoteCount, err = s.db.Catalog.FindMedia(ctx, storage.MediaFilter{NotOrigins: s.localOrigins(), Limit: 1}); err != nil {
+	remote := storage.MediaFilter{NotOrigins: s.localOrigins(), Limit: 1}
+	if s.db.Totals != nil {
+		o.RemoteCount, o.RemoteBytes, err = s.db.Totals.MediaTotals(ctx, remote)
+	} else {
+		_, o.RemoteCount, err = s.db.Catalog.FindMedia(ctx, remote)
+	}
+	if err != nil {
 		return nil, err
 	}
 	now := s.now().UTC()

@@ -117,6 +117,7 @@ type metaStore interface {
 	storage.LeaseStore
 	storage.ExportStore
 	storage.TransferStore
+	storage.TotalsStore
 	storage.Locker
 	storage.BlurhashStore
 }
@@ -268,7 +269,7 @@ func mustWire(t testing.TB, st *stack, meta *countingMeta, blobs *disk.Store, lo
 	}
 	runner.Sweep()
 	adminSvc, err := admin.New(admin.Options{
-		Config: cfg, Stores: admin.Stores{Media: meta, Catalog: meta, Moderation: meta, Purge: meta, Tasks: meta}, Blobs: stores,
+		Config: cfg, Stores: admin.Stores{Media: meta, Catalog: meta, Totals: meta, Moderation: meta, Purge: meta, Tasks: meta}, Blobs: stores,
 		Homeservers: adminCalls{admins: admins, Client: client}, Bus: events, Log: entry, Archives: archives, Transfers: transfers,
 		Rescans: rescans,
 	})

@@ -124,6 +124,13 @@ type CatalogStore interface {
 	Estimate(ctx context.Context, datastoreID string, idleSince time.Time) (Estimate, error)
 }
 
+// TotalsStore adds up media.
+type TotalsStore interface {
+	// MediaTotals counts the media f selects (its order and page aside) and
+	// adds up their sizes.
+	MediaTotals(ctx context.Context, f MediaFilter) (count, bytes int64, err error)
+}
+
 // ModerationStore quarantines bytes and protects media.
 type ModerationStore interface {
 	// Quarantine marks the bytes sums quarantined by by, for media of origin

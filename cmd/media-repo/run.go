@@ -395,7 +395,7 @@ func (m *Main) operations(hs homeserverParts, log *logrus.Entry) (operationsPart
 	adminSvc, err := admin.New(admin.Options{
 		Config: cfg, Live: m.live, Blobs: m.blobs, Bus: hs.events, Log: log, Observer: m.metrics, Archives: archives,
 		Transfers: transfers, Rescans: rescans,
-		Stores:      admin.Stores{Media: m.db, Catalog: m.db, Moderation: m.db, Purge: m.db, Tasks: m.db},
+		Stores:      admin.Stores{Media: m.db, Catalog: m.db, Totals: m.db, Moderation: m.db, Purge: m.db, Tasks: m.db},
 		Homeservers: homeserverCalls{admins: hs.admins, Client: hs.client},
 	})
 	if err != nil {

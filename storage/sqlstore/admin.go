@@ -14,6 +14,7 @@ import (
 
 var (
 	_ storage.CatalogStore    = (*Store)(nil)
+	_ storage.TotalsStore     = (*Store)(nil)
 	_ storage.ModerationStore = (*Store)(nil)
 	_ storage.PurgeStore      = (*Store)(nil)
 	_ storage.TaskStore       = (*Store)(nil)
@@ -280,6 +281,16 @@ var statsOrder = map[storage.StatsOrder]string{
 
 // likeEscape makes s match itself only in a LIKE pattern with ESCAPE '\'.
 var likeEscape = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// MediaTotals implements storage.TotalsStore.
+func (s *Store) MediaTotals(ctx context.Context, f storage.MediaFilter) (count, bytes int64, err error) {
+	defer s.classify(&err)
+	where, args := s.a.filterSQL(f)
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(m.size_bytes), 0)"+mediaFrom+where, args...).Scan(&count, &bytes); err != nil {
+		return 0, 0, fmt.Errorf("media totals: %w", err)
+	}
+	return count, bytes, nil
+}
 
 // UserStats implements storage.CatalogStore.
 func (s *Store) UserStats(ctx context.Context, f storage.StatsFilter) (_ []storage.UserStats, _ int64, err error) {

@@ -28,6 +28,7 @@ type AdminStores struct {
 	Access       storage.AccessStore
 	Exports      storage.ExportStore
 	Transfer     storage.TransferStore
+	Totals       storage.TotalsStore
 }
 
 // RunAdminStores checks the catalog, moderation, purge, task, lease and
@@ -38,6 +39,7 @@ func RunAdminStores(t *testing.T, open func(t *testing.T) AdminStores) {
 		{"find media ordered and paged", adminFindPaged},
 		{"user statistics", adminUserStats},
 		{"server usage", adminServerUsage},
+		{"media totals by filter", adminMediaTotals},
 		{"datastore estimate counts idle media and thumbnails", adminEstimate},
 		{"quarantine is of bytes, across media", adminQuarantineByHash},
 		{"quarantined bytes cannot be stored again", adminQuarantinedUpload},
@@ -239,6 +241,29 @@ func adminServerUsage(t *testing.T, s AdminStores) {
 	}
 	if u, _ := s.Catalog.ServerUsage(ctx, "nobody.org"); u != (storage.ServerUsage{}) {
 		t.Errorf("usage of an unknown server = %+v, want zeros", u)
+	}
+}
+
+func adminMediaTotals(t *testing.T, s AdminStores) {
+	ctx := context.Background()
+	put(t, s.Media, "example.org", "a", "@alice:example.org", "a", 10, time.Now())
+	put(t, s.Media, "example.org", "b", "", "b", 5, time.Now())
+	put(t, s.Media, "remote.org", "c", "", "c", 99, time.Now())
+	put(t, s.Media, "far.org", "d", "", "d", 1, time.Now())
+	for _, tc := range []struct {
+		f            storage.MediaFilter
+		count, bytes int64
+	}{
+		{storage.MediaFilter{}, 4, 115},
+		{storage.MediaFilter{NotOrigins: []string{"example.org"}}, 2, 100},
+		{storage.MediaFilter{Origins: []string{"example.org"}, Limit: 1}, 2, 15}, // the page does not count
+		{storage.MediaFilter{UserID: "@alice:example.org"}, 1, 10},
+		{storage.MediaFilter{Origins: []string{"nobody.org"}}, 0, 0},
+	} {
+		count, bytes, err := s.Totals.MediaTotals(ctx, tc.f)
+		if err != nil || count != tc.count || bytes != tc.bytes {
+			t.Errorf("MediaTotals(%+v) = %d, %d, %v; want %d, %d", tc.f, count, bytes, err, tc.count, tc.bytes)
+		}
 	}
 }
 

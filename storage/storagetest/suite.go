@@ -25,6 +25,7 @@ func RunMetadataStores[S interface {
 	storage.AccessStore
 	storage.ExportStore
 	storage.TransferStore
+	storage.TotalsStore
 }](t *testing.T, open func(t *testing.T) S) {
 	t.Run("media", func(t *testing.T) {
 		RunMediaStore(t, func(t *testing.T) storage.MediaStore { return open(t) })
@@ -44,7 +45,7 @@ func RunMetadataStores[S interface {
 	t.Run("admin", func(t *testing.T) {
 		RunAdminStores(t, func(t *testing.T) AdminStores {
 			s := open(t)
-			return AdminStores{Media: s, Thumbs: s, Reservations: s, Catalog: s, Moderation: s, Purge: s, Tasks: s, Leases: s, Access: s, Exports: s, Transfer: s}
+			return AdminStores{Media: s, Thumbs: s, Reservations: s, Catalog: s, Moderation: s, Purge: s, Tasks: s, Leases: s, Access: s, Exports: s, Transfer: s, Totals: s}
 		})
 	})
 	t.Run("retention", func(t *testing.T) {
