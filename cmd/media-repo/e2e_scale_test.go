@@ -107,6 +107,8 @@ func checkScaleOut(t *testing.T, hs *dendrite, bin string) {
 	t.Run("60 first thumbnails over three instances: one generation per size", func(t *testing.T) { s.checkThumbnails(t) })
 	t.Run("50 first downloads of remote media over three instances: one fetch", func(t *testing.T) { s.checkRemoteOnce(t) })
 	t.Run("logout on one instance refused on the others", func(t *testing.T) { s.checkLogout(t) })
+	// nginx keeps a client on one instance for the console (docs/nginx.conf).
+	t.Run("operator console behind three instances", func(t *testing.T) { checkConsole(t, s.client) })
 	t.Run("60 concurrent uploads over three instances: unique IDs", func(t *testing.T) { s.checkUniqueIDs(t) })
 	t.Run("an instance killed with kill -9 mid-upload", func(t *testing.T) { s.checkKill(t) })
 	t.Run("S3 stopped, then restarted", func(t *testing.T) { s.checkS3Outage(t) })

@@ -84,6 +84,9 @@ func TestE2E(t *testing.T) {
 			t.Run("client-sent X-Forwarded-Host cannot pick a tenant", func(t *testing.T) { checkForwardedHost(t, c, pngData) })
 			t.Run("logged-out token refused", func(t *testing.T) { checkLogout(t, c) })
 			t.Run("homeserver admin quarantines and purges", func(t *testing.T) { checkAdmin(t, c, pngData) })
+			if sc.proxy == "nginx" { // docs/nginx.conf routes the console
+				t.Run("operator console", func(t *testing.T) { checkConsole(t, c) })
+			}
 			t.Run("SIGHUP reloads the config", func(t *testing.T) { checkReload(t, c, repo) })
 		})
 	}
