@@ -91,8 +91,8 @@ func TestConsoleSignIn(t *testing.T) {
 
 	for name, token := range map[string]string{"user": bobToken, "unknown token": "nope", "empty": ""} {
 		resp, page := newConsoleClient(ts, "example.org").signIn(t, token)
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Refused") {
-			t.Errorf("%s: %d, want 403 and a refusal on the page", name, resp.StatusCode)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Refused") || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+			t.Errorf("%s: %d %q, want 403 and a refusal on an HTML page", name, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
 	// Without the login form's CSRF token.

@@ -125,6 +125,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request, env Env) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	// Pages by default, set before any status is written; the stylesheet
+	// and images set their own.
+	h.Set("Content-Type", "text/html; charset=utf-8")
 	path := strings.TrimPrefix(r.URL.Path, Prefix)
 	if path == "" {
 		http.Redirect(w, r, Prefix+"/", http.StatusFound)
@@ -267,7 +270,6 @@ func (c *Console) show(w http.ResponseWriter, ses *session, name, title string, 
 }
 
 func (c *Console) render(w http.ResponseWriter, name string, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := c.pages[name].Execute(w, data); err != nil {
 		c.o.Log.WithError(err).WithField("page", name).Warn("console page not rendered")
 	}
