@@ -334,15 +334,14 @@ func withHost(h string) reqOpt { return func(r *http.Request) { r.Host = h } }
 // ffmpegFor is the real ffmpeg for a config that thumbnails video or audio
 // and names a binary that exists, as run.go does.
 func ffmpegFor(cfg *config.Config) []thumbnails.Option {
-	for _, typ := range cfg.Thumbnails.Types {
-		if strings.HasPrefix(typ, "video/") || strings.HasPrefix(typ, "audio/") {
-			if r, err := ffmpeg.New(cfg.Thumbnails.FFmpeg); err == nil {
-				return []thumbnails.Option{thumbnails.WithAV(r)}
-			}
-			return nil
-		}
+	if len(thumbnails.AVTypes(cfg.Thumbnails.Types)) == 0 {
+		return nil
 	}
-	return nil
+	r, err := ffmpeg.New(cfg.Thumbnails.FFmpeg)
+	if err != nil {
+		return nil // a test of the missing binary
+	}
+	return []thumbnails.Option{thumbnails.WithAV(r)}
 }
 
 func withHeader(k, v string) reqOpt {

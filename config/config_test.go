@@ -222,6 +222,18 @@ datastores: [{type: file, id: a, forKinds: [all], opts: {path: /tmp/x}}]
 				`thumbnails.pregenerate[1].method: "zoom" is not scale or crop`,
 			},
 		},
+		"WebP quality and ffmpeg limits": {
+			yaml: minimal + `thumbnails:
+  webpQuality: 0
+  ffmpeg: {path: "", timeoutSeconds: 0, memoryBytes: 1000}
+`,
+			wantErrs: []string{
+				"thumbnails.webpQuality: must be 1-100",
+				"thumbnails.ffmpeg.path: must not be empty",
+				"thumbnails.ffmpeg.timeoutSeconds: must be at least 1",
+				"thumbnails.ffmpeg.memoryBytes: ffmpeg needs at least 67108864 (64 MiB)",
+			},
+		},
 		"wrong type names line": {
 			yaml:     "repo:\n  port: lots\n" + minimal,
 			wantErrs: []string{"m.yaml: yaml: unmarshal errors:\n  line 2: cannot unmarshal !!str `lots` into int"},

@@ -314,10 +314,13 @@ func (t *Thumbnails) validate(path string) []error {
 	if f.Path == "" {
 		errs = append(errs, fmt.Errorf("%s.ffmpeg.path: must not be empty", path))
 	}
-	for k, v := range map[string]int64{"timeoutSeconds": int64(f.TimeoutSeconds), "cpuSeconds": int64(f.CPUSeconds),
-		"memoryBytes": f.MemoryBytes, "maxAudioSeconds": int64(f.MaxAudioSeconds)} {
-		if v < 1 {
-			errs = append(errs, fmt.Errorf("%s.ffmpeg.%s: must be at least 1", path, k))
+	for _, kv := range []struct {
+		key   string
+		value int64
+	}{{"timeoutSeconds", int64(f.TimeoutSeconds)}, {"cpuSeconds", int64(f.CPUSeconds)},
+		{"memoryBytes", f.MemoryBytes}, {"maxAudioSeconds", int64(f.MaxAudioSeconds)}} {
+		if kv.value < 1 { // in a fixed order: the operator reads them top to bottom
+			errs = append(errs, fmt.Errorf("%s.ffmpeg.%s: must be at least 1", path, kv.key))
 		}
 	}
 	if f.MemoryBytes > 0 && f.MemoryBytes < 64<<20 {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/sirupsen/logrus"
 
 	"github.com/mediarepo/mediarepo/admin"
@@ -84,7 +85,7 @@ func New(o Options) (*Console, error) {
 		o.Now = time.Now
 	}
 	c := &Console{o: o, sessions: newSessions(o.Now), pages: map[string]*template.Template{}}
-	funcs := template.FuncMap{"bytes": humanBytes, "mxc": func(m storage.Media) string { return "mxc://" + m.Origin + "/" + m.MediaID },
+	funcs := template.FuncMap{"bytes": func(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }, "mxc": func(m storage.Media) string { return "mxc://" + m.Origin + "/" + m.MediaID },
 		"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }, "prefix": func() string { return Prefix },
 		"args": func(csrf string, m *storage.Media, action, label string) map[string]any {
 			return map[string]any{"CSRF": csrf, "M": m, "Action": action, "Label": label}
@@ -301,18 +302,4 @@ func message(err error) string {
 		return ae.Msg
 	}
 	return "something went wrong; the server's log has the details"
-}
-
-// humanBytes writes n bytes as KiB, MiB, GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -3,7 +3,6 @@ package console
 import (
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"sync"
 	"time"
 
@@ -100,12 +99,8 @@ func (s *sessions) remove(id string) {
 	delete(s.m, id)
 }
 
-// randomToken is 32 random bytes, URL-safe.
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+// randomToken is 128 random bits, as text.
+func randomToken() string { return rand.Text() }
 
 // sameToken compares secrets in constant time.
 func sameToken(a, b string) bool {

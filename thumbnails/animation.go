@@ -134,13 +134,10 @@ func (g *Generator) animated(ctx context.Context, src io.Reader, info imageInfo,
 	return th, nil
 }
 
-// toNRGBA converts m, as the resize and encoders want it.
+// toNRGBA is m as the resize and encoders want it, converted only if need be.
 func toNRGBA(m image.Image) *image.NRGBA {
 	if n, ok := m.(*image.NRGBA); ok {
 		return n
 	}
-	b := m.Bounds()
-	n := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(n, n.Rect, m, b.Min, draw.Src)
-	return n
+	return imaging.Clone(m)
 }

@@ -10,6 +10,8 @@ import (
 	"image/draw"
 	"image/png"
 	"io"
+
+	"github.com/disintegration/imaging"
 )
 
 // APNG: a PNG whose fcTL chunks describe frames, the first one's pixels in
@@ -56,7 +58,7 @@ func composeAPNG(r io.Reader, limit int64, fn func(frame) bool) error {
 			return false, errors.New("apng: frame before IHDR")
 		}
 		if f.dispose == 2 {
-			saved = cloneNRGBA(canvas)
+			saved = imaging.Clone(canvas)
 		}
 		op := draw.Over
 		if f.blend == 0 {
@@ -197,10 +199,4 @@ func writeChunk(w *bytes.Buffer, typ string, data []byte) {
 	w.Write(data)
 	binary.BigEndian.PutUint32(n[:], crc.Sum32())
 	w.Write(n[:])
-}
-
-func cloneNRGBA(m *image.NRGBA) *image.NRGBA {
-	c := *m
-	c.Pix = bytes.Clone(m.Pix)
-	return &c
 }

@@ -36,6 +36,17 @@ type Option func(*Generator)
 // WithAV lets the Generator thumbnail video and audio through av.
 func WithAV(av AV) Option { return func(g *Generator) { g.av = av } }
 
+// AVTypes are the video and audio types among types: those an AV decodes.
+func AVTypes(types []string) []string {
+	var out []string
+	for _, t := range types {
+		if isVideo(t) || isAudio(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func isVideo(format string) bool { return strings.HasPrefix(format, "video/") }
 func isAudio(format string) bool { return strings.HasPrefix(format, "audio/") }
 

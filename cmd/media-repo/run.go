@@ -260,12 +260,7 @@ func blurhasher(cfg config.MSC2448, thumbs *thumbnailer.Service) func(context.Co
 // start-up, not fatal: those types then get no thumbnail.
 func (m *Main) thumbnailGenerator(ctx context.Context, log *logrus.Entry) *thumbnails.Generator {
 	cfg := m.Config.Thumbnails
-	var av []string
-	for _, t := range cfg.Types {
-		if strings.HasPrefix(t, "video/") || strings.HasPrefix(t, "audio/") {
-			av = append(av, t)
-		}
-	}
+	av := thumbnails.AVTypes(cfg.Types)
 	if len(av) == 0 {
 		return thumbnails.New(cfg)
 	}
