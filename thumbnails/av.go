@@ -81,15 +81,10 @@ func mpegAudioFrame(b []byte) bool {
 }
 
 // videoInput is how a video is handed to the decoder: MP4 and QuickTime
-// with their index first, others as they are.
-func videoInput(src io.ReadSeeker, size int64, format string) (func(io.Writer) error, error) {
-	switch format {
-	case "video/mp4", "video/quicktime":
-		v, err := readMP4(src, size)
-		if err != nil {
-			return nil, err
-		}
-		return func(w io.Writer) error { return v.stream(src, w) }, nil
+// with their index first (as inspect read it), others as they are.
+func videoInput(src io.ReadSeeker, info imageInfo) func(io.Writer) error {
+	if info.mp4 != nil {
+		return func(w io.Writer) error { return info.mp4.stream(src, w) }
 	}
 	return func(w io.Writer) error {
 		if _, err := src.Seek(0, io.SeekStart); err != nil {
@@ -97,15 +92,12 @@ func videoInput(src io.ReadSeeker, size int64, format string) (func(io.Writer) e
 		}
 		_, err := io.Copy(w, src)
 		return err
-	}, nil
+	}
 }
 
 // videoFrame decodes the first frame of a video into an image, at 1/scale.
-func (g *Generator) videoFrame(ctx context.Context, src io.ReadSeeker, info imageInfo, size int64, scale int) (image.Image, error) {
-	input, err := videoInput(src, size, info.format)
-	if err != nil {
-		return nil, err
-	}
+func (g *Generator) videoFrame(ctx context.Context, src io.ReadSeeker, info imageInfo, scale int) (image.Image, error) {
+	input := videoInput(src, info)
 	// A PNG of the frame is at most its RGBA pixels plus a little; the
 	// decoder may have turned it (rotation metadata), which keeps the count.
 	maxBytes := 4*int64(info.width)*int64(info.height) + 1<<20

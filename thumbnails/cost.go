@@ -80,9 +80,13 @@ func decodeCost(info imageInfo, size int64, scale int, allFrames bool) int64 {
 		perPixel = 10 // up to RGBA64, plus the strips read whole
 	case "video/mp4", "video/quicktime", "video/webm", "video/x-matroska":
 		// The decoder runs in a process of its own, bounded by its own
-		// limits; here, the PNG it writes (at most 4 bytes a pixel) and
-		// that PNG decoded at 1/scale.
-		return int64(px*4 + px*4/float64(scale*scale) + fixedWorkBytes)
+		// limits; here, an MP4's index (held to be sent first), the PNG it
+		// writes (at most 4 bytes a pixel) and that PNG decoded at 1/scale.
+		var index float64
+		if info.mp4 != nil {
+			index = 2 * float64(len(info.mp4.moov)) // and its shifted copy
+		}
+		return int64(index + px*4 + px*4/float64(scale*scale) + fixedWorkBytes)
 	case "audio/mpeg", "audio/ogg", "audio/wav", "audio/flac":
 		// A peak per 10 ms and the waveform, drawn at most as large as the
 		// largest thumbnail size.

@@ -62,7 +62,7 @@ func (g *Generator) decodeStill(ctx context.Context, src io.ReadSeeker, info ima
 	case "image/avif":
 		img, err = avif.Decode(bufio.NewReader(src)) // libavif and dav1d in WebAssembly (wazero)
 	case "video/mp4", "video/quicktime", "video/webm", "video/x-matroska":
-		img, err = g.videoFrame(ctx, src, info, size, scale)
+		img, err = g.videoFrame(ctx, src, info, scale)
 		if err != nil {
 			return nil, 0, avError(ctx, err)
 		}

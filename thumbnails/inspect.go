@@ -24,6 +24,7 @@ type imageInfo struct {
 	frames        int64 // 1 for stills
 	framePixels   int64 // sum of every frame's own width x height (GIF, WebP)
 	layout        layout
+	mp4           *mp4Video // MP4 and QuickTime: the header read, moov held for the decoder
 }
 
 // sniff names the image format from its first bytes, or returns "".
@@ -114,10 +115,9 @@ func inspect(r io.ReadSeeker) (imageInfo, error) {
 		cfg.Width, cfg.Height, err = bmffDimensions(br)
 	case "video/mp4", "video/quicktime":
 		var size int64
-		var v *mp4Video
 		if size, err = r.Seek(0, io.SeekEnd); err == nil {
-			if v, err = readMP4(r, size); err == nil {
-				cfg.Width, cfg.Height = v.width, v.height
+			if info.mp4, err = readMP4(r, size); err == nil {
+				cfg.Width, cfg.Height = info.mp4.width, info.mp4.height
 			}
 		}
 	case "video/webm", "video/x-matroska":
