@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mediarepo/mediarepo/config"
 	"github.com/mediarepo/mediarepo/console"
 )
 
@@ -239,4 +240,10 @@ func TestConsoleActs(t *testing.T) {
 			t.Errorf("tasks for a repository admin: %d", resp.StatusCode)
 		}
 	})
+}
+
+func TestConsoleOff(t *testing.T) {
+	ts := newTestServer(t, "sqlite", func(c *config.Config) { c.Console.Enabled = false })
+	resp, body := ts.do(t, "GET", console.Prefix+"/login", nil)
+	wantError(t, resp, body, 404, "M_UNRECOGNIZED")
 }
